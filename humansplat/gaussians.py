@@ -137,6 +137,9 @@ class Gaussians:
         """Apply a rigid rotation R [3,3] (and translation t [3]) to positions and rotations."""
         from .render.projection import quat_multiply, rotmat_to_quat  # shared math
 
+        if self.sh is not None and self.sh.shape[1] > 1:
+            # Higher SH bands would need a Wigner rotation; no caller needs it yet.
+            raise ValueError("transformed() supports RGB/SH0 Gaussians; call with_rgb() first")
         means = self.means @ R.T + (0 if t is None else t)
         q = quat_multiply(rotmat_to_quat(R)[None].expand_as(self.quats), self.quats)
         return replace(self, means=means, quats=torch.nn.functional.normalize(q, dim=-1))
