@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -40,6 +38,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
+
+from common import machine_info, write_result  # noqa: E402
 
 IMAGE, K_WIN, N_VIEWS = 512, 2, 4
 PAPER_GRID, ANNY_VERTS, SMPL_VERTS = 64, 13_718, 6_890
@@ -123,18 +124,6 @@ def _measure(method: str, grid: int, n_body: int, repeats: int, device: str,
             "threads": torch.get_num_threads(), **extra}
 
 
-def _machine(device: str) -> dict:
-    import torch
-
-    d = {"platform": platform.platform(), "processor": platform.processor() or
-         platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-         "torch": torch.__version__, "device": device,
-         "loadavg_1min_at_start": os.getloadavg()[0]}
-    if device == "cuda":
-        d["gpu"] = torch.cuda.get_device_name(0)
-    return d
-
-
 def _slope(rows: list[dict], key: str = "total_s") -> float | None:
     """Log-log slope of time vs L_F (1 = linear, 2 = quadratic)."""
     pts = [(math.log(r["L_F"]), math.log(r[key])) for r in rows if r.get(key)]
@@ -169,7 +158,7 @@ def main(argv=None) -> dict:
               f"(prep {r['prep_s'] * 1e3:7.1f})  peak +{r['peak_mem_mb']:8.1f} MB", flush=True)
         return r
 
-    result = {"machine": _machine(args.device), "k_win": K_WIN, "image": IMAGE,
+    result = {"machine": machine_info(args.device), "k_win": K_WIN, "image": IMAGE,
               "views": N_VIEWS, "repeats": args.repeats, "threads_arg": args.threads}
     print("paper scale (4 views x 64x64 tokens, K_win = 2, d = 512, 8 heads)")
     paper = []
@@ -223,9 +212,8 @@ def main(argv=None) -> dict:
                       f"{dn['total_s'] * 1e3:.0f} | " if dn else
                       f"| {r['grid']} | {r['L_F']} | {r['L_H']} | - | ", end="")
                 print(f"{r['total_s'] * 1e3:.0f} | {r['total_s'] / r['L_F'] * 1e6:.2f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    print()
+    write_result(result, args.out)
     return result
 
 

@@ -7,9 +7,6 @@ video encoding, OBJ export at Anny's size. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -20,9 +17,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from humansplat.gaussians import Gaussians  # noqa: E402
 from humansplat.io import images, mesh, splat_files, video  # noqa: E402
+from common import machine_info, write_result  # noqa: E402
 
 
 def _gaussians(n: int, sh_degree: int | None) -> Gaussians:
@@ -97,18 +96,13 @@ def main() -> None:
         rows.append(("load_obj same", _time(lambda: mesh.load_obj(obj), args.repeats),
                      obj.stat().st_size))
 
-    machine = {"platform": platform.platform(), "python": platform.python_version(),
-               "cpu_count": os.cpu_count(), "torch": torch.__version__, "device": "cpu",
-               "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    machine = machine_info("cpu")
     print(f"{'operation':44s} {'median s':>9s} {'min s':>8s} {'bytes':>11s}")
     for name, t, size in rows:
         print(f"{name:44s} {t['median_s']:9.4f} {t['min_s']:8.4f} {size:11d}")
     print(f"machine: {machine}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": [
-        {"operation": n, **t, "bytes": s} for n, t, s in rows]}, indent=2))
-    print(f"wrote {out}")
+    write_result({"machine": machine, "results": [
+        {"operation": n, **t, "bytes": s} for n, t, s in rows]}, args.out)
 
 
 if __name__ == "__main__":

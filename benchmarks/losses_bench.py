@@ -10,9 +10,6 @@ LPIPS-VGG runs with random weights written to a temporary folder (same cost as t
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,10 +19,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from humansplat.eval.metrics import psnr, ssim  # noqa: E402
 from humansplat.train import losses as L  # noqa: E402
 from humansplat.train.perceptual import LPIPSVGG, EfficientNetLite0Perceptual  # noqa: E402
+from common import machine_info, write_result  # noqa: E402
 
 
 def _time(fn, repeats: int, device: torch.device) -> dict:
@@ -171,19 +170,9 @@ def main() -> None:
     add("psnr 4x512^2", lambda: psnr(a, b), size=512)
     add("ssim 4x512^2", lambda: ssim(a, b), size=512)
 
-    machine = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "load_avg_1min": os.getloadavg()[0],
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
-    print(f"machine: {machine}\nwrote {out}")
+    machine = machine_info(str(dev))
+    print(f"machine: {machine}")
+    write_result({"machine": machine, "results": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -32,6 +30,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
+
+from common import machine_info, write_result  # noqa: E402
 
 N_BODY = 13_718
 
@@ -108,14 +109,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
 
-    import torch
 
-    machine = {"platform": platform.platform(), "processor": platform.processor() or
-               platform.machine(), "cpu_count": os.cpu_count(),
-               "python": platform.python_version(), "torch": torch.__version__,
-               "device": args.device, "loadavg_1min_at_start": os.getloadavg()[0]}
-    if args.device == "cuda":
-        machine["gpu"] = torch.cuda.get_device_name(0)
+    machine = machine_info(args.device)
     pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"),
                                   max_tasks_per_child=1)
     rows = []
@@ -135,10 +130,8 @@ def main(argv=None) -> list[dict]:
         print(f"| {r['preset']} | {r['mode']} | {r['params_m']} | {r['view_tokens']} | "
               f"{r['body_tokens']} | {r['gaussians']} | {r['seconds'] * 1e3:.0f} | "
               f"{r['peak_mem_mb']:.0f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": machine, "threads_arg": args.threads,
-                                          "results": rows}, indent=2))
-    print(f"\nwrote {args.out}")
+    print()
+    write_result({"machine": machine, "threads_arg": args.threads, "results": rows}, args.out)
     return rows
 
 

@@ -15,9 +15,7 @@ on the astronaut photo, which flatters model 0 slightly at the silhouette edge.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +26,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from skimage import data as skdata  # noqa: E402
 
@@ -35,6 +34,7 @@ from humansplat.errors import NoPersonError  # noqa: E402
 from humansplat.prior.landmarks import MediapipePose  # noqa: E402
 from humansplat.prior.preprocess import _Square, _warp_to_square, preprocess  # noqa: E402
 from humansplat.prior.segmentation import MediapipeSegmenter  # noqa: E402
+from common import machine_info, write_result  # noqa: E402
 
 BACKGROUNDS = ("plain", "grass", "gravel", "brick", "coffee", "chelsea")  # cup, cat: "person"-like
 # (canvas H, W, cut-out scale, paste x): portrait, landscape, half size, square, quarter size,
@@ -48,22 +48,6 @@ LAYOUTS = (
     (1200, 1600, 0.25, 300),
     (700, 900, 1.0, 380),
 )
-
-
-def _machine() -> dict:
-    import torch
-    import mediapipe
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "mediapipe": mediapipe.__version__,
-        "device": "cpu",
-        "loadavg_1min_at_start": os.getloadavg()[0],
-    }
 
 
 def _cutout(seg: MediapipeSegmenter) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +168,10 @@ def main() -> None:
 
     seg, pose = MediapipeSegmenter(0), MediapipePose()
     cut = _cutout(seg)
-    result = {"machine": _machine(), "timings": timings(args.repeats, seg, pose, cut)}
+    import mediapipe
+
+    result = {"machine": machine_info("cpu", mediapipe=mediapipe.__version__),
+              "timings": timings(args.repeats, seg, pose, cut)}
 
     print(f"{'photo':<22}{'segmentation':>14}{'landmarks':>12}{'preprocess':>12}   "
           f"(median s of {args.repeats}; preprocess: seg {'+'} pose inside)")
@@ -199,10 +186,8 @@ def main() -> None:
         for k, v in q["summary_mean"].items():
             print(f"  {k:<36}{v:.3f}")
     result["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {out}")
+    print()
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,10 +46,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from humansplat.cameras import orbit_cameras  # noqa: E402
 from humansplat.render import rasterize  # noqa: E402
 from humansplat.render.projection import rotmat_to_quat  # noqa: E402
+from common import machine_info, write_result  # noqa: E402
 
 # (centre xyz, semi-axes xyz) of the ellipsoids of an A-posed person, metres, +y up, facing +z
 _PARTS = [
@@ -122,25 +123,6 @@ def human_scene(n: int, seed: int = 0, feature_dim: int = 3):
     opacities = 0.6 + 0.4 * torch.rand(n, generator=g)
     colors = torch.rand(n, feature_dim, generator=g)
     return means, quats, scales, opacities, colors
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _machine() -> dict:
-    return {"platform": platform.platform(), "processor": _cpu_model(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
 def _rss_mb() -> float:
@@ -255,11 +237,8 @@ def main() -> None:
                   f"fwd+bwd {r['fwd_bwd_s'] * 1e3:8.1f} ms  peak {r['peak_mem_mb']:7.1f} MB  "
                   f"cover {r['coverage']:.2f}  isects {r['n_isects']}  "
                   f"max/tile {r['max_per_tile']}  load {load:.1f}", flush=True)
-    out = {"benchmark": "render", "machine": _machine(), "results": rows}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    machine = machine_info("cuda" if torch.cuda.is_available() else "cpu")
+    write_result({"benchmark": "render", "machine": machine, "results": rows}, args.out)
 
 
 if __name__ == "__main__":
