@@ -1,6 +1,7 @@
 """View-synthesizer timings: one function per synthesizer, one table, one JSON file.
 
-    python benchmarks/synth.py [--only sv3d] [--steps 6] [--threads N] [--out PATH]
+    python benchmarks/synth.py [--only sv3d projection] [--steps 6] [--threads N]
+                               [--repeats 7] [--out PATH]
 
 sv3d: the full SV3D sampler (CLIP + VAE conditioning, EDM Euler steps with triangular CFG,
 batched cond/uncond, chunked preview decoding) on the tiny random config of
@@ -9,6 +10,9 @@ per-step time = median gap between consecutive progress callbacks. On CUDA it al
 real-size UNet (1.53 B parameters, random weights, fp16) for one CFG step (batch 2) at 576 px
 (72x72 latents) with 4 and 21 frames.
 
+projection: the offline projection synthesizer on a textured Anny body (needs the Anny
+cache), whole call at 256 and 512 px, and its prior Gaussians alone; see ``bench_projection``.
+
 To add a synthesizer, write ``bench_<name>(args) -> list[dict]`` and register it in
 ``BENCHMARKS``; rows share the keys of ``COLUMNS``.
 """
@@ -16,9 +20,6 @@ To add a synthesizer, write ``bench_<name>(args) -> list[dict]`` and register it
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,23 +28,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
+
+from common import machine_info, write_result  # noqa: E402
 
 COLUMNS = ("synthesizer", "config", "device", "dtype", "frames", "resolution", "step_ms",
            "total_s", "notes")
-
-
-def machine() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available()}
-    try:
-        info["loadavg_1min"] = os.getloadavg()[0]  # the CPU is shared: say how busy it was
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def _sv3d_input(size: int):
@@ -106,7 +96,46 @@ def bench_sv3d(args) -> list[dict]:
     return rows
 
 
-BENCHMARKS = {"sv3d": bench_sv3d}
+def bench_projection(args) -> list[dict]:
+    """The offline projection synthesizer on a textured Anny body (the frontal case of
+    ``benchmarks/synth_quality.py``): the whole call (texture the body from the input view,
+    fill, render the 3 other orthogonal views; the input view is the photo) at 256 and 512
+    px, ``--repeats`` runs after a warm-up; also ``prior_gaussians`` alone. Wall time is
+    reported as median (min); CPU time as the median of the process CPU time (on shared
+    cores, wall time includes waiting for other processes)."""
+    from benchmarks.synth_quality import make_case
+    from humansplat.prior.body import AnnyBody
+    from humansplat.synth.projection import ProjectionSynthesizer
+
+    model = AnnyBody()
+    rows = []
+    for size, threads in ((256, 1), (512, 1), (256, 2)):
+        case = make_case(model, size)
+        syn = ProjectionSynthesizer(model, num_threads=threads)
+        syn(case.inp)  # warm-up: symmetry map, edge cache
+        jobs = [("4 views", lambda s=syn, c=case: s(c.inp))]
+        if threads == 1:
+            jobs.append(("prior_gaussians", lambda s=syn, c=case: s.prior_gaussians(c.inp)))
+        for what, fn in jobs:
+            walls, cpus = [], []
+            for _ in range(args.repeats):
+                c0, t0 = time.process_time(), time.perf_counter()
+                out = fn()
+                walls.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+            notes = (f"median of {args.repeats} (min {min(walls):.2f} s), CPU "
+                     f"{statistics.median(cpus):.2f} s, {threads} torch thread(s)")
+            if what == "4 views":
+                notes += (f"; last run: texture {out.info['seconds_texture']:.2f} s, render "
+                          f"{out.info['seconds_render']:.2f} s")
+            rows.append(dict(synthesizer="projection", config=f"anny textured, {what}",
+                             device="cpu", dtype="float32",
+                             frames=4 if what == "4 views" else None, resolution=size,
+                             step_ms=None, total_s=statistics.median(walls), notes=notes))
+    return rows
+
+
+BENCHMARKS = {"sv3d": bench_sv3d, "projection": bench_projection}
 
 
 def main(argv=None) -> int:
@@ -114,6 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=None)
     ap.add_argument("--steps", type=int, default=6, help="sampler steps per run")
     ap.add_argument("--cuda-repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7, help="timed runs (projection)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth.json"))
     args = ap.parse_args(argv)
@@ -128,11 +158,10 @@ def main(argv=None) -> int:
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
     for r in rows:
         print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in COLUMNS))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "synth", "machine": machine(), "rows": rows},
-                              indent=2))
-    print(f"wrote {out}")
+    cuda = torch.cuda.is_available()
+    write_result({"benchmark": "synth", "machine": machine_info("cuda" if cuda else "cpu",
+                                                               cuda=cuda), "rows": rows},
+                 args.out)
     return 0
 
 
