@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from .projection import project_gaussians, view_colors
+from .projection import project_gaussians, render_meta, view_colors
 
 __all__ = ["gsplat_importable", "gsplat_kernels_load", "rasterize_gsplat", "TILE_SIZE",
            "CHANNEL_CHUNK"]
@@ -93,21 +93,5 @@ def rasterize_gsplat(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
                       torch.tensor([n_isects], device=dev)])
     counts = ends - offsets.reshape(-1).long()
     busy = counts[counts > 0]
-    meta = {
-        "backend": "gsplat",
-        "radii": proj.radii,
-        "means2d": proj.means2d,
-        "depths": proj.depths,
-        "conics": proj.conics,
-        "n_visible": proj.visible.sum(dim=1),
-        "width": width,
-        "height": height,
-        "tile_size": TILE_SIZE,
-        "tiles_x": tx,
-        "tiles_y": ty,
-        "n_isects": n_isects,
-        "n_busy_tiles": int(busy.numel()),
-        "max_per_tile": int(busy.max()) if busy.numel() else 0,
-        "mean_per_tile": float(busy.float().mean()) if busy.numel() else 0.0,
-    }
+    meta = render_meta("gsplat", proj, width, height, TILE_SIZE, tx, ty, n_isects, busy)
     return rgb, alphas, meta

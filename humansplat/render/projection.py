@@ -272,3 +272,26 @@ def view_colors(colors: Tensor, sh_degree: int | None, means: Tensor, viewmats: 
     campos = camera_centers(viewmats)  # [C,3]
     dirs = means[gauss_ids] - campos[cam_ids]
     return sh_to_rgb(sh_degree, colors[gauss_ids], dirs)
+
+
+def render_meta(backend: str, proj: "Projected", width: int, height: int, tile_size: int,
+                tiles_x: int, tiles_y: int, n_isects: int, busy_counts: Tensor) -> dict:
+    """The ``meta`` dict both backends return. busy_counts: [T] Gaussians per non-empty tile."""
+    busy = busy_counts
+    return {
+        "backend": backend,
+        "radii": proj.radii,
+        "means2d": proj.means2d,
+        "depths": proj.depths,
+        "conics": proj.conics,
+        "n_visible": proj.visible.sum(dim=1),
+        "width": width,
+        "height": height,
+        "tile_size": tile_size,
+        "tiles_x": tiles_x,
+        "tiles_y": tiles_y,
+        "n_isects": n_isects,
+        "n_busy_tiles": int(busy.numel()),
+        "max_per_tile": int(busy.max()) if busy.numel() else 0,
+        "mean_per_tile": float(busy.float().mean()) if busy.numel() else 0.0,
+    }

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .projection import (ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS, project_gaussians,
-                         view_colors)
+                         render_meta, view_colors)
 
 __all__ = ["TorchRasterConfig", "TileBins", "bin_gaussians", "rasterize_torch"]
 
@@ -435,21 +435,6 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
         rgb = rgb + (1.0 - alpha) * backgrounds[:, None, None, :]
 
     counts = bins.tile_count
-    meta = {
-        "backend": "torch",
-        "radii": proj.radii,
-        "means2d": proj.means2d,
-        "depths": proj.depths,
-        "conics": proj.conics,
-        "n_visible": proj.visible.sum(dim=1),
-        "width": width,
-        "height": height,
-        "tile_size": ts,
-        "tiles_x": tx,
-        "tiles_y": ty,
-        "n_isects": int(bins.isect_vis.numel()),
-        "n_busy_tiles": int(counts.numel()),
-        "max_per_tile": int(counts.max()) if counts.numel() else 0,
-        "mean_per_tile": float(counts.float().mean()) if counts.numel() else 0.0,
-    }
+    meta = render_meta("torch", proj, width, height, ts, tx, ty, int(bins.isect_vis.numel()),
+                       counts)
     return rgb, alpha, meta
