@@ -58,6 +58,12 @@ class ModelConfig:
     k_win: int | None = 2  # window side in token cells; None = unmasked cross-attention
     n_body_tokens: int | None = 2000  # evenly subsample the body vertices to this many
     max_tokens_per_cell: int = 32  # cap per window bucket (nearest-depth tokens are kept)
+    # Our addition (humansplat.model.body_anchor): each view's body depth map enters the
+    # tokenizer and each Gaussian starts on the body along its ray (residual of +-anchor_range).
+    body_anchor: bool = False
+    anchor_range: float = 0.3  # metres
+    # Pixel space only: a Gaussian's colour is a residual on its own pixel's colour.
+    color_skip: bool = False
     window_chunk_keys: int = 1 << 16  # gathered key slots per attention call (memory bound)
     # -- Gaussians ----------------------------------------------------------------------
     gaussians_per_token: int = 4  # r: each token decodes r x r Gaussians (per side)
@@ -101,6 +107,11 @@ class ModelConfig:
         return self.n_output_views * self.gaussian_grid ** 2
 
     @property
+    def view_channels(self) -> int:
+        """Channels per view pixel the tokenizer reads: features (+ 2 body-anchor maps)."""
+        return self.in_channels + (2 if self.body_anchor else 0)
+
+    @property
     def raw_channels(self) -> int:
         """Channels the head predicts per Gaussian: 14 attributes + part logits."""
         return 14 + self.n_parts
@@ -137,6 +148,12 @@ class ModelConfig:
         if self.use_human_prior and self.n_inter < 1:
             bad("n_inter", "the human prior needs at least one inter-attention block "
                 "(or set use_human_prior=False)")
+        if self.body_anchor and not self.use_human_prior:
+            bad("body_anchor", "needs the human prior (use_human_prior=True)")
+        if self.anchor_range <= 0:
+            bad("anchor_range", f"must be positive, got {self.anchor_range}")
+        if self.color_skip and (self.space != "pixel" or self.in_channels != 3):
+            bad("color_skip", "only in pixel space with RGB views (in_channels=3)")
         if self.n_body_tokens is not None and self.n_body_tokens < 1:
             bad("n_body_tokens", f"must be positive or None (all), got {self.n_body_tokens}")
         if self.gaussians_from not in ("all", "generated"):
@@ -195,12 +212,13 @@ PRESETS: dict[str, ModelConfig] = {
         n_intra=1, n_body_blocks=1, n_inter=1, n_body_tokens=128, max_tokens_per_cell=16,
         gaussians_per_token=2, near=1.6, far=3.6, max_offset=0.1, scale_min=0.005,
         scale_max=0.2, scale_init=0.06),
-    "tiny": ModelConfig(name="tiny"),
+    "tiny": ModelConfig(name="tiny", body_anchor=True, color_skip=True),
     "base": ModelConfig(
         name="base", image_size=256, feature_size=256, patch_size=8, dim=512, heads=8,
         n_intra=8, n_body_blocks=2, n_inter=4, n_body_tokens=None, max_tokens_per_cell=32,
         gaussians_per_token=4, gaussians_from="generated", max_offset=0.02, scale_min=0.001,
-        scale_max=0.04, scale_init=0.008, grad_checkpointing=True, autocast="bf16"),
+        scale_max=0.04, scale_init=0.008, body_anchor=True, color_skip=True,
+        grad_checkpointing=True, autocast="bf16"),
     "paper": ModelConfig(
         name="paper", space="latent", image_size=512, feature_size=64, in_channels=4,
         patch_size=1, dim=512, heads=8, n_intra=6, n_body_blocks=2, n_inter=4,

@@ -3,13 +3,15 @@ of its patch (paper Sec. 3.5), and the activations that keep them well behaved.
 
 Per Gaussian the head predicts 14 raw attributes, then ``n_parts`` part logits:
 
-    [0]      t      distance along the pixel's ray:   near + (far - near) * sigmoid
+    [0]      t      distance along the pixel's ray:   near + (far - near) * sigmoid, or with
+                    ``body_anchor`` t_body + anchor_range * tanh (t_body: the fitted body's
+                    distance along that ray, :mod:`humansplat.model.body_anchor`)
     [1:3]    o      offset across the ray, along the camera's x (right) and y (down) axes:
                     max_offset * tanh           (xyz = ray origin + t * dir + o_x right + o_y down)
     [3:7]    q      rotation (w, x, y, z): normalised; the bias starts it at identity
     [7:10]   s      scales: scale_min + (scale_max - scale_min) * sigmoid
     [10]     alpha  opacity: sigmoid
-    [11:14]  rgb    colour: sigmoid
+    [11:14]  rgb    colour: sigmoid, or with ``color_skip`` sigmoid(raw + logit(pixel colour))
     [14:]    part logits (hierarchical loss, 3D segmentation)
 
 so 1 + 2 + 4 + 3 + 1 + 3 = 14 numbers give the paper's 14 attributes (xyz 3, quaternion 4,
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from ..cameras import Cameras, pixel_rays
 from ..config import ModelConfig
 from ..gaussians import Gaussians
+from .body_anchor import BodyAnchors
 from .tokenizers import unpatchify
 from .window_attention import WindowStats
 
@@ -108,11 +111,20 @@ class GaussianHead(nn.Module):
         bias[RAW_LAYOUT["opacity"]] = _logit(cfg.opacity_init)
         with torch.no_grad():
             self.proj.bias.copy_(bias.repeat(cfg.gaussians_per_token ** 2))
+            # Residual parametrisations start exactly at their prior (the body surface, the
+            # pixel's colour): zero rows, so the first renders are the prior's.
+            w = self.proj.weight.view(cfg.gaussians_per_token ** 2, cfg.raw_channels, -1)
+            if cfg.body_anchor:
+                w[:, RAW_LAYOUT["depth"]] = 0.0
+            if cfg.color_skip:
+                w[:, RAW_LAYOUT["rgb"]] = 0.0
 
     def forward(self, tokens: Tensor, viewmats: Tensor, Ks: Tensor,
-                view_ids: tuple[int, ...]) -> ReconstructionOutput:
+                view_ids: tuple[int, ...], anchors: BodyAnchors | None = None,
+                view_rgb: Tensor | None = None) -> ReconstructionOutput:
         """tokens [B,Vo,T,d] of the output views; viewmats [B,Vo,4,4]; Ks [B,Vo,3,3] for the
-        ``image_size`` image."""
+        ``image_size`` image; anchors: the output views' body maps at the Gaussian grid (with
+        ``body_anchor``); view_rgb [B,Vo,3,G,G] the output views' colours (``color_skip``)."""
         cfg = self.cfg
         B, Vo, T, _ = tokens.shape
         G = cfg.gaussian_grid
@@ -123,14 +135,26 @@ class GaussianHead(nn.Module):
         origins, dirs = pixel_rays(cams.viewmats, cams.Ks, G, G)  # [BVo,G,G,3]
         R = cams.viewmats[:, None, None, :3, :3]  # rows = camera axes in world
 
-        t = cfg.near + (cfg.far - cfg.near) * torch.sigmoid(raw[..., RAW_LAYOUT["depth"]])
+        if cfg.body_anchor:
+            if anchors is None:
+                raise ValueError("body_anchor is set: the head needs the body anchors")
+            t_body = anchors.ray_depth.reshape(B * Vo, G, G, 1).float()
+            t = t_body + cfg.anchor_range * torch.tanh(raw[..., RAW_LAYOUT["depth"]])
+        else:
+            t = cfg.near + (cfg.far - cfg.near) * torch.sigmoid(raw[..., RAW_LAYOUT["depth"]])
         off = cfg.max_offset * torch.tanh(raw[..., RAW_LAYOUT["offset"]])
         means = origins + t * dirs + off[..., :1] * R[..., 0, :] + off[..., 1:] * R[..., 1, :]
         quats = F.normalize(raw[..., RAW_LAYOUT["quat"]], dim=-1, eps=1e-6)
         scales = cfg.scale_min + (cfg.scale_max - cfg.scale_min) * torch.sigmoid(
             raw[..., RAW_LAYOUT["scale"]])
         opac = torch.sigmoid(raw[..., RAW_LAYOUT["opacity"]])
-        rgb = torch.sigmoid(raw[..., RAW_LAYOUT["rgb"]])
+        raw_rgb = raw[..., RAW_LAYOUT["rgb"]]
+        if cfg.color_skip:
+            if view_rgb is None:
+                raise ValueError("color_skip is set: the head needs the views' colours")
+            base = view_rgb.float().reshape(B * Vo, 3, G, G).permute(0, 2, 3, 1)
+            raw_rgb = raw_rgb + torch.logit(base.clamp(0.02, 0.98))
+        rgb = torch.sigmoid(raw_rgb)
 
         def flat(x: Tensor) -> Tensor:  # [BVo,G,G,c] -> [B, Vo*G*G, c]
             return x.reshape(B, Vo * G * G, x.shape[-1])

@@ -7,32 +7,14 @@ at azimuth 0 plus the generated views evenly spaced in azimuth (``orbit_cameras`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from ..cameras import DEFAULT_FOVY_DEG, orbit_cameras
 from ..config import ModelConfig
+from .inputs import ModelInputs
 
 __all__ = ["ModelInputs", "synthetic_inputs", "rig_azimuths", "capsule_body"]
-
-
-@dataclass
-class ModelInputs:
-    views: Tensor  # [B,V,C,h,w]
-    viewmats: Tensor  # [B,V,4,4]
-    Ks: Tensor  # [B,V,3,3] for the image_size image
-    body_vertices: Tensor  # [B,L_H,3]
-    input_view: int = 0
-
-    def as_kwargs(self) -> dict:
-        return dict(views=self.views, viewmats=self.viewmats, Ks=self.Ks,
-                    body_vertices=self.body_vertices, input_view=self.input_view)
-
-    def to(self, device) -> ModelInputs:
-        return ModelInputs(self.views.to(device), self.viewmats.to(device), self.Ks.to(device),
-                           self.body_vertices.to(device), self.input_view)
 
 
 def rig_azimuths(n_views: int) -> list[float]:

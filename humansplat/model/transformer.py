@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -33,6 +34,7 @@ from ..cameras import Cameras, plucker_rays
 from ..config import ModelConfig, get_preset
 from ..errors import ConfigError, MissingWeightsError
 from .blocks import CrossAttentionBlock, SelfAttentionBlock, init_weights
+from .body_anchor import BodyAnchors, body_anchor_maps
 from .gaussian_head import GaussianHead, ReconstructionOutput
 from .tokenizers import HumanGeometricTokenizer, ViewTokenizer
 from .window_attention import WindowIndex, build_window_index
@@ -93,7 +95,7 @@ class LatentReconstructionTransformer(
         self._hub_mixin_config = config  # save_pretrained writes it as config.json
         cfg = config
         d = cfg.dim
-        self.view_tokenizer = ViewTokenizer(cfg.in_channels, cfg.patch_size, d)
+        self.view_tokenizer = ViewTokenizer(cfg.view_channels, cfg.patch_size, d)
         # Marks the real photo's tokens apart from the generated views' (learned, 2 x d).
         self.view_role = nn.Embedding(2, d)
         self.intra = nn.ModuleList(SelfAttentionBlock(d, cfg.heads, cfg.mlp_ratio)
@@ -216,17 +218,23 @@ class LatentReconstructionTransformer(
         cams_f = Cameras(viewmats.reshape(-1, 4, 4).float(), Ks.reshape(-1, 3, 3).float(),
                          cfg.image_size, cfg.image_size).resized(f, f)
         plucker = plucker_rays(cams_f.viewmats, cams_f.Ks, f, f).reshape(B, V, 6, f, f)
-        index = points = None
+        index = points = anchors = None
         if cfg.use_human_prior:
             points = body_vertices[:, self.body_subset(body_vertices.shape[1],
                                                        body_vertices.device)].float()
             index = self.window_index(points, viewmats, Ks)
+        if cfg.body_anchor:  # all vertices: the maps want the full surface density
+            anchors = body_anchor_maps(body_vertices, viewmats, Ks, cfg.image_size,
+                                       cfg.gaussian_grid)
+            tok_in = torch.cat([views.float(), anchors.channels(f)], dim=2)
+        else:
+            tok_in = views
 
         dtype = _autocast_dtype(cfg.autocast)
         use_amp = dtype is not None and views.device.type == "cuda"
         amp = torch.autocast("cuda", dtype=dtype) if use_amp else contextlib.nullcontext()
         with amp:
-            x = self.view_tokenizer(views, plucker)  # [B,V,T,d]
+            x = self.view_tokenizer(tok_in, plucker)  # [B,V,T,d]
             role = torch.zeros(V, dtype=torch.long, device=views.device)
             role[input_view] = 1
             x = (x + self.view_role(role)[None, :, None]).flatten(1, 2)  # [B,V*T,d]
@@ -241,7 +249,16 @@ class LatentReconstructionTransformer(
                     x = self._ckpt(lambda a, b, blk=blk: blk(a, b, index), x, body)
             out_ids = self.output_views(input_view)
             x = x.reshape(B, V, cfg.tokens_per_view, cfg.dim)[:, list(out_ids)]
-        out = self.head(x.float(), viewmats[:, list(out_ids)], Ks[:, list(out_ids)], out_ids)
+        ids = list(out_ids)
+        out_anchors = None if anchors is None else BodyAnchors(
+            anchors.ray_depth[:, ids], anchors.coverage[:, ids], anchors.centre_depth[:, ids])
+        view_rgb = None
+        if cfg.color_skip:  # each output view's colours at the Gaussian grid
+            G = cfg.gaussian_grid
+            view_rgb = F.interpolate(views[:, ids].float().flatten(0, 1), size=(G, G),
+                                     mode="area" if G < f else "bilinear")
+            view_rgb = view_rgb.reshape(B, len(ids), 3, G, G)
+        out = self.head(x.float(), viewmats[:, ids], Ks[:, ids], out_ids, out_anchors, view_rgb)
         out.window_stats = None if index is None else index.stats
         return out
 
