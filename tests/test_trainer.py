@@ -1,0 +1,132 @@
+"""The training loop: a few steps of a micro model prove learning, resume and EMA."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from humansplat.config import get_preset
+from humansplat.errors import ConfigError
+from humansplat.train.config import TrainConfig, load_train_config
+from humansplat.train.ema import EMA
+from humansplat.train.trainer import Trainer, batch_indices, lr_lambda, param_groups
+from toy_humans import ToyHumans
+
+MICRO = {"body_anchor": True, "color_skip": True}
+
+
+def _cfg(out, steps, **run):
+    return TrainConfig.from_dict({
+        "model": {"preset": "micro", "overrides": MICRO},
+        "loss": {"perceptual": "none", "lambda_p": 0.0, "lambda_part": 0.1},
+        "optim": {"lr": 3e-3, "warmup_steps": 2, "batch_size": 2, "ema_decay": 0.9},
+        "run": {"output_dir": str(out), "max_steps": steps, "save_every": 3, "log_every": 1,
+                "sample_every": 1000, "seed": 1, **run},
+    })
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return ToyHumans(get_preset("micro", **MICRO), n=4)
+
+
+def _train(cfg, toy, **kw):
+    return Trainer(cfg, dataset=toy, sample_dataset=toy, log=lambda m: None,
+                   progress=False).train(**kw)
+
+
+def test_loop_learns_and_writes_outputs(tmp_path, toy):
+    res = _train(_cfg(tmp_path, 24), toy)
+    rows = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 25))
+    first = sum(r["loss"] for r in rows[:4]) / 4
+    last = sum(r["loss"] for r in rows[-4:]) / 4
+    assert last < 0.8 * first, (first, last)
+    assert all(math.isfinite(r["grad_norm"]) for r in rows)
+    assert res.steps == 24 and (res.model_dir / "model.safetensors").is_file()
+    assert (tmp_path / "loss.png").is_file()
+    assert list((tmp_path / "samples").glob("step-*.png"))
+    # at most keep_checkpoints complete checkpoints, no temporary folders left
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["step-0000021", "step-0000024"]
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, toy):
+    straight = _train(_cfg(tmp_path / "a", 6), toy)
+    _train(_cfg(tmp_path / "b", 6), toy, until_step=3)  # "interrupted" after step 3
+    resumed = _train(_cfg(tmp_path / "b", 6), toy)
+    assert resumed.resumed_from == 3 and resumed.steps == 6
+    wa = load_file(straight.model_dir / "model.safetensors")
+    wb = load_file(resumed.model_dir / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:  # EMA weights: model, optimizer, scheduler, EMA and data order all resumed
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path, toy):
+    res = _train(_cfg(tmp_path, 50), toy, max_minutes=0.0)
+    assert res.steps == 1
+    assert (tmp_path / "checkpoints" / "step-0000001" / "trainer_state.json").is_file()
+
+
+def test_ema_math_and_state():
+    torch.manual_seed(0)
+    m = torch.nn.Linear(3, 2)
+    ema = EMA(m, decay=0.5)
+    w0 = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)  # warm-up decay min(0.5, 1/10) = 0.1
+    torch.testing.assert_close(ema.shadow["weight"], 0.1 * w0 + 0.9 * (w0 + 1))
+    with ema.applied(m):
+        torch.testing.assert_close(m.weight, 0.1 * w0 + 0.9 * (w0 + 1))
+    torch.testing.assert_close(m.weight, w0 + 1)  # live weights restored
+    ema2 = EMA(torch.nn.Linear(3, 2), decay=0.5)
+    ema2.load_state_dict(ema.state_dict())
+    assert ema2.num_updates == 1
+    torch.testing.assert_close(ema2.shadow["weight"], ema.shadow["weight"])
+
+
+def test_no_weight_decay_on_norms_and_biases():
+    from humansplat.model import LatentReconstructionTransformer
+
+    model = LatentReconstructionTransformer(get_preset("micro"))
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    nd = {names[id(p)] for p in no_decay["params"]}
+    assert any("norm" in n for n in nd) and any(n.endswith("bias") for n in nd)
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
+
+
+def test_schedule_warmup_then_cosine():
+    lrs = [lr_lambda(s, 10, 110, 0.1) for s in range(110)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_data_order_covers_each_epoch_and_splits_processes(world):
+    n, batch = 12, 2
+    seen = []
+    for step in range(n // (batch * world)):
+        for rank in range(world):
+            seen += batch_indices(n, batch, step, 0, 1, seed=5, rank=rank, world=world)
+    assert sorted(seen) == list(range(n))  # one epoch: every sample exactly once
+    assert batch_indices(n, batch, 3, 0, 1, 5) == batch_indices(n, batch, 3, 0, 1, 5)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = load_train_config("configs/tiny.yaml", ["model.overrides.k_win=1",
+                                                  "loss.use_hierarchical=false"])
+    assert cfg.model.build().k_win == 1 and not cfg.loss.use_hierarchical
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config(None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_train_config(tmp_path / "nope.yaml")
