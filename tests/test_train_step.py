@@ -49,11 +49,11 @@ def test_part_loss_gradient_only_from_labelled_pixels():
     cams = orbit_cameras([0.0], 0.0, 2.6, width=48, height=48)
     r = render_views(out, cams.viewmats[None], cams.Ks[None], 48)
     gt = torch.full((1, 1, 48, 48), -1, dtype=torch.long)
-    gt[..., :24] = 3  # only the left half is labelled (where the label-3 blob is)
+    gt[..., :16] = 3  # only the left third is labelled (where the label-3 blob is)
     loss = part_loss(r.parts, gt)
     loss.backward()
     g = out.part_logits.grad[0]
-    # the label-17 blob (x > 0) lies in the unlabelled right half: no gradient reaches it
+    # the label-17 blob (x > 0) never reaches the labelled left third: no gradient
     assert g[200:].abs().max() < 1e-6 < g[:200].abs().max()
     # and it raises the true label's logit there
     assert (g[:200, 3] <= 0).all() and g[:200, 3].sum() < 0
