@@ -10,7 +10,9 @@ Per Gaussian the head predicts 14 raw attributes, then ``n_parts`` part logits:
                     max_offset * tanh           (xyz = ray origin + t * dir + o_x right + o_y down)
     [3:7]    q      rotation (w, x, y, z): normalised; the bias starts it at identity
     [7:10]   s      scales: scale_min + (scale_max - scale_min) * sigmoid
-    [10]     alpha  opacity: sigmoid
+    [10]     alpha  opacity: sigmoid, or with ``body_anchor`` sigmoid(raw + logit(prior)) where
+                    the prior follows the body's coverage of the pixel (0.95 on the body, 0.02
+                    far from it)
     [11:14]  rgb    colour: sigmoid, or with ``color_skip`` sigmoid(raw + logit(pixel colour))
     [14:]    part logits (hierarchical loss, 3D segmentation)
 
@@ -116,6 +118,8 @@ class GaussianHead(nn.Module):
             w = self.proj.weight.view(cfg.gaussians_per_token ** 2, cfg.raw_channels, -1)
             if cfg.body_anchor:
                 w[:, RAW_LAYOUT["depth"]] = 0.0
+                w[:, RAW_LAYOUT["opacity"]] = 0.0
+                self.proj.bias.view(-1, cfg.raw_channels)[:, RAW_LAYOUT["opacity"]] = 0.0
             if cfg.color_skip:
                 w[:, RAW_LAYOUT["rgb"]] = 0.0
 
@@ -147,7 +151,11 @@ class GaussianHead(nn.Module):
         quats = F.normalize(raw[..., RAW_LAYOUT["quat"]], dim=-1, eps=1e-6)
         scales = cfg.scale_min + (cfg.scale_max - cfg.scale_min) * torch.sigmoid(
             raw[..., RAW_LAYOUT["scale"]])
-        opac = torch.sigmoid(raw[..., RAW_LAYOUT["opacity"]])
+        raw_op = raw[..., RAW_LAYOUT["opacity"]]
+        if cfg.body_anchor:
+            prior = 0.02 + 0.93 * anchors.coverage.reshape(B * Vo, G, G, 1).float()
+            raw_op = raw_op + torch.logit(prior)
+        opac = torch.sigmoid(raw_op)
         raw_rgb = raw[..., RAW_LAYOUT["rgb"]]
         if cfg.color_skip:
             if view_rgb is None:
