@@ -106,7 +106,7 @@ def _load_model(path: str):
 
 @torch.no_grad()
 def _model_render(model, sample: dict, cams: Cameras) -> torch.Tensor:
-        from ..train.step import collate_samples, model_kwargs, render_views
+    from ..train.step import collate_samples, model_kwargs, render_views
 
     batch = collate_samples([sample])
     out = model(**model_kwargs(batch))

@@ -11,8 +11,7 @@ Per Gaussian the head predicts 14 raw attributes, then ``n_parts`` part logits:
     [3:7]    q      rotation (w, x, y, z): normalised; the bias starts it at identity
     [7:10]   s      scales: scale_min + (scale_max - scale_min) * sigmoid
     [10]     alpha  opacity: sigmoid, or with ``body_anchor`` sigmoid(raw + logit(prior)) where
-                    the prior follows the body's coverage of the pixel (0.95 on the body, 0.02
-                    far from it)
+                    the prior is 0.95 where the body covers the pixel, else 0.002
     [11:14]  rgb    colour: sigmoid, or with ``color_skip`` sigmoid(raw + logit(pixel colour))
     [14:]    part logits (hierarchical loss, 3D segmentation)
 
@@ -153,7 +152,10 @@ class GaussianHead(nn.Module):
             raw[..., RAW_LAYOUT["scale"]])
         raw_op = raw[..., RAW_LAYOUT["opacity"]]
         if cfg.body_anchor:
-            prior = 0.02 + 0.93 * anchors.coverage.reshape(B * Vo, G, G, 1).float()
+            # only cells the body really covers start opaque: filled cells around it would
+            # otherwise wrap it in a shell of background-coloured Gaussians for other views
+            hit = (anchors.coverage >= 1).reshape(B * Vo, G, G, 1).float()
+            prior = 0.002 + 0.948 * hit  # far cells: ~64 stack up along a side view
             raw_op = raw_op + torch.logit(prior)
         opac = torch.sigmoid(raw_op)
         raw_rgb = raw[..., RAW_LAYOUT["rgb"]]
