@@ -4,3 +4,17 @@ __version__ = "0.1.0"
 
 from .cameras import Cameras  # noqa: E402,F401
 from .gaussians import Gaussians  # noqa: E402,F401
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in the body model, synthesizers and transformer: import it lazily so
+    # `import humansplat` stays light.
+    if name in ("HumanSplatPipeline", "PipelineConfig"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "Reconstruction":
+        from .reconstruction import Reconstruction
+
+        return Reconstruction
+    raise AttributeError(f"module 'humansplat' has no attribute {name!r}")
