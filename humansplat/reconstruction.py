@@ -34,7 +34,7 @@ Progress = Callable[[float, int, str], None]
 #: file name of each output (keys of the dict :meth:`Reconstruction.save` returns)
 OUTPUT_FILES = {"ply": "gaussians.ply", "splat": "gaussians.splat", "video": "orbit.mp4",
                 "views": "views.png", "latents": "latents.png", "body_png": "body.png",
-                "body_obj": "body.obj", "meta": "meta.json"}
+                "body_obj": "body.obj", "body_params": "body.npz", "meta": "meta.json"}
 
 
 def _render_device() -> torch.device:
@@ -85,6 +85,7 @@ class Reconstruction:
         stage)`` follows the exports. On any error nothing complete-looking is left."""
         from PIL import Image
 
+        from .avatar.skinning import BodyParams
         from .io import save_image_grid, save_orbit_video
 
         out = Path(out_dir)
@@ -124,6 +125,9 @@ class Reconstruction:
             t = time.perf_counter()
             self.fit.save_obj(tmp / names["body_obj"])
             step("body_obj", t)
+            t = time.perf_counter()  # the fitted body's parameters: what animation binds to
+            BodyParams.from_fit(self.fit).save(tmp / names["body_params"])
+            step("body_params", t)
             if video:
                 t = time.perf_counter()
                 vp = None
@@ -147,6 +151,26 @@ class Reconstruction:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return {k: out / v for k, v in names.items()}
+
+    # -- animation (humansplat.avatar) ----------------------------------------------------
+    def avatar(self, body_model=None):
+        """The splat bound to its fitted body (``avatar.Avatar``): ``.pose(body_pose)``,
+        ``.pose_smpl(smpl_pose)``, ``.canonical()``. ``body_model``: the model the body was
+        fitted with (default: a fresh one of that kind)."""
+        from .avatar import BodyParams, bind
+
+        params = BodyParams.from_fit(self.fit)
+        return bind(self.gaussians, body_model or params.body_model(), params)
+
+    def repose(self, body_pose=None, *, body_model=None, **kwargs) -> Gaussians:
+        """The splat in another pose of its body: ``body_pose`` [J-1,3] of the body model or
+        a per-SMPL-joint pose [24,3] (None: the fitted pose); keywords ``global_orient``,
+        ``transl``, ``scale``. Binding costs about a second: keep :meth:`avatar` for many
+        poses."""
+        av = self.avatar(body_model)
+        if body_pose is not None and tuple(torch.as_tensor(body_pose).shape) == (24, 3):
+            return av.pose_smpl(body_pose, **kwargs)
+        return av.pose(body_pose, **kwargs)
 
 
 def _commit(tmp: Path, out: Path, names: dict[str, str]) -> None:
