@@ -50,6 +50,9 @@ class PriorReconstruction:
         save_image_grid(list(self.views), paths["views"], ncols=4)
         Image.fromarray(self.overlay).save(paths["body_png"])
         self.fit.save_obj(paths["body_obj"])
+        from .avatar.skinning import BodyParams
+
+        paths["body_params"] = BodyParams.from_fit(self.fit).save(out / "body.npz")  # animate
         if video:
             paths["video"] = save_orbit_video(self.gaussians, out / "orbit.mp4",
                                               size=video_size, progress=progress)
