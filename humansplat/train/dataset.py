@@ -58,6 +58,8 @@ __all__ = [
     "save_preview",
 ]
 
+from .step import collate_samples  # noqa: E402,F401 (one collate for dataset and trainer)
+
 LEVELS = ("full_body", "upper_body", "face")
 SPLITS = ("train", "test", "hard")
 _FORMAT = 1
@@ -539,17 +541,6 @@ def pick_targets(sample: dict, targets: Sequence[int], generator=None) -> dict:
               "target_levels"):
         sample[k] = sample[k][sel]
     return sample
-
-
-def collate_samples(samples: list[dict]) -> dict:
-    """Stack a list of samples (B first); strings become a list."""
-    if not samples:
-        raise ValueError("collate_samples needs at least one sample")
-    out = {}
-    for k, v in samples[0].items():
-        vals = [s[k] for s in samples]
-        out[k] = torch.stack(vals) if isinstance(v, Tensor) else list(vals)
-    return out
 
 
 def save_preview(root, path, *, splits: Sequence[str] = ("train", "test", "hard"),

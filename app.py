@@ -1,0 +1,343 @@
+"""HumanSplat web demo (Gradio Blocks; the Hugging Face Space entry point).
+
+    python app.py                      # serves on http://127.0.0.1:7860 (GRADIO_SERVER_NAME/PORT)
+
+Layout and wiring only: the model lives in ``humansplat.pipeline``; validation, session folders,
+the streaming run and the GPU-time estimate in ``humansplat.webapp``. Settings come from
+environment variables (README, "Web demo"). Endpoints for API callers: ``/reconstruct``
+(plain file paths: .ply, .splat, .mp4, views.png, meta.json).
+"""
+
+from __future__ import annotations
+
+import spaces  # noqa: I001 - first: on ZeroGPU it must patch CUDA before torch is imported
+from spaces.config import Config as SpacesConfig
+
+import logging
+import random
+from contextlib import closing
+from pathlib import Path
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from humansplat.errors import InvalidImageError
+from humansplat.webapp import (AppSettings, Failed, Finished, PhotoCheck, Preview,
+                               ProgressUpdate, RunOptions, SessionStore, SplatReady,
+                               estimate_gpu_seconds, load_photo, load_pipeline, run_events,
+                               summary_markdown)
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+log = logging.getLogger("humansplat.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*")
+                  if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+MAX_SEED = 2**31 - 1
+
+SETTINGS = AppSettings.from_env()
+ON_ZERO_GPU = SpacesConfig.zero_gpu
+PIPE, NOTICES = load_pipeline(SETTINGS, on_zero_gpu=ON_ZERO_GPU)
+ON_CPU = PIPE.device.type == "cpu" and not ON_ZERO_GPU
+USES_DIFFUSION = PIPE.config.view_synthesizer == "sv3d"
+DEFAULT_STEPS = int(getattr(PIPE.synthesizer, "default_steps", 50) or 50)
+LIMITS = PhotoCheck(max_bytes=SETTINGS.max_upload_mb * 2**20,
+                    max_megapixels=SETTINGS.max_megapixels)
+# Session folders live inside Gradio's own file cache: outputs are served from there without
+# being copied anywhere else, and deleting a session's folder really removes its files.
+SESSIONS = SessionStore(Path(get_upload_folder()) / "humansplat-sessions",
+                        upload_root=get_upload_folder(), ttl_s=SETTINGS.session_ttl_s)
+SESSIONS.protect(EXAMPLES)
+if ON_CPU:
+    log.info("no GPU on this host: running the offline CPU path (%s)", PIPE)
+
+
+def _photo_path(photo_input: gr.Image):
+    """A ``preprocess`` for the photo input that hands over the uploaded file's path without
+    opening it: our own loader reads and checks it (in the validator and the run), so a broken
+    or fake file gets a readable message instead of the imaging library's. Gradio's own checks
+    (the file must be an upload of this server) still run before this."""
+    default = photo_input.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return default(payload)
+
+    return preprocess
+
+
+# --------------------------------------------------------------------------------------------
+# the device part: only plain data (numpy photo, options, a folder name) crosses into it
+# --------------------------------------------------------------------------------------------
+
+def _gpu_seconds(photo, options: RunOptions, out_dir: str) -> int:
+    return estimate_gpu_seconds(options, synthesizer=PIPE.config.view_synthesizer,
+                                default_steps=DEFAULT_STEPS)
+
+
+@spaces.GPU(duration=_gpu_seconds)
+def reconstruct_on_device(photo, options: RunOptions, out_dir: str):
+    yield from run_events(PIPE, photo, options, out_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# checks before queueing
+# --------------------------------------------------------------------------------------------
+
+def _checks(photo, seed, foreground_ratio, num_steps, guidance) -> list[str | None]:
+    def number_in(value, lo, hi, what):
+        try:
+            ok = value is not None and lo <= float(value) <= hi
+        except (TypeError, ValueError):
+            ok = False
+        return None if ok else f"{what} must be between {lo} and {hi}."
+
+    return [_photo_message(photo),
+            number_in(seed, 0, MAX_SEED, "The seed"),
+            number_in(foreground_ratio, 0.3, 1.0, "The foreground ratio"),
+            number_in(num_steps, 1, 200, "The number of diffusion steps"),
+            number_in(guidance, 1.0, 10.0, "The guidance")]
+
+
+def _photo_message(photo) -> str | None:
+    try:
+        load_photo(photo, LIMITS)
+    except InvalidImageError as err:
+        SESSIONS.discard_upload(photo)  # refused: no reason to keep it on the server
+        return str(err)
+    return None
+
+
+def _verdicts(messages) -> list:
+    return [gr.validate(m is None, m or "") for m in messages]
+
+
+def validate_ui(photo, seed, randomize, foreground_ratio, remove_background, num_steps, guidance):
+    photo_msg, seed_msg, fg_msg, steps_msg, g_msg = _checks(photo, seed, foreground_ratio,
+                                                            num_steps, guidance)
+    return _verdicts([photo_msg, None if randomize else seed_msg, None, fg_msg, None,
+                      steps_msg, g_msg])
+
+
+def validate_api(image, seed, foreground_ratio, remove_background, num_steps, guidance):
+    photo_msg, seed_msg, fg_msg, steps_msg, g_msg = _checks(image, seed, foreground_ratio,
+                                                            num_steps, guidance)
+    return _verdicts([photo_msg, seed_msg, fg_msg, None, steps_msg, g_msg])
+
+
+# --------------------------------------------------------------------------------------------
+# handlers
+# --------------------------------------------------------------------------------------------
+
+def _prepare(photo, seed, foreground_ratio, remove_background, num_steps, guidance,
+             request: gr.Request):
+    SESSIONS.track_upload(request.session_hash, photo)
+    try:
+        loaded = load_photo(photo, LIMITS)
+    except InvalidImageError as err:
+        raise gr.Error(str(err), title="This photo cannot be used") from None
+    options = RunOptions(seed=int(seed), foreground_ratio=float(foreground_ratio),
+                         remove_background=bool(remove_background),
+                         num_steps=int(num_steps) if USES_DIFFUSION else None,
+                         guidance=float(guidance) if USES_DIFFUSION else None,
+                         video_size=SETTINGS.video_size)
+    return loaded, options
+
+
+def _fail(event: Failed):
+    title = "This photo cannot be used" if event.user_error else "Reconstruction failed"
+    raise gr.Error(event.message, title=title, print_exception=False)
+
+
+def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, num_steps,
+                   guidance, request: gr.Request, progress=gr.Progress()):
+    seed = random.randint(0, MAX_SEED) if randomize else int(seed)
+    loaded, options = _prepare(photo, seed, foreground_ratio, remove_background, num_steps,
+                               guidance, request)
+    yield {seed_in: seed, body_out: None, views_out: None, latents_out: None, video_out: None,
+           model_out: None, ply_btn: gr.DownloadButton(value=None, interactive=False),
+           splat_btn: gr.DownloadButton(value=None, interactive=False), files_out: None,
+           summary_out: ""}
+    with SESSIONS.run(request.session_hash) as run_dir, \
+            closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
+        for event in events:
+            if isinstance(event, ProgressUpdate):
+                progress(event.fraction, desc=event.message)
+                yield gr.skip()
+            elif isinstance(event, Preview):
+                yield {body_out: event.body, views_out: event.views,
+                       latents_out: event.latents}
+            elif isinstance(event, SplatReady):  # Finished too
+                f = event.files
+                out = {model_out: f["splat"], summary_out: summary_markdown(event.meta),
+                       ply_btn: gr.DownloadButton(value=f["ply"], interactive=True),
+                       splat_btn: gr.DownloadButton(value=f["splat"], interactive=True)}
+                if isinstance(event, Finished):
+                    out.update({video_out: f["video"], files_out: list(f.values())})
+                yield out
+            elif isinstance(event, Failed):
+                if event.cancelled:
+                    return
+                _fail(event)
+
+
+def reconstruct_api(image, seed=0, foreground_ratio=0.85, remove_background=True,
+                    num_steps=50, guidance=2.5, request: gr.Request = None,
+                    progress=gr.Progress()):
+    """Reconstruct a 3D Gaussian splat of the person in a photo.
+
+    Args:
+        image: a photo of one person (JPEG, PNG or WebP, within the server's size limits).
+        seed: random seed (same seed, same result).
+        foreground_ratio: share of the crop the person fills, 0.3 to 1.
+        remove_background: composite the person on white before reconstruction.
+        num_steps: diffusion steps (used only when the SV3D view synthesizer is active).
+        guidance: maximum classifier-free guidance (SV3D only).
+
+    Returns:
+        Paths of gaussians.ply (INRIA 3DGS layout, y-down), gaussians.splat, orbit.mp4 (360
+        degree turntable), views.png (the 4 generated views) and meta.json (camera, crop box,
+        settings, timings).
+    """
+    loaded, options = _prepare(image, seed, foreground_ratio, remove_background, num_steps,
+                               guidance, request)
+    with SESSIONS.run(request.session_hash) as run_dir, \
+            closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
+        for event in events:
+            if isinstance(event, ProgressUpdate):
+                progress(event.fraction, desc=event.message)
+            elif isinstance(event, Finished):
+                f = event.files
+                return f["ply"], f["splat"], f["video"], f["views"], f["meta"]
+            elif isinstance(event, Failed):
+                _fail(event)
+    raise gr.Error("The run ended without a result.")
+
+
+def remember_photo(photo, request: gr.Request):
+    # every photo this page received is deleted when its session ends, used or not
+    SESSIONS.track_upload(request.session_hash, photo)
+
+
+def open_session(request: gr.Request):
+    SESSIONS.open(request.session_hash)
+
+
+def close_session(request: gr.Request):
+    SESSIONS.close(request.session_hash)
+
+
+# --------------------------------------------------------------------------------------------
+# layout
+# --------------------------------------------------------------------------------------------
+
+HEADER = """# HumanSplat: one photo in, a 3D Gaussian-splat human out
+Upload a photo of one person (or pick an example) and press **Reconstruct**. The app finds the
+person, fits a 3D body model, generates 4 views around them and predicts 3D Gaussians from all
+of it ([paper](https://arxiv.org/abs/2406.12459)).
+Outputs appear as each stage finishes."""
+
+PRIVACY = f"""**Privacy.** Your photo and its results are kept only for your session: they are
+deleted when you close this page (API sessions: when the client closes, or after
+{SETTINGS.session_ttl_s // 60} minutes at the latest). Nothing is stored for training. Please
+upload only photos you have the right to use. Example photos: public domain (NASA) and CC0
+(see `examples/README.md`)."""
+
+
+def _notices() -> str:
+    lines = list(NOTICES)
+    if ON_CPU:
+        lines.append("Running on **CPU** (no GPU on this host): the offline path is used and a "
+                     "reconstruction takes some seconds; diffusion-based view synthesis needs "
+                     "a GPU.")
+    return "\n\n".join(f"> {line}" for line in lines)
+
+
+with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) as demo:
+    gr.Markdown(HEADER)
+    if _notices():
+        gr.Markdown(_notices(), elem_id="notice")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            photo_in = gr.Image(label="Photo of a person", type="filepath", image_mode=None,
+                                sources=["upload", "clipboard", "webcam"], height=360,
+                                elem_id="photo")
+            # per instance: a gr.Image subclass would make Gradio write an app.pyi stub here
+            photo_in.preprocess = _photo_path(photo_in)
+            with gr.Row():
+                run_btn = gr.Button("Reconstruct", variant="primary", elem_id="run", scale=3)
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+            with gr.Accordion("Advanced options", open=False):
+                with gr.Row():
+                    seed_in = gr.Slider(0, MAX_SEED, value=0, step=1, label="Seed")
+                    randomize_in = gr.Checkbox(False, label="Randomize seed")
+                fg_in = gr.Slider(0.5, 1.0, value=PIPE.config.foreground_ratio, step=0.01,
+                                  label="Foreground ratio",
+                                  info="how much of the crop the person fills")
+                bg_in = gr.Checkbox(True, label="Remove background")
+                with gr.Group(visible=USES_DIFFUSION):
+                    steps_in = gr.Slider(1, 200, value=DEFAULT_STEPS, step=1,
+                                         label="Diffusion steps (SV3D)")
+                    guidance_in = gr.Slider(1.0, 10.0, value=2.5, step=0.1,
+                                            label="Max guidance (SV3D, triangular CFG)")
+            if EXAMPLES:
+                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo_in], label="Examples",
+                            examples_per_page=12)
+            gr.Markdown(PRIVACY, elem_id="privacy")
+        with gr.Column(scale=3, min_width=420):
+            with gr.Row():
+                body_out = gr.Image(label="Fitted body", type="filepath", interactive=False,
+                                    height=260, elem_id="body")
+                video_out = gr.Video(label="Turntable", autoplay=True, loop=True,
+                                     interactive=False, height=260, elem_id="turntable")
+            with gr.Tabs():
+                with gr.Tab("Generated views"):
+                    views_out = gr.Image(label="Generated views (front, left, back, right)",
+                                         type="filepath", interactive=False, height=200)
+                with gr.Tab("Multi-view latents"):
+                    latents_out = gr.Image(label="Multi-view latents (input view first)",
+                                           type="filepath", interactive=False, height=200)
+            model_out = gr.Model3D(label="3D Gaussians (drag to orbit)", height=420,
+                                   interactive=False, elem_id="viewer")
+            with gr.Row():
+                ply_btn = gr.DownloadButton("Download .ply", interactive=False, elem_id="ply")
+                splat_btn = gr.DownloadButton("Download .splat", interactive=False,
+                                              elem_id="splat")
+            with gr.Accordion("Settings and timings", open=True):
+                summary_out = gr.Markdown(elem_id="summary")
+            with gr.Accordion("All files", open=False):
+                files_out = gr.File(label="All files", file_count="multiple",
+                                    interactive=False)
+
+    # API-only endpoint: the same inputs, plain file outputs (never shown)
+    with gr.Row(visible=False):
+        api_outputs = [gr.File(label=name) for name in
+                       ("gaussians.ply", "gaussians.splat", "orbit.mp4", "views.png",
+                        "meta.json")]
+        api_btn = gr.Button(visible=False)
+
+    ui_inputs = [photo_in, seed_in, randomize_in, fg_in, bg_in, steps_in, guidance_in]
+    ui_outputs = [seed_in, body_out, views_out, latents_out, video_out, model_out, ply_btn,
+                  splat_btn, files_out, summary_out]
+    run_event = run_btn.click(reconstruct_ui, ui_inputs, ui_outputs, validator=validate_ui,
+                              concurrency_id="reconstruct", api_visibility="private")
+    stop_btn.click(None, cancels=[run_event], api_visibility="private")
+    api_btn.click(reconstruct_api, [photo_in, seed_in, fg_in, bg_in, steps_in, guidance_in],
+                  api_outputs, validator=validate_api, api_name="reconstruct",
+                  concurrency_id="reconstruct")
+    photo_in.change(remember_photo, [photo_in], None, queue=False, show_progress="hidden",
+                    api_visibility="private")
+    demo.load(open_session, api_visibility="private")
+    demo.unload(close_session)
+
+demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
+
+if __name__ == "__main__":
+    if SETTINGS.mcp_server:
+        import importlib.util
+
+        if importlib.util.find_spec("mcp") is None:
+            raise SystemExit("HUMANSPLAT_MCP=1 needs the MCP extra: pip install 'gradio[mcp]'")
+    demo.launch(max_file_size=SETTINGS.max_file_size, allowed_paths=[],
+                mcp_server=SETTINGS.mcp_server, theme=gr.themes.Soft())

@@ -1,0 +1,68 @@
+"""The web demo (``python app.py``) launched on 127.0.0.1 for the app tests, once per test run.
+
+Until the bundled checkpoint ships, the server loads a *micro* reconstruction checkpoint that
+this fixture saves (random weights: the files are real, the splat is not a good one). Small
+settings keep a run short on 2 CPU cores: a 128 px turntable, a 256 px crop, a 2 MB upload
+limit (so the oversized-upload case is cheap to make), a 1 s session heartbeat (sessions end
+within about a second of a client closing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from humansplat.webapp.process import AppProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_UPLOAD_MB = 2
+VIDEO_SIZE = 128
+
+_server: AppServer | None = None  # one server per test run, shared by the test modules
+
+
+class AppServer(AppProcess):
+    @property
+    def sessions_dir(self) -> Path:
+        return self.temp_dir / "humansplat-sessions"
+
+    def sessions(self) -> list[str]:
+        """Ids of the session folders on the server now."""
+        d = self.sessions_dir
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def save_micro_checkpoint(folder: Path) -> Path:
+    """A pipeline checkpoint folder with a randomly initialised micro transformer."""
+    import torch
+
+    from humansplat.config import get_preset
+    from humansplat.model import LatentReconstructionTransformer
+    from humansplat.pipeline import PipelineConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    LatentReconstructionTransformer(get_preset("micro")).save_pretrained(folder)
+    PipelineConfig(crop_size=256).write(folder / "pipeline.json")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, request) -> AppServer:
+    global _server
+    if _server is None or _server.proc.poll() is not None:
+        tmp = tmp_path_factory.mktemp("app")
+        ckpt = save_micro_checkpoint(tmp / "micro-checkpoint")
+        env = {"HUMANSPLAT_CHECKPOINT": str(ckpt), "GRADIO_HEARTBEAT_INTERVAL": "1",
+               "HUMANSPLAT_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+               "HUMANSPLAT_VIDEO_SIZE": str(VIDEO_SIZE), "HF_HUB_OFFLINE": "1",
+               "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+        _server = AppServer.start(ROOT / "app.py", tmp, env)
+        request.config.add_cleanup(_server.stop)
+        msg = f"app.py served on {_server.url} {_server.startup_s:.1f} s after launch"
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(msg)
+        else:
+            print(msg)
+    return _server

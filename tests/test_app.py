@@ -1,0 +1,285 @@
+"""The web demo over its API, as callers see it: ``app.py`` launched on 127.0.0.1 and driven by
+``gradio_client`` (and plain HTTP for what the client checks on its own side).
+
+- an example reconstructs and every returned file opens in a third-party reader;
+- bad photos get a readable message each and the server keeps serving;
+- 4 clients at once each get their own files, and once they close, their session folders and
+  their uploaded photos are gone from the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+from plyfile import PlyData
+
+from app_server import MAX_UPLOAD_MB, ROOT, app_server  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.timeout(300)
+
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+RETURNED = ("gaussians.ply", "gaussians.splat", "orbit.mp4", "views.png", "meta.json")
+
+
+def _client(server, tmp: Path):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(tmp))
+
+
+def _reconstruct(client, photo: Path, **kw):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(photo)), api_name="/reconstruct", **kw)
+
+
+def _turntable_frames() -> int:
+    from humansplat.io import save_orbit_video
+
+    return inspect.signature(save_orbit_video).parameters["n_frames"].default
+
+
+def _check_files(paths, photo_size: tuple[int, int]) -> dict:
+    """Every returned file exists and parses; returns meta.json."""
+    assert [Path(p).name for p in paths] == list(RETURNED)
+    ply_path, splat_path, mp4_path, views_path, meta_path = (Path(p) for p in paths)
+    meta = json.loads(meta_path.read_text())
+    n = meta["num_gaussians"]
+    assert n > 0
+    ply = PlyData.read(str(ply_path))
+    names = [p.name for p in ply["vertex"].properties]
+    for prop in ("x", "y", "z", "f_dc_0", "opacity", "scale_0", "rot_0"):
+        assert prop in names
+    assert len(ply["vertex"].data) == n
+    assert np.isfinite(np.stack([ply["vertex"][c] for c in ("x", "y", "z")])).all()
+    assert splat_path.stat().st_size == 32 * n  # .splat: 32 bytes a Gaussian
+    frames = list(iio.imiter(mp4_path))
+    assert len(frames) == _turntable_frames()
+    assert frames[0].std() > 1.0  # something was rendered
+    views = Image.open(views_path)
+    assert views.width == 4 * views.height  # the 4 generated views in a row
+    assert meta["input"]["original_size"] == list(photo_size)
+    assert meta["input"]["source"] == "upload"  # no server path in the metadata
+    assert set(meta["files"].values()) >= set(RETURNED)
+    return meta
+
+
+def test_reconstruct_example_returns_files_that_parse(app_server, tmp_path):
+    client = _client(app_server, tmp_path)
+    try:
+        info = client.view_api(print_info=False, return_format="dict")
+        assert "/reconstruct" in info["named_endpoints"]
+        t0 = time.perf_counter()
+        paths = _reconstruct(client, EXAMPLE, seed=3)
+        took = time.perf_counter() - t0
+        meta = _check_files(paths, Image.open(EXAMPLE).size)
+        assert meta["seed"] == 3 and meta["settings"]["seed"] == 3
+        assert set(meta["timings_s"]) >= {"body_fit", "reconstruction", "export_video"}
+        print(f"example via gradio_client: {took:.1f} s, {meta['num_gaussians']} Gaussians")
+        # while the client is open its session folder exists, with this run in it
+        assert client.session_hash in app_server.sessions()
+    finally:
+        client.close()
+    _wait_for(lambda: client.session_hash not in app_server.sessions(), 20,
+              "the session folder to be removed")
+
+
+def _wait_for(cond, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_plain_http_as_in_the_readme(app_server, tmp_path):
+    """upload -> POST /gradio_api/call/reconstruct -> read the event stream -> download."""
+    base = app_server.url.rstrip("/")
+    with open(EXAMPLE, "rb") as f:
+        up = httpx.post(f"{base}/gradio_api/upload", files={"files": (EXAMPLE.name, f)},
+                        timeout=60)
+    up.raise_for_status()
+    server_path = up.json()[0]
+    body = {"data": [{"path": server_path, "meta": {"_type": "gradio.FileData"}},
+                     0, 0.85, True, 50, 2.5]}
+    event_id = httpx.post(f"{base}/gradio_api/call/reconstruct", json=body,
+                          timeout=60).json()["event_id"]
+    event, data = None, None
+    with httpx.stream("GET", f"{base}/gradio_api/call/reconstruct/{event_id}",
+                      timeout=240) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                data = json.loads(line[len("data: "):])
+                break
+    assert event == "complete", (event, data)
+    assert [Path(d["orig_name"]).name for d in data] == list(RETURNED)
+    files = []
+    for d in data:
+        r = httpx.get(d["url"], timeout=60)
+        r.raise_for_status()
+        files.append(tmp_path / d["orig_name"])
+        files[-1].write_bytes(r.content)
+    _check_files(files, Image.open(EXAMPLE).size)
+    # a path outside the app's session folders is not served
+    assert httpx.get(f"{base}/gradio_api/file={ROOT / 'app.py'}", timeout=10).status_code \
+        in (403, 404)
+
+
+def test_a_server_file_cannot_be_passed_as_the_photo(app_server):
+    """A caller naming a server path instead of an upload is refused before anything reads
+    it (Gradio's upload-folder check runs before the app's own photo handling)."""
+    base = app_server.url.rstrip("/")
+    secret = ROOT / "examples" / "astronaut.jpg"  # readable, and not an upload
+    body = {"data": [{"path": str(secret), "meta": {"_type": "gradio.FileData"}},
+                     0, 0.85, True, 50, 2.5]}
+    r = httpx.post(f"{base}/gradio_api/call/reconstruct", json=body, timeout=60)
+    if r.status_code == 200:  # accepted for queueing: the run itself must fail
+        event_id = r.json()["event_id"]
+        text = httpx.get(f"{base}/gradio_api/call/reconstruct/{event_id}", timeout=120).text
+        assert "event: error" in text and "event: complete" not in text, text[-500:]
+        print("refused in the run:", text.strip().splitlines()[-1][:200])
+    else:
+        assert r.status_code in (400, 422), r.text[:300]
+        print("refused before queueing:", r.status_code, r.text[:200])
+    assert app_server.alive()
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------
+
+def _text_as_jpg(p: Path) -> Path:
+    p.write_text("this is not an image, just text with a .jpg name")
+    return p
+
+
+def _one_pixel(p: Path) -> Path:
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(p)
+    return p
+
+
+def _no_person(p: Path) -> Path:
+    yy, xx = np.mgrid[0:320, 0:320]
+    Image.fromarray(np.stack([xx * 0.7, yy * 0.7, np.full_like(xx, 120)], -1)
+                    .astype(np.uint8)).save(p)  # a smooth colour gradient: nobody there
+    return p
+
+
+def _oversized(p: Path) -> Path:
+    rng = np.random.default_rng(0)  # noise does not compress: > MAX_UPLOAD_MB as PNG
+    Image.fromarray(rng.integers(0, 256, (1100, 1100, 3), dtype=np.uint8)).save(p)
+    assert p.stat().st_size > MAX_UPLOAD_MB * 2**20
+    return p
+
+
+BAD = {
+    "text_renamed_jpg": (_text_as_jpg, "notes.jpg", "not an image"),
+    "one_pixel": (_one_pixel, "dot.png", "too small"),
+    "no_person": (_no_person, "gradient.png", "person"),
+    "oversized": (_oversized, "noise.png", "maximum file size"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gets_a_readable_error_and_the_server_keeps_serving(app_server, tmp_path,
+                                                                      case):
+    make, name, expected = BAD[case]
+    photo = make(tmp_path / name)
+    client = _client(app_server, tmp_path / "downloads")
+    try:
+        with pytest.raises(Exception) as err:
+            _reconstruct(client, photo)
+    finally:
+        client.close()
+    message = str(err.value)
+    assert expected in message.lower(), message
+    assert "Traceback" not in message and "/tmp/" not in message.replace(str(photo), "")
+    assert app_server.alive(), app_server.log_tail()
+
+
+def test_server_refuses_oversized_uploads_itself(app_server, tmp_path):
+    """gradio_client refuses an oversized file on its own side; a raw HTTP upload must be
+    refused by the server too (413), before anything is stored."""
+    photo = _oversized(tmp_path / "noise.png")
+    before = {p for p in app_server.temp_dir.rglob("*") if p.is_file()}
+    with open(photo, "rb") as f:
+        r = httpx.post(app_server.url + "gradio_api/upload",
+                       files={"files": ("noise.png", f, "image/png")}, timeout=60)
+    assert r.status_code == 413, (r.status_code, r.text[:300])
+    assert "maximum" in r.text.lower()
+    after = {p for p in app_server.temp_dir.rglob("*") if p.is_file()}
+    assert not any(p.name == "noise.png" for p in after - before)
+    assert app_server.alive()
+
+
+# --------------------------------------------------------------------------------------------
+# several visitors
+# --------------------------------------------------------------------------------------------
+
+def _variants(tmp: Path) -> list[Path]:
+    """4 different 'user photos' of the example person (different bytes and sizes)."""
+    img = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    crops = [img[:, ::-1], img[:, 16:], img[8:, :-24], img[:-32, 8:]]
+    out = []
+    for i, a in enumerate(crops):
+        p = tmp / f"visitor{i}.png"
+        Image.fromarray(np.ascontiguousarray(a)).save(p)
+        out.append(p)
+    return out
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_four_clients_at_once_get_their_own_files_and_leave_nothing(app_server, tmp_path):
+    photos = _variants(tmp_path)
+    clients = [_client(app_server, tmp_path / f"dl{i}") for i in range(4)]
+    mine = {c.session_hash for c in clients}
+    results: dict[int, object] = {}
+
+    def visit(i: int) -> None:
+        try:
+            results[i] = _reconstruct(clients[i], photos[i], seed=i)
+        except Exception as err:  # noqa: BLE001 - reported below
+            results[i] = err
+
+    threads = [threading.Thread(target=visit, args=(i,)) for i in range(4)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=280)
+    took = time.perf_counter() - t0
+    try:
+        for i in range(4):
+            r = results.get(i)
+            # a full queue would be a clear message; with the default size all 4 must finish
+            assert isinstance(r, tuple), f"client {i}: {r!r}\n{app_server.log_tail()}"
+            meta = _check_files(r, Image.open(photos[i]).size)
+            assert meta["seed"] == i
+        assert len({str(results[i][0]) for i in range(4)}) == 4
+        assert mine <= set(app_server.sessions())
+        print(f"4 clients at once: all done in {took:.1f} s (runs queue, concurrency 1)")
+    finally:
+        for c in clients:
+            c.close()
+    _wait_for(lambda: not mine & set(app_server.sessions()), 30,
+              "all 4 session folders to be removed")
+    # and none of the 4 photos is left anywhere on the server
+    digests = {_sha(p) for p in photos}
+    left = [p for p in app_server.temp_dir.rglob("*") if p.is_file() and _sha(p) in digests]
+    assert not left, left
+    assert app_server.alive()

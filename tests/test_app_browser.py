@@ -1,0 +1,157 @@
+"""The web demo in a real browser: headless Chromium (Debian's ``chromium`` + ``chromedriver``)
+driven by selenium uploads the example photo, presses Reconstruct, waits for the fitted body,
+the turntable video and the 3D viewer, saves a screenshot and checks that the viewer's canvas
+shows something (a WebGL canvas cannot be read back reliably, so its on-screen pixels are).
+Skipped, with the reason, only where Chromium or its driver is not installed."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_server import ROOT, app_server  # noqa: F401  (session fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+# flags checked with Debian's chromium: software WebGL so the splat viewer renders headless
+CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--window-size=1400,1800")
+
+
+def _browser_paths():
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chrome is None or driver is None:
+        reason = ("headless browser test skipped: "
+                  + ("no chromium" if chrome is None else "no chromedriver")
+                  + " on PATH (Debian: apt-get install chromium chromium-driver)")
+        print(reason)
+        pytest.skip(reason)
+    return chrome, driver
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chrome, driver_path = _browser_paths()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver, cond, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            value = cond(driver)
+        except Exception:  # noqa: BLE001 - element not there yet / re-rendered
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def _canvas_pixels(canvas) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"))
+
+
+def _not_blank(pixels: np.ndarray) -> bool:
+    """More than a flat background: real variation and many distinct colours."""
+    flat = pixels.reshape(-1, 3)
+    distinct = len(np.unique(flat[:: max(1, len(flat) // 20000)], axis=0))
+    return float(pixels.std()) > 3.0 and distinct > 50
+
+
+def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    css = lambda sel: (lambda d: d.find_element(By.CSS_SELECTOR, sel))  # noqa: E731
+    before = set(app_server.sessions())
+    browser.get(app_server.url)
+    upload = _wait(browser, css("#photo input[type=file]"), 60, "the photo input")
+    upload.send_keys(str(EXAMPLE))
+    _wait(browser, css("#photo img"), 30, "the uploaded photo to show")
+    # the privacy note and the CPU notice are on the page
+    assert "Privacy" in browser.find_element(By.CSS_SELECTOR, "#privacy").text
+    assert "CPU" in browser.find_element(By.CSS_SELECTOR, "#notice").text
+
+    browser.find_element(By.CSS_SELECTOR, "#run").click()
+    t0 = time.perf_counter()
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#body img").get_attribute("src"),
+          120, "the fitted body (first result)")
+    first = time.perf_counter() - t0
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#viewer canvas"), 120,
+          "the 3D viewer")
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#turntable video")
+          .get_attribute("src"), 120, "the turntable video")
+    done = time.perf_counter() - t0
+    canvas = browser.find_element(By.CSS_SELECTOR, "#viewer canvas")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", canvas)
+    def drawn(d):  # the canvas as it is on screen, once it is not blank (else None)
+        pixels = _canvas_pixels(d.find_element(By.CSS_SELECTOR, "#viewer canvas"))
+        return Image.fromarray(pixels) if _not_blank(pixels) else None
+
+    drawn_canvas = _wait(browser, drawn, 30, "the splat to be drawn in the viewer canvas")
+
+    shot = tmp_path / "app_browser.png"
+    browser.save_screenshot(str(shot))
+    drawn_canvas.save(tmp_path / "viewer_canvas.png")
+    print(f"\nscreenshot: {shot}\nviewer canvas: {tmp_path / 'viewer_canvas.png'}\n"
+          f"click -> fitted body {first:.1f} s, click -> turntable + viewer {done:.1f} s")
+
+    summary = browser.find_element(By.CSS_SELECTOR, "#summary").text
+    assert "Gaussians" in summary and "body fit" in summary
+    assert browser.find_element(By.CSS_SELECTOR, "#ply").is_enabled()
+    # the page's session has its folder; closing the page removes it
+    page_sessions = set(app_server.sessions()) - before
+    assert len(page_sessions) == 1
+    session_dir = app_server.sessions_dir / next(iter(page_sessions))
+
+    # a second run on a visitor's own photo, stopped early: its work ends, it writes no result
+    own = tmp_path / "my_photo.png"
+    Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(own)
+    browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
+    browser.find_element(By.CSS_SELECTOR, "#photo input[type=file]").send_keys(str(own))
+    _wait(browser, lambda d: any(p.name == own.name for p in app_server.temp_dir.rglob("*")),
+          30, "the upload to reach the server")
+    time.sleep(1.0)
+    browser.find_element(By.CSS_SELECTOR, "#run").click()
+    _wait(browser, lambda d: len(list(session_dir.glob("run-*"))) == 2, 30, "the second run")
+    time.sleep(1.0)
+    browser.find_element(By.CSS_SELECTOR, "#stop").click()
+    stopped = time.perf_counter()
+    second = max(session_dir.glob("run-*"))
+    _wait(browser, lambda d: f"a run was stopped before it finished ({second.name})"
+          in app_server.log_tail(20000), 60, "the server to stop the run")
+    print(f"run stopped {time.perf_counter() - stopped:.1f} s after Stop was clicked")
+    time.sleep(1.0)
+    assert not (second / "result").exists(), "the stopped run went on to write its files"
+    assert app_server.alive()
+
+    browser.get("about:blank")
+    deadline = time.monotonic() + 30
+    while page_sessions & set(app_server.sessions()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not page_sessions & set(app_server.sessions()), "the session outlived its page"
+    own_bytes = own.read_bytes()
+    left = [p for p in app_server.temp_dir.rglob("*") if p.is_file()
+            and p.stat().st_size == len(own_bytes) and p.read_bytes() == own_bytes]
+    assert not left, f"the visitor's photo outlived the session: {left}"
