@@ -5,7 +5,8 @@
 Layout and wiring only: the model lives in ``humansplat.pipeline``; validation, session folders,
 the streaming run and the GPU-time estimate in ``humansplat.webapp``. Settings come from
 environment variables (README, "Web demo"). Endpoints for API callers: ``/reconstruct``
-(plain file paths: .ply, .splat, .mp4, views.png, meta.json).
+(plain file paths: .ply, .splat, .mp4, views.png, meta.json), then, in the same session,
+``/animate`` (an .mp4 of that result moving) and ``/part_view`` (a .splat by body part).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from humansplat.errors import InvalidImageError
-from humansplat.webapp import (AppSettings, Failed, Finished, PhotoCheck, Preview,
-                               ProgressUpdate, RunOptions, SessionStore, SplatReady,
-                               estimate_gpu_seconds, load_photo, load_pipeline, run_events,
-                               summary_markdown)
+from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
+                               Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
+                               SessionStore, SplatReady, animate_result, check_motion,
+                               check_part_view, estimate_animation_gpu_seconds,
+                               estimate_gpu_seconds, load_photo, load_pipeline, part_view,
+                               run_events, summary_markdown)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 log = logging.getLogger("humansplat.app")
@@ -79,6 +82,17 @@ def _gpu_seconds(photo, options: RunOptions, out_dir: str) -> int:
 @spaces.GPU(duration=_gpu_seconds)
 def reconstruct_on_device(photo, options: RunOptions, out_dir: str):
     yield from run_events(PIPE, photo, options, out_dir)
+
+
+def _animation_seconds(result_dir: str, motion: str) -> int:
+    return estimate_animation_gpu_seconds(SETTINGS.video_size)
+
+
+@spaces.GPU(duration=_animation_seconds)
+def animate_on_device(result_dir: str, motion: str) -> str:
+    # the fitted body's model is the pipeline's (on the device); the splat is read from files
+    return animate_result(result_dir, motion, body_model=PIPE.body_model,
+                          size=SETTINGS.video_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,7 +172,8 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
     yield {seed_in: seed, body_out: None, views_out: None, latents_out: None, video_out: None,
            model_out: None, ply_btn: gr.DownloadButton(value=None, interactive=False),
            splat_btn: gr.DownloadButton(value=None, interactive=False), files_out: None,
-           summary_out: ""}
+           summary_out: "", part_in: gr.Radio(value="photo", interactive=False),
+           animate_btn: gr.Button(interactive=False), animation_out: None}
     with SESSIONS.run(request.session_hash) as run_dir, \
             closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
         for event in events:
@@ -170,9 +185,12 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
                        latents_out: event.latents}
             elif isinstance(event, SplatReady):  # Finished too
                 f = event.files
+                # the viewer loads the compact .splat; the .ply download is the full file
                 out = {model_out: f["splat"], summary_out: summary_markdown(event.meta),
                        ply_btn: gr.DownloadButton(value=f["ply"], interactive=True),
-                       splat_btn: gr.DownloadButton(value=f["splat"], interactive=True)}
+                       splat_btn: gr.DownloadButton(value=f["splat"], interactive=True),
+                       part_in: gr.Radio(interactive=True),
+                       animate_btn: gr.Button(interactive=True)}
                 if isinstance(event, Finished):
                     out.update({video_out: f["video"], files_out: list(f.values())})
                 yield out
@@ -213,6 +231,73 @@ def reconstruct_api(image, seed=0, foreground_ratio=0.85, remove_background=True
             elif isinstance(event, Failed):
                 _fail(event)
     raise gr.Error("The run ended without a result.")
+
+
+NO_RESULT = ("There is no reconstruction in this session yet: reconstruct a photo first "
+             "(API callers: call /reconstruct with the same client before this).")
+
+
+def _on_latest_result(request: gr.Request, work, what: str):
+    """Run ``work(result_dir)`` on the session's latest complete result, its folder kept
+    alive meanwhile; a readable error when there is none or the work fails."""
+    with SESSIONS.use(request.session_hash):
+        result = SESSIONS.latest_result(request.session_hash)
+        if result is None:
+            raise gr.Error(NO_RESULT, title=f"Nothing to {what}", print_exception=False)
+        try:
+            return work(str(result))
+        except ValueError as err:  # a choice this result cannot show (no such part)
+            raise gr.Error(str(err), title=f"Cannot {what} this", print_exception=False) \
+                from None
+        except Exception:  # noqa: BLE001 - reported without internals
+            log.exception("%s failed", what)
+            raise gr.Error(f"Could not {what} this reconstruction because of an internal "
+                           "error (it is in the server log).", title=f"Cannot {what} this",
+                           print_exception=False) from None
+
+
+def animate(motion, request: gr.Request):
+    """Animate the person of this session's latest reconstruction.
+
+    Call /reconstruct first with the same client (its session): the Gaussians are bound to
+    the fitted body and reposed frame by frame.
+
+    Args:
+        motion: walk, wave, turn (a full turn on the spot) or apose (a turntable of the
+            person in the canonical pose).
+
+    Returns:
+        Path of an MP4 (H.264) of the person moving, seen from one fixed camera.
+    """
+    return _on_latest_result(request, lambda result: animate_on_device(result, motion),
+                             "animate")
+
+
+def show_part_view(part, request: gr.Request):
+    """The splat of this session's latest reconstruction coloured by body part.
+
+    Call /reconstruct first with the same client (its session).
+
+    Args:
+        part: "all" (every Gaussian, coloured by its body part), a group (head, hands, arms,
+            left_arm_full, right_arm_full, torso, upper_body, lower_body, legs, feet: only
+            those Gaussians), a single part name (e.g. left_hand), or "photo" (the splat in
+            its own colours).
+
+    Returns:
+        Path of a compact .splat (32 bytes a Gaussian, y-down, sorted for web viewers).
+    """
+    return _on_latest_result(request, lambda result: part_view(result, part),
+                             "show the parts of")
+
+
+# one input: Gradio reads a single gr.validate (a list is taken as valid)
+def validate_motion(motion):
+    return _verdicts([check_motion(motion)])[0]
+
+
+def validate_part(part):
+    return _verdicts([check_part_view(part)])[0]
 
 
 def remember_photo(photo, request: gr.Request):
@@ -298,8 +383,22 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
                 with gr.Tab("Multi-view latents"):
                     latents_out = gr.Image(label="Multi-view latents (input view first)",
                                            type="filepath", interactive=False, height=200)
+                with gr.Tab("Animate", elem_id="animate-tab"):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=2, min_width=200):
+                            motion_in = gr.Radio(list(MOTION_CHOICES), value="walk",
+                                                 label="Motion", elem_id="motion")
+                            animate_btn = gr.Button("Animate", interactive=False,
+                                                    elem_id="animate")
+                        animation_out = gr.Video(label="The reconstruction, reposed",
+                                                 autoplay=True, loop=True, interactive=False,
+                                                 height=260, elem_id="animation", scale=3)
             model_out = gr.Model3D(label="3D Gaussians (drag to orbit)", height=420,
                                    interactive=False, elem_id="viewer")
+            part_in = gr.Radio(list(PART_VIEW_CHOICES), value="photo", label="Show in the viewer",
+                               info="the splat in its own colours, coloured by body part, or "
+                                    "one group of parts only", interactive=False,
+                               elem_id="part-view")
             with gr.Row():
                 ply_btn = gr.DownloadButton("Download .ply", interactive=False, elem_id="ply")
                 splat_btn = gr.DownloadButton("Download .splat", interactive=False,
@@ -316,16 +415,36 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
                        ("gaussians.ply", "gaussians.splat", "orbit.mp4", "views.png",
                         "meta.json")]
         api_btn = gr.Button(visible=False)
+        motion_api_in = gr.Textbox(value="walk", label="motion")
+        animation_api_out = gr.File(label="animation.mp4")
+        animate_api_btn = gr.Button(visible=False)
+        part_api_in = gr.Textbox(value="all", label="part")
+        part_api_out = gr.File(label="parts.splat")
+        part_api_btn = gr.Button(visible=False)
 
     ui_inputs = [photo_in, seed_in, randomize_in, fg_in, bg_in, steps_in, guidance_in]
     ui_outputs = [seed_in, body_out, views_out, latents_out, video_out, model_out, ply_btn,
-                  splat_btn, files_out, summary_out]
+                  splat_btn, files_out, summary_out, part_in, animate_btn, animation_out]
     run_event = run_btn.click(reconstruct_ui, ui_inputs, ui_outputs, validator=validate_ui,
                               concurrency_id="reconstruct", api_visibility="private")
     stop_btn.click(None, cancels=[run_event], api_visibility="private")
     api_btn.click(reconstruct_api, [photo_in, seed_in, fg_in, bg_in, steps_in, guidance_in],
                   api_outputs, validator=validate_api, api_name="reconstruct",
                   concurrency_id="reconstruct")
+    # animations share the reconstruction's concurrency limit (both are device work); part
+    # views are file conversions (about 0.1 s) and get their own, so that they never
+    # wait behind a reconstruction
+    animate_btn.click(animate, [motion_in], [animation_out], validator=validate_motion,
+                      api_name="animate_ui", concurrency_id="reconstruct",
+                      api_visibility="private")
+    animate_api_btn.click(animate, [motion_api_in], [animation_api_out],
+                          validator=validate_motion, api_name="animate",
+                          concurrency_id="reconstruct")
+    part_in.input(show_part_view, [part_in], [model_out], validator=validate_part,
+                  api_name="part_view_ui", concurrency_id="part_view",
+                  api_visibility="private")
+    part_api_btn.click(show_part_view, [part_api_in], [part_api_out], validator=validate_part,
+                       api_name="part_view", concurrency_id="part_view")
     photo_in.change(remember_photo, [photo_in], None, queue=False, show_progress="hidden",
                     api_visibility="private")
     demo.load(open_session, api_visibility="private")

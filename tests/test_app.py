@@ -4,7 +4,9 @@
 - an example reconstructs and every returned file opens in a third-party reader;
 - bad photos get a readable message each and the server keeps serving;
 - 4 clients at once each get their own files, and once they close, their session folders and
-  their uploaded photos are gone from the server.
+  their uploaded photos are gone from the server;
+- after a reconstruction, the same client animates it (an MP4 whose frames decode) and gets
+  its part views (.splat files whose bytes parse: part colours, the right Gaussians).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from PIL import Image
 from plyfile import PlyData
 
-from app_server import MAX_UPLOAD_MB, ROOT, app_server  # noqa: F401  (session fixture)
+from app_server import MAX_UPLOAD_MB, ROOT, VIDEO_SIZE, app_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -282,4 +284,84 @@ def test_four_clients_at_once_get_their_own_files_and_leave_nothing(app_server, 
     digests = {_sha(p) for p in photos}
     left = [p for p in app_server.temp_dir.rglob("*") if p.is_file() and _sha(p) in digests]
     assert not left, left
+    assert app_server.alive()
+
+
+# --------------------------------------------------------------------------------------------
+# the session's result, animated and by body part
+# --------------------------------------------------------------------------------------------
+
+#: a .splat row (antimatter15), read here without our own reader
+_SPLAT_ROW = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4),
+                       ("rotation", "u1", 4)])
+
+
+def _splat_rows(path) -> np.ndarray:
+    data = Path(path).read_bytes()
+    assert len(data) > 0 and len(data) % _SPLAT_ROW.itemsize == 0
+    return np.frombuffer(data, _SPLAT_ROW)
+
+
+def _sorted_for_the_web(rows: np.ndarray) -> bool:
+    """Decreasing opacity x volume, up to the 8-bit quantisation of the opacity."""
+    vol = np.prod(rows["scale"].astype(np.float64), axis=1)
+    key = vol * rows["rgba"][:, 3] / 255.0
+    return bool(np.all(np.diff(key) <= (vol[:-1] + vol[1:]) * 0.5 / 255 + 1e-12))
+
+
+def test_animate_and_part_views_of_the_sessions_result(app_server, tmp_path):
+    from humansplat.parts_export import PART_GROUPS, resolve_parts
+    from humansplat.prior.parts import PART_COLORS
+    from humansplat.webapp.result_views import ANIMATION_FRAMES
+
+    client = _client(app_server, tmp_path)
+    other = _client(app_server, tmp_path / "other")
+    try:
+        with pytest.raises(Exception) as err:  # nothing reconstructed in this session yet
+            client.predict("walk", api_name="/animate")
+        assert "reconstruct a photo first" in str(err.value)
+        with pytest.raises(Exception) as err:  # refused before queueing
+            client.predict("moonwalk", api_name="/animate")
+        assert "motion must be one of" in str(err.value)
+
+        ply_path, splat_path, *_ = _reconstruct(client, EXAMPLE, seed=1)
+        t0 = time.perf_counter()
+        mp4 = client.predict("walk", api_name="/animate")
+        took = time.perf_counter() - t0
+        frames = np.stack(list(iio.imiter(mp4))).astype(np.float32)
+        assert frames.shape == (ANIMATION_FRAMES, VIDEO_SIZE, VIDEO_SIZE, 3)
+        assert frames[0].std() > 1.0  # something was drawn
+        assert np.abs(frames[6] - frames[0]).mean() > 0.5  # and it moves
+        print(f"/animate walk: {took:.1f} s for {ANIMATION_FRAMES} frames at {VIDEO_SIZE} px")
+        # another session has no result of its own, whatever this one did
+        with pytest.raises(Exception) as err:
+            other.predict("walk", api_name="/animate")
+        assert "reconstruct a photo first" in str(err.value)
+
+        # the viewer's file is the compact .splat, sorted; the download is the full .ply
+        v = PlyData.read(str(ply_path))["vertex"]
+        assert "f_rest_44" in [p.name for p in v.properties]
+        assert Path(ply_path).stat().st_size > 7 * Path(splat_path).stat().st_size
+        assert _sorted_for_the_web(_splat_rows(splat_path))
+
+        labels = np.asarray(v["part"])
+        visible = 1 / (1 + np.exp(-np.asarray(v["opacity"], np.float64))) >= 1 / 255
+        group = max(PART_GROUPS, key=lambda g: np.isin(labels, resolve_parts(g)).sum())
+        colours = np.asarray(PART_COLORS, np.uint8)
+        for part in ("all", group):
+            rows = _splat_rows(client.predict(part, api_name="/part_view"))
+            ids = range(len(colours)) if part == "all" else resolve_parts(part)
+            assert len(rows) == int((visible & np.isin(labels, list(ids))).sum()), part
+            got = {tuple(c) for c in rows["rgba"][:, :3]}
+            assert got <= {tuple(colours[j]) for j in ids}, part
+            assert len(got) == len(set(labels[visible & np.isin(labels, list(ids))]))
+            assert _sorted_for_the_web(rows)
+        photo = client.predict("photo", api_name="/part_view")
+        assert Path(photo).read_bytes() == Path(splat_path).read_bytes()
+        with pytest.raises(Exception) as err:
+            client.predict("../../app", api_name="/part_view")
+        assert "part view must be" in str(err.value)
+    finally:
+        client.close()
+        other.close()
     assert app_server.alive()

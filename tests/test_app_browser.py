@@ -1,8 +1,10 @@
 """The web demo in a real browser: headless Chromium (Debian's ``chromium`` + ``chromedriver``)
 driven by selenium uploads the example photo, presses Reconstruct, waits for the fitted body,
 the turntable video and the 3D viewer, saves a screenshot and checks that the viewer's canvas
-shows something (a WebGL canvas cannot be read back reliably, so its on-screen pixels are).
-Skipped, with the reason, only where Chromium or its driver is not installed."""
+shows something (a WebGL canvas cannot be read back reliably, so its on-screen pixels are);
+then switches the viewer to the body parts (the canvas changes and is still not blank) and
+animates the result (the animation's video appears). Skipped, with the reason, only where
+Chromium or its driver is not installed."""
 
 from __future__ import annotations
 
@@ -69,6 +71,12 @@ def _wait(driver, cond, timeout_s: float, what: str):
         time.sleep(0.25)
 
 
+def _click(driver, element) -> None:
+    """A click dispatched by the page itself: WebDriver's own click waits for the next
+    frames, which take seconds each while the software-rendered splat viewer is on screen."""
+    driver.execute_script("arguments[0].click();", element)
+
+
 def _canvas_pixels(canvas) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"))
 
@@ -116,6 +124,42 @@ def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
     drawn_canvas.save(tmp_path / "viewer_canvas.png")
     print(f"\nscreenshot: {shot}\nviewer canvas: {tmp_path / 'viewer_canvas.png'}\n"
           f"click -> fitted body {first:.1f} s, click -> turntable + viewer {done:.1f} s")
+
+    # the viewer toggle: the same Model3D shows the splat coloured by body part
+    before_parts = np.asarray(drawn_canvas, np.float32)
+    _click(browser, browser.find_element(By.CSS_SELECTOR, "#part-view input[value='all']"))
+
+    last: list[np.ndarray] = []
+
+    def recoloured(d):  # changed, not blank, and settled (the viewer has loaded the file)
+        pixels = _canvas_pixels(d.find_element(By.CSS_SELECTOR, "#viewer canvas")
+                                ).astype(np.float32)
+        settled = bool(last) and last[-1].shape == pixels.shape and \
+            np.abs(pixels - last[-1]).mean() < 0.5
+        last.append(pixels)
+        changed = pixels.shape == before_parts.shape and \
+            np.abs(pixels - before_parts).mean() > 2.0
+        ok = settled and changed and _not_blank(pixels)
+        return Image.fromarray(pixels.astype(np.uint8)) if ok else None
+
+    t1 = time.perf_counter()
+    _wait(browser, recoloured, 30, "the viewer to show the body parts").save(
+        tmp_path / "viewer_parts.png")
+    parts_s = time.perf_counter() - t1
+    # the Animate tab: pick a motion, press Animate, the video appears
+    _click(browser, browser.find_element(By.XPATH,
+                                         "//button[@role='tab'][contains(., 'Animate')]"))
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#animate").is_enabled(), 10,
+          "the Animate button")
+    _click(browser, browser.find_element(By.CSS_SELECTOR, "#motion input[value='wave']"))
+    _click(browser, browser.find_element(By.CSS_SELECTOR, "#animate"))
+    t1 = time.perf_counter()
+    src = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#animation video")
+                .get_attribute("src"), 60, "the animation video")
+    assert "wave.mp4" in src, src
+    browser.save_screenshot(str(tmp_path / "app_animate.png"))
+    print(f"part view {parts_s:.1f} s, animation {time.perf_counter() - t1:.1f} s after the "
+          f"click (viewer parts: {tmp_path / 'viewer_parts.png'})")
 
     summary = browser.find_element(By.CSS_SELECTOR, "#summary").text
     assert "Gaussians" in summary and "body fit" in summary

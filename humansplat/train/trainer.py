@@ -46,9 +46,14 @@ def build_dataset(cfg: TrainConfig, split: str, *, targets=None):
         from .dataset import SyntheticHumans
 
         return SyntheticHumans(cfg.data.root, split=split, targets=targets)
+    from .dataset import SynthDataConfig
     from .scans import ScanDataset
 
-    return ScanDataset(cfg.data.root, layout=cfg.data.scan_layout, split=split, targets=targets)
+    m = cfg.model.build()  # scans are rendered at the model's sizes (cached per setting)
+    data_cfg = SynthDataConfig(preset=cfg.model.preset, resolution=m.image_size,
+                               input_size=2 * m.image_size)
+    return ScanDataset(cfg.data.root, layout=cfg.data.scan_layout, split=split, targets=targets,
+                       cfg=data_cfg)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -97,15 +97,33 @@ class SessionStore:
     def run(self, session_hash) -> Iterator[Path]:
         """A fresh run folder inside the session's folder, kept alive (not deleted by
         :meth:`close`) until the block ends."""
-        key = self.key(session_hash)
-        with self._lock:
-            self._active[key] = self._active.get(key, 0) + 1
-        try:
-            folder = self.open(session_hash)
+        with self.use(session_hash) as folder:
             self._prune_runs(folder)
             run_dir = folder / f"run-{time.time_ns():x}-{uuid.uuid4().hex[:6]}"
             run_dir.mkdir()
             yield run_dir
+
+    def latest_result(self, session_hash) -> Path | None:
+        """The ``result`` folder of the session's most recent *complete* run (it holds
+        ``meta.json``), or None: what the animation and the part views work on."""
+        folder = self.folder(session_hash)
+        if not folder.is_dir():
+            return None
+        for run_dir in sorted(folder.glob("run-*"), key=lambda p: p.name, reverse=True):
+            result = run_dir / "result"
+            if (result / "meta.json").is_file() and _within(result, self.root):
+                return result
+        return None
+
+    @contextmanager
+    def use(self, session_hash) -> Iterator[Path]:
+        """The session's folder, kept alive (not deleted by :meth:`close`) until the block
+        ends: for work on an existing run (an animation, a part view)."""
+        key = self.key(session_hash)
+        with self._lock:
+            self._active[key] = self._active.get(key, 0) + 1
+        try:
+            yield self.open(session_hash)
         finally:
             with self._lock:
                 self._active[key] -= 1

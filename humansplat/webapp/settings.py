@@ -69,8 +69,8 @@ class AppSettings:
     concurrency: runs at once (1 on a CPU: parallel runs only slow each other down);
     max_upload_mb: uploads larger than this are refused by the server before they land;
     max_megapixels: photos with more pixels are refused on their header, before decoding;
-    video_size: turntable side in px; session_ttl_s: age after which an abandoned session's
-    folder (a caller that never closed its session) is swept."""
+    video_size: turntable and animation side in px; session_ttl_s: age after which an
+    abandoned session's folder (a caller that never closed its session) is swept."""
 
     checkpoint: str | None = None
     revision: str | None = None
