@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from plyfile import PlyData, PlyElement
 
 from ..gaussians import SH_C0, Gaussians
-from .paths import as_path, atomic_path
-from .splat_files import PART_PROPERTY, _gaussian_arrays, save_splat
+from .paths import as_path
+from .splat_files import PART_PROPERTY, _gaussian_arrays, save_splat, write_vertex_ply
 
 __all__ = ["COMPACT_PLY_PROPERTIES", "MIN_VISIBLE_OPACITY", "web_order", "prune_invisible",
            "save_compact_ply", "save_compact", "compact_bytes_per_gaussian"]
@@ -61,26 +60,16 @@ def save_compact_ply(g: Gaussians, path, *, y_down: bool = True, labels: bool = 
     if sort:
         g = g[web_order(g)]
     a = _gaussian_arrays(g.with_rgb(), y_down, "save_compact_ply")
-    n = a["means"].shape[0]
     op = np.clip(a["opacities"].astype(np.float64), _OPACITY_EPS, 1.0 - _OPACITY_EPS)
     cols = np.concatenate([a["means"], (a["colors"] - 0.5) / SH_C0,
                            np.log(op / (1.0 - op))[:, None],
                            np.log(np.maximum(a["scales"], _MIN_SCALE)), a["quats"]],
                           axis=1).astype("<f4")  # [N,14] in COMPACT_PLY_PROPERTIES order
-    with_labels = labels and a["labels"] is not None
-    dtype = [(p, "<f4") for p in COMPACT_PLY_PROPERTIES]
-    if with_labels:
-        dtype.append((PART_PROPERTY, "<i4"))
-    vertex = np.empty(n, np.dtype(dtype))
-    for i, p in enumerate(COMPACT_PLY_PROPERTIES):
-        vertex[p] = cols[:, i]
-    if with_labels:
-        vertex[PART_PROPERTY] = a["labels"].astype("<i4")
-    comment = f"humansplat up={'-y' if y_down else '+y'} colors=rgb sh_degree=0"
-    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<",
-                  comments=[comment])
-    with atomic_path(path) as tmp:
-        ply.write(str(tmp))
+    extras = []
+    if labels and a["labels"] is not None:
+        extras.append((PART_PROPERTY, a["labels"].astype("<i4")))
+    write_vertex_ply(path, COMPACT_PLY_PROPERTIES, cols, extras,
+                     f"humansplat up={'-y' if y_down else '+y'} colors=rgb sh_degree=0")
     return as_path(path)
 
 

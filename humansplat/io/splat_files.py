@@ -39,6 +39,8 @@ otherwise.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from pathlib import Path
 
 import numpy as np
@@ -245,13 +247,21 @@ def save_ply(g: Gaussians, path, *, y_down: bool = False,
     if a["labels"] is not None:
         extras.append((PART_PROPERTY, a["labels"].astype("<i4")))
     extras += _extra_columns(extra, n, set(PLY_PROPERTIES) | {PART_PROPERTY})
-    dtype = np.dtype([(p, "<f4") for p in PLY_PROPERTIES] + [(k, v.dtype) for k, v in extras])
+    return write_vertex_ply(path, PLY_PROPERTIES, columns, extras,
+                            f"{_COMMENT_KEY} up={'-y' if y_down else '+y'} {mode}")
+
+
+def write_vertex_ply(path, names: Sequence[str], columns: np.ndarray,
+                     extras: Sequence[tuple[str, np.ndarray]], comment: str) -> Path:
+    """One binary little-endian ``vertex`` element: float32 ``columns`` [N,len(names)] named
+    ``names``, then the ``extras`` (name, [N] array) in their own dtypes; atomically."""
+    n = columns.shape[0]
+    dtype = np.dtype([(p, "<f4") for p in names] + [(k, v.dtype) for k, v in extras])
     vertex = np.empty(n, dtype)
-    for i, p in enumerate(PLY_PROPERTIES):
+    for i, p in enumerate(names):
         vertex[p] = columns[:, i]
     for k, v in extras:
         vertex[k] = v
-    comment = f"{_COMMENT_KEY} up={'-y' if y_down else '+y'} {mode}"
     ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<",
                   comments=[comment])
     with atomic_path(path) as tmp:
