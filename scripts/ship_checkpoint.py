@@ -30,6 +30,31 @@ def _table(res: dict) -> list[str]:
     return lines
 
 
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def _findings(res: dict, model: str) -> list[str]:
+    """Plain statements of which baseline the model beats on which metric (full body)."""
+    pk = res["perceptual"]
+    me = res["summary"][model]["full_body"]
+    out = []
+    for base in ("prior-gaussians", "prior-mesh"):
+        if base not in res["summary"]:
+            continue
+        b = res["summary"][base]["full_body"]
+        wins = [f"PSNR {me['psnr'] - b['psnr']:+.2f} dB" + (" (better)" if me["psnr"] > b["psnr"]
+                                                          else " (worse)"),
+                f"SSIM {me['ssim'] - b['ssim']:+.4f}" + (" (better)" if me["ssim"] > b["ssim"]
+                                                       else " (worse)"),
+                f"{pk} {me[pk] - b[pk]:+.4f}" + (" (better)" if me[pk] < b[pk] else " (worse)")]
+        out.append(f"- vs `{base}` on `{res['split']}`: " + ", ".join(wins) + ".")
+    return out
+
+
 def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
          hours: float) -> str:
     cfg = json.loads((run / "config.json").read_text())
@@ -42,8 +67,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "input photo plus 4 orthogonal views from the offline projection synthesizer, 128 px, "
         "20,480 pixel-aligned Gaussians with a body-part label each, body-anchored depth "
         "(`ModelConfig.body_anchor`). It was trained so the app and the CLI run offline on a "
-        "CPU; the paper's setting (scans, SV3D latents, `paper` preset) trains with the same "
-        "commands on GPUs.", "",
+        "CPU. The same trainer runs on GPUs and on scans (`configs/paper.yaml`; the SV3D-latent "
+        "scan data step of the paper preset is not implemented yet).", "",
         "## Training data", "",
         f"{data_info['count']} synthetic dressed people (seed {data_info['seed']}): Anny bodies "
         "of varied gender, age (teens up), weight, muscle, height and proportions, in natural "
@@ -66,8 +91,15 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         f"clip {o['grad_clip']}, EMA {o['ema_decay']} (these are the EMA weights). Loss: "
         f"L_Rec (MSE + mask MSE x {lo['lambda_m']} + {lo['perceptual']} perceptual x "
         f"{lo['lambda_p']}) + L_H (per part and camera level, head/hands/arms x2; MSE only on "
-        f"CPU) + {lo['lambda_part']} x part cross-entropy. Hardware: {platform.processor() or 'x86-64'} "
-        f"CPU, 2 cores shared with other jobs, 1 torch thread, {hours:.1f} h wall time.", "",
+        f"CPU) + {lo['lambda_part']} x part cross-entropy. Hardware: {_cpu()} "
+        f"CPU, 2 cores shared with other jobs, 1 torch thread, {hours:.1f} h wall time.",
+        "",
+    ]
+    notes = run / "NOTES.txt"
+    if notes.is_file():
+        lines += ["Changes during the run: " + "; ".join(
+            x.strip() for x in notes.read_text().splitlines() if x.strip()) + ".", ""]
+    lines += [
         "## Evaluation", "",
         "`humansplat eval`: held-out subjects never seen in training, scored on every stored "
         "view around each (16 full-body azimuths at elevation 0, plus the upper-body and face "
@@ -77,9 +109,19 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
     ]
     for res in evals:
         lines += [f"Split `{res['split']}` ({res['subjects']} subjects):", ""] + _table(res) + [""]
+    model_name = [m for m in evals[0]["methods"] if not m.startswith("prior-")][0]
+    lines += ["Full-body differences (the model minus the baseline):", ""]
+    for res in evals:
+        lines += _findings(res, model_name)
+    lines += [""]
     if ablations is not None:
-        lines += ["### Ablations (each trained from scratch with the same short budget, "
-                  f"split `{ablations['split']}`)", ""] + _table(ablations) + [""]
+        first = Path(next(iter(ablations["checkpoints"].values()))).parent
+        acfg = json.loads((first / "config.json").read_text())
+        lines += ["### Ablations (each trained from scratch for "
+                  f"{acfg['run']['max_steps']} steps, mask weight {acfg['loss']['lambda_m']}, "
+                  f"otherwise as above; split `{ablations['split']}`)", ""] + _table(ablations) + [
+                  "", "`full` = human prior on, K_win 2, L_H on; `no_human_prior` removes the "
+                  "body tokens, the inter-attention and the body anchors."]
     lines += [
         "## Limitations", "",
         "- Trained only on synthetic people: real photos (real cloth, hair, lighting, "
