@@ -313,6 +313,7 @@ def test_hf_cache_offline_in_a_fresh_process(run, micro_ckpt, tmp_path):
         import json, torch
         from humansplat import HumanSplatPipeline
         from humansplat.cli import main
+        torch.set_num_threads({torch.get_num_threads()})  # same reduction order as the parent
         pipe = HumanSplatPipeline.from_pretrained({REPO_ID!r})
         rec = pipe({str(PHOTO)!r}, seed=0)
         g = rec.gaussians
