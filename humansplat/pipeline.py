@@ -84,7 +84,7 @@ class PipelineConfig:
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
-        bundled tiny checkpoint's head reaches a mean per-part IoU of 0.10 on held-out
+        bundled tiny checkpoint's head reaches a mean per-part IoU of 0.13 on held-out
         subjects vs 0.80 for the nearest body part (benchmarks/parts_model.py, parts.py),
         so "body" is the default.
     """
