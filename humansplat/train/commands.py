@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -53,11 +54,10 @@ def _cmd_eval(args) -> int:
             bar.set_postfix_str(stage)
             bar.refresh()
 
-    res = evaluate(cfg, progress=progress)
+    evaluate(cfg, progress=progress)
     if bar is not None:
         bar.close()
-    sys.stdout.write((__import__("pathlib").Path(args.output) / "results.md").read_text())
-    del res
+    sys.stdout.write((Path(args.output) / "results.md").read_text())
     return 0
 
 

@@ -155,7 +155,6 @@ class Trainer:
         if not samples:
             return
         batch = collate_samples(samples)
-        cfg = self.cfg
         with ema.applied(model), torch.no_grad():
             model.eval()
             out = model(**model_kwargs(batch, device))
@@ -172,7 +171,6 @@ class Trainer:
         d = self.out / "samples"
         d.mkdir(parents=True, exist_ok=True)
         save_image_grid(imgs, d / f"step-{step:07d}.png", ncols=2 * min(4, r.rgb.shape[1]))
-        del cfg
 
     def _plot(self) -> None:
         path = self.out / "log.jsonl"
@@ -248,10 +246,9 @@ class Trainer:
             self.log(f"resumed from {ckpts[-1]} (step {start})")
 
         sample_src = self._sample_dataset
-        if sample_src is None:
-            try:
-                sample_src = build_dataset(cfg, cfg.data.eval_split, targets=(4, 0, 0))
-            except Exception:  # no eval split yet: sample from the training set
+        if sample_src is None:  # fixed held-out samples; the training set if none exist yet
+            sample_src = build_dataset(cfg, cfg.data.eval_split, targets=(4, 0, 0))
+            if len(sample_src) == 0:
                 sample_src = data
         samples = [sample_src[i] for i in range(min(2, len(sample_src)))]
 
