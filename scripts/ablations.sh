@@ -6,7 +6,9 @@ set -euo pipefail
 root="${1:-runs/ablations}"
 steps="${STEPS:-150}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE
+# mask weight 1, as the published ablation table (benchmarks/results/eval_ablations.md) ran
 common=(--set "run.max_steps=$steps" --set "optim.warmup_steps=$((steps / 10))"
+        --set "loss.lambda_m=${LAMBDA_M:-1}"
         --set run.save_every=25 --set "run.sample_every=$steps")
 declare -A variants=(
   [full]=""
