@@ -16,6 +16,7 @@ from spaces.config import Config as SpacesConfig
 
 import logging
 import random
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from humansplat.errors import InvalidImageError
+from humansplat.logs import configure as configure_logging
 from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
                                Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
                                SessionStore, SplatReady, animate_result, check_motion,
@@ -30,7 +32,8 @@ from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, F
                                estimate_gpu_seconds, load_photo, load_pipeline, part_view,
                                run_events, summary_markdown)
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+# our own log lines only; third-party ones with --verbose or HUMANSPLAT_LOG_LEVEL=debug
+configure_logging("--verbose" in sys.argv[1:])
 log = logging.getLogger("humansplat.app")
 
 ROOT = Path(__file__).resolve().parent

@@ -273,7 +273,7 @@ class HumanSplatPipeline:
                         token: str | bool | None = None,
                         local_files_only: bool | None = None) -> HumanSplatPipeline:
         """Load a pipeline: ``None`` = the bundled default (``$HUMANSPLAT_CHECKPOINT`` or
-        ``checkpoints/humansplat-tiny/``, offline), a local folder, or a Hub repo id.
+        ``humansplat/checkpoints/humansplat-tiny/``, offline), a local folder, or a Hub repo id.
         Safetensors only. Raises :class:`MissingWeightsError` naming what is missing, where
         it looked and how to provide it."""
         src = resolve_source(path_or_repo_id, revision=revision, token=token,
@@ -289,7 +289,7 @@ class HumanSplatPipeline:
                 f"{src.path} ({src.kind} checkpoint {src.id!r}) holds no {PIPELINE_CONFIG_NAME} "
                 f"and no {' + '.join(MODEL_FILES)} (found: {have or 'nothing'}). A pipeline "
                 f"checkpoint is what HumanSplatPipeline.save_pretrained() writes; "
-                "the bundled one is checkpoints/humansplat-tiny/.")
+                "the bundled one is humansplat/checkpoints/humansplat-tiny/.")
         hub = {"token": token, "local_files_only": local_files_only}
         if config is None:
             from .config import ModelConfig
