@@ -183,3 +183,19 @@ def test_wheel_carries_the_bundled_checkpoint_for_any_working_directory(tmp_path
     kind, path, preset = out.stdout.split()
     assert kind == "bundled" and Path(path) == installed.resolve(), out.stdout
     assert preset == "tiny"
+
+
+def test_cli_says_plainly_when_the_bundled_checkpoint_is_gone(tmp_path, monkeypatch, capsys):
+    """No silent fallback to the baseline: a one-line error naming what is missing, exit 2,
+    no result folder."""
+    from humansplat import cli, hub
+
+    monkeypatch.delenv(hub.CHECKPOINT_ENV, raising=False)
+    monkeypatch.setattr(hub, "BUNDLED_CHECKPOINT", tmp_path / "gone" / "humansplat-tiny")
+    rc = cli.main(["reconstruct", str(ROOT / "examples" / "astronaut.jpg"), "-o",
+                   str(tmp_path / "out"), "--no-video", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("humansplat reconstruct: error: the bundled checkpoint is "
+                             "missing: no folder "), err
+    assert not any((tmp_path / "out").glob("*/meta.json"))
