@@ -96,11 +96,14 @@ SECTIONS = ("rasterizer", "sv3d", "vae", "transformer", "pipeline", "zerogpu")
 # Run order: the GPU-heavy sections first, so the gsplat build overlaps them.
 ORDER = ("sv3d", "vae", "transformer", "pipeline", "rasterizer", "zerogpu")
 # Wall-clock budgets per section on the device (child start-up included); they sum to
-# 440 s, inside the 480 s total with the parent's own start.
-BUDGETS_S = {"sv3d": 110, "vae": 35, "transformer": 75, "pipeline": 90, "rasterizer": 70,
+# 425 s, inside TOTAL_S with the parent's own start; scripts/device_env.sh's installs (~20 s)
+# before it keep the whole call under 8 minutes.
+BUDGETS_S = {"sv3d": 105, "vae": 35, "transformer": 70, "pipeline": 90, "rasterizer": 65,
              "zerogpu": 60}
-SMOKE_BUDGETS_S = {k: 60 for k in SECTIONS}
-TOTAL_S = 470.0
+# Smoke: each section takes 5-40 s on an idle 2-core CPU; the budgets only catch hangs (a
+# CPU shared with other jobs can be several times slower).
+SMOKE_BUDGETS_S = {k: 150 for k in SECTIONS}
+TOTAL_S = 450.0
 PHOTO = ROOT / "examples" / "astronaut.jpg"
 REPLAY_ENV = "HUMANSPLAT_MEDIAPIPE_REPLAY"
 GSPLAT_ENV = "HUMANSPLAT_BENCH_GSPLAT"  # "1": the sections may use gsplat's kernels
@@ -716,8 +719,11 @@ class GsplatBuild:
         import torch
 
         cc = torch.cuda.get_device_capability(0)
-        env = dict(os.environ, MAX_JOBS=os.environ.get("MAX_JOBS", str(max(1, (os.cpu_count() or 2) - 2))),
-                   TORCH_CUDA_ARCH_LIST=os.environ.get("TORCH_CUDA_ARCH_LIST", f"{cc[0]}.{cc[1]}"))
+        # this GPU's architecture only (a fraction of the default build); the sections that
+        # load the kernels later inherit the same setting
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", f"{cc[0]}.{cc[1]}")
+        env = dict(os.environ, MAX_JOBS=os.environ.get("MAX_JOBS",
+                                                       str(max(1, (os.cpu_count() or 2) - 2))))
         code = ("from gsplat.cuda._backend import _C\n"
                 "import sys; sys.exit(0 if _C is not None else 3)")
         self.fh = open(log, "w")
@@ -906,11 +912,12 @@ def main(argv=None) -> int:
         work = Path(tmp)
         build = GsplatBuild(device, work / "gsplat_build.log")
         res["machine"] = describe_machine(device)
-        for name in [s for s in ORDER if s in wanted]:
+        todo = [s for s in ORDER if s in wanted]
+        for i, name in enumerate(todo):
             left = total - (time.perf_counter() - t_start)
             if name == "rasterizer" and build.poll() == "running":
-                # wait for the kernels, keeping 45 s for the torch backend's figures
-                build.wait(min(left - budgets[name], left - 45.0))
+                # wait for the kernels while the budgets of this and the later sections fit
+                build.wait(left - sum(budgets[s] for s in todo[i:]))
                 left = total - (time.perf_counter() - t_start)
             budget = min(budgets[name], left)
             if budget < 10:

@@ -22,7 +22,7 @@
 #              `cat OUT/checkpoint.tar.* | tar -x` (a folder `checkpoint/`)
 # Progress lines go to stdout and OUT/progress.log.
 #
-# Knobs (environment): WORK, SYNTH_S (210), TRAIN_S (200), EVAL_S (90), WORKERS (cores - 1),
+# Knobs (environment): WORK, SYNTH_S (190), TRAIN_S (180), EVAL_S (120), WORKERS (cores - 1),
 # N_TEST (32), N_TRAIN_MAX (3000), BATCH (8), LR (3e-4), CAL_STEPS (40), N_EVAL (16), MAX_STEPS,
 # PRESET (tiny; the synthetic data is assembled for tiny's 128 px inputs, so only tiny runs).
 set -euo pipefail
@@ -50,7 +50,7 @@ if [ $smoke = 1 ]; then
   shipped=()
 else
   WORK="${WORK:-/tmp/humansplat-device-train}"
-  SYNTH_S="${SYNTH_S:-210}"; TRAIN_S="${TRAIN_S:-200}"; EVAL_S="${EVAL_S:-90}"
+  SYNTH_S="${SYNTH_S:-190}"; TRAIN_S="${TRAIN_S:-180}"; EVAL_S="${EVAL_S:-120}"
   WORKERS="${WORKERS:-$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))}"; N_TEST="${N_TEST:-32}"
   N_TRAIN_MAX="${N_TRAIN_MAX:-3000}"; BATCH="${BATCH:-8}"; CAL_STEPS="${CAL_STEPS:-40}"
   N_EVAL="${N_EVAL:-16}"
