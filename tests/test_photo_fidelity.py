@@ -188,3 +188,53 @@ def test_cases_are_real_files_with_a_held_out_split():
     readme = (Path(rp.ROOT) / "examples" / "README.md").read_text()
     for c in rp.CASES:
         assert (Path(rp.ROOT) / "examples" / c.file).is_file() and c.file in readme
+
+
+def test_reconstruction_beyond_edges_reads_the_meta():
+    from humansplat.eval.photo_fidelity import reconstruction_beyond_edges
+
+    photo, mask = _photo()
+    cam = _camera()
+
+    class Rec:
+        gaussians = _unprojected_splat(photo, mask, cam)
+        meta = {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(),
+                           "image_size": [S, S]},
+                "input": {"crop_box": list(CROP_BOX), "original_size": [W, H]}}
+
+    assert reconstruction_beyond_edges(Rec(), ("bottom",)) == 0.0
+    low = Rec()
+    low.gaussians = Gaussians(means=Rec.gaussians.means - torch.tensor([0.0, 0.5, 0.0]),
+                              quats=Rec.gaussians.quats, scales=Rec.gaussians.scales,
+                              opacities=Rec.gaussians.opacities, colors=Rec.gaussians.colors)
+    assert reconstruction_beyond_edges(low, ("bottom",)) > 0.3
+
+
+def test_readme_figure_of_a_micro_reconstruction(tmp_path):
+    _spec = importlib.util.spec_from_file_location(
+        "readme_figures", Path(__file__).resolve().parents[1] / "scripts" / "readme_figures.py")
+    rf = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(rf)
+    from PIL import Image
+
+    photo, mask = _photo()
+    cam = _camera()
+    g = _unprojected_splat(photo, mask, cam)
+    rec = tmp_path / "micro"
+    rec.mkdir()
+    g.save_ply(rec / "gaussians.ply", y_down=True)  # as Reconstruction.save writes it
+    (rec / "meta.json").write_text(json.dumps(
+        {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
+         "input": {"crop_box": list(CROP_BOX), "original_size": [W, H], "source": None}}))
+    Image.fromarray(photo).save(rec / "photo.png")
+    size = 48
+    img = rf.figure(rec, size=size)
+    assert img.dtype == np.uint8 and img.shape == (size + rf.LABEL_PX + 4, 5 * size + 12, 3)
+    # panel 2 (the re-render) shows the photo's person where panel 1 does
+    p1 = img[2:2 + size, 2:2 + size].astype(float)
+    p2 = img[2:2 + size, 4 + size:4 + 2 * size].astype(float)
+    person = np.asarray(Image.fromarray((photo_at_input_camera(photo, mask, cam).mask * 255)
+                                        .astype(np.uint8)).resize((size, size))) > 200
+    assert np.abs(p1 - p2)[person].mean() < 20
+    n = rf.save_small_png(img, tmp_path / "fig.png", max_kb=150)
+    assert n == (tmp_path / "fig.png").stat().st_size < 150 * 1024

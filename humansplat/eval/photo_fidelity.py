@@ -34,7 +34,7 @@ from .metrics import psnr, ssim
 
 __all__ = ["PhotoView", "InputCamera", "EDGES", "input_camera_from_meta",
            "photo_at_input_camera", "render_at_camera", "input_view_scores", "cut_edges",
-           "beyond_edge_fraction"]
+           "beyond_edge_fraction", "reconstruction_beyond_edges"]
 
 EDGES = ("top", "bottom", "left", "right")
 _SSIM_PAD = 8  # px around the mask's bounding box: the SSIM window sees the person's edge
@@ -198,3 +198,15 @@ def beyond_edge_fraction(gaussians: Gaussians, camera: InputCamera, photo_size: 
     for e in edges:
         beyond |= tests[e]
     return float(op[beyond].sum()) / total
+
+
+def reconstruction_beyond_edges(rec: Any, edges: Sequence[str] = EDGES) -> float:
+    """:func:`beyond_edge_fraction` of a ``Reconstruction`` (its input camera and original
+    photo size come from ``rec.meta``), e.g. ``reconstruction_beyond_edges(rec, ("bottom",))``
+    for a photo cut at the waist."""
+    cam = input_camera_from_meta(rec.meta)
+    try:
+        W, H = (int(v) for v in rec.meta["input"]["original_size"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"the reconstruction's meta holds no original photo size ({err})") from None
+    return beyond_edge_fraction(rec.gaussians, cam, (W, H), edges)
