@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def run_case(pipe, case: Case, save_dir: Path | None = None) -> dict:
     row = {"case": case.name, "file": case.file, "crop": list(case.crop) if case.crop else None,
            "split": case.split, "what": case.what, "photo_size": [photo.shape[1], photo.shape[0]],
            **evaluate_case(rec, photo, mask), "seconds": seconds,
+           "loadavg_1min": os.getloadavg()[0],  # the CPU is shared: how busy it was
            "notes": list(rec.meta["input"].get("notes", []))}
     if save_dir is not None:
         from PIL import Image

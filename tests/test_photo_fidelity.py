@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -64,6 +65,13 @@ def _unprojected_splat(photo: np.ndarray, mask: np.ndarray, cam: InputCamera) ->
     return Gaussians(means=means.float(), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
                      scales=torch.full((n, 3), 0.45 * px), opacities=torch.full((n,), 0.99),
                      colors=colors)
+
+
+def _micro_rec(g: Gaussians, cam: InputCamera) -> SimpleNamespace:
+    """A stand-in Reconstruction: what the benchmark reads of one (gaussians, meta)."""
+    return SimpleNamespace(gaussians=g, meta={
+        "camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
+        "input": {"crop_box": list(CROP_BOX), "original_size": [W, H], "source": None}})
 
 
 def test_photo_view_matches_crop_geometry():
@@ -157,14 +165,10 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     photo, mask = _photo()
     cam = _camera()
 
-    class Rec:
-        gaussians = _unprojected_splat(photo, mask, cam)
-        meta = {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(),
-                           "image_size": [S, S]}, "input": {"crop_box": list(CROP_BOX)}}
-
-    row = rp.evaluate_case(Rec(), photo, mask)
+    rec = _micro_rec(_unprojected_splat(photo, mask, cam), cam)
+    row = rp.evaluate_case(rec, photo, mask)
     assert row["psnr"] > 25 and row["iou"] > 0.9 and row["cut_edges"] == ["bottom"]
-    assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(Rec.gaussians)
+    assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(rec.gaussians)
 
 
 def test_table_and_before_after_markdown():
@@ -196,18 +200,14 @@ def test_reconstruction_beyond_edges_reads_the_meta():
     photo, mask = _photo()
     cam = _camera()
 
-    class Rec:
-        gaussians = _unprojected_splat(photo, mask, cam)
-        meta = {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(),
-                           "image_size": [S, S]},
-                "input": {"crop_box": list(CROP_BOX), "original_size": [W, H]}}
-
-    assert reconstruction_beyond_edges(Rec(), ("bottom",)) == 0.0
-    low = Rec()
-    low.gaussians = Gaussians(means=Rec.gaussians.means - torch.tensor([0.0, 0.5, 0.0]),
-                              quats=Rec.gaussians.quats, scales=Rec.gaussians.scales,
-                              opacities=Rec.gaussians.opacities, colors=Rec.gaussians.colors)
-    assert reconstruction_beyond_edges(low, ("bottom",)) > 0.3
+    g = _unprojected_splat(photo, mask, cam)
+    assert reconstruction_beyond_edges(_micro_rec(g, cam), ("bottom",)) == 0.0
+    low = Gaussians(means=g.means - torch.tensor([0.0, 0.5, 0.0]), quats=g.quats,
+                    scales=g.scales, opacities=g.opacities, colors=g.colors)
+    assert reconstruction_beyond_edges(_micro_rec(low, cam), ("bottom",)) > 0.3
+    with pytest.raises(ValueError, match="original photo size"):
+        reconstruction_beyond_edges(SimpleNamespace(gaussians=g, meta={
+            **_micro_rec(g, cam).meta, "input": {"crop_box": list(CROP_BOX)}}))
 
 
 def test_readme_figure_of_a_micro_reconstruction(tmp_path):
@@ -223,9 +223,7 @@ def test_readme_figure_of_a_micro_reconstruction(tmp_path):
     rec = tmp_path / "micro"
     rec.mkdir()
     g.save_ply(rec / "gaussians.ply", y_down=True)  # as Reconstruction.save writes it
-    (rec / "meta.json").write_text(json.dumps(
-        {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
-         "input": {"crop_box": list(CROP_BOX), "original_size": [W, H], "source": None}}))
+    (rec / "meta.json").write_text(json.dumps(_micro_rec(g, cam).meta))
     Image.fromarray(photo).save(rec / "photo.png")
     size = 48
     img = rf.figure(rec, size=size)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import NoPersonError
 from ..prior._mediapipe import fit_long_side, import_mediapipe, shared_solution
+from ..prior.segmentation import _check_rgb  # input validation only, not the segmenter
 
 __all__ = ["IndependentPersonMask", "independent_person_mask", "INDEPENDENT_MASK_NAME"]
 
@@ -53,10 +54,7 @@ class IndependentPersonMask:
         self._solution = shared_solution(("eval_pose_segmentation", 1), build)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3
-                and rgb.shape[2] == 3):
-            got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-            raise ValueError(f"rgb must be a uint8 array [H,W,3], got {got}")
+        _check_rgb(rgb)
         h, w = rgb.shape[:2]
         result = self._solution.process(fit_long_side(rgb, self.max_side))
         if result.segmentation_mask is None:
