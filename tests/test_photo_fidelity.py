@@ -166,7 +166,9 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     cam = _camera()
 
     rec = _micro_rec(_unprojected_splat(photo, mask, cam), cam)
+    rec.mask = photo_at_input_camera(photo, mask, cam).mask  # the pipeline's mask, [S,S]
     row = rp.evaluate_case(rec, photo, mask)
+    assert row["mask_agreement"] == pytest.approx(1.0)
     assert row["psnr"] > 25 and row["iou"] > 0.9 and row["cut_edges"] == ["bottom"]
     assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(rec.gaussians)
 
@@ -180,7 +182,7 @@ def test_table_and_before_after_markdown():
     assert "12.44" in text and "error: no person" in text and "0/1 cases" in text
     md = rp.compare_markdown({"label": "before", "rows": [row, err]},
                              {"label": "after", "rows": [after, err]})
-    assert "| a | dev | 12.4 → 26.0 | 0.560 → 0.560 | 0.778 → 0.930 | 2.9 % → 0.4 % |" in md
+    assert "| a | dev | 12.4 → 26.0 | 0.560 → 0.560 | 0.778 → 0.930 | - → - | 2.9 % → 0.4 % |" in md
     assert "6,007 → 41,000" in md and "| b |" not in md
 
 
