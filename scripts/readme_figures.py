@@ -71,7 +71,8 @@ def figure(rec_dir: Path, *, photo: str | None = None, size: int = 192,
     rgb = _photo(rec_dir, meta, photo)
     view = photo_at_input_camera(rgb, np.ones(rgb.shape[:2], np.float32), cam)
     shown = view.rgb * view.inside[..., None] + (1 - view.inside[..., None])  # white beyond
-    re_render, _ = render_at_camera(g, cam.viewmat, cam.K, cam.width, cam.height)
+    sharp = cam.resized(2 * size)
+    re_render, _ = render_at_camera(g, sharp.viewmat, sharp.K, sharp.width, sharp.height)
 
     def fit(img: np.ndarray) -> np.ndarray:
         u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -238,3 +238,21 @@ def test_readme_figure_of_a_micro_reconstruction(tmp_path):
     assert np.abs(p1 - p2)[person].mean() < 20
     n = rf.save_small_png(img, tmp_path / "fig.png", max_kb=150)
     assert n == (tmp_path / "fig.png").stat().st_size < 150 * 1024
+
+
+def test_native_camera_is_the_same_view_at_the_photos_resolution():
+    cam = _camera()
+    nat = cam.native()
+    assert nat.width == nat.height == 100  # the crop box's side in photo pixels
+    assert nat.scale == pytest.approx(1.0)
+    assert nat.photo_rect((W, H)) == pytest.approx((10.0, 15.0, 90.0, 75.0))
+    p = torch.tensor([[0.1, 0.2, 0.3]])
+    uv, _ = project_points(p, cam.viewmat[None], cam.K[None])
+    uv2, _ = project_points(p, nat.viewmat[None], nat.K[None])
+    assert torch.allclose(uv2, uv * 100 / S, atol=1e-4)
+    assert cam.native(max_size=64).width == 64
+    photo, mask = _photo()
+    g = _unprojected_splat(photo, mask, cam)
+    view = photo_at_input_camera(photo, mask, nat)
+    rgb, alpha = render_at_camera(g, nat.viewmat, nat.K, nat.width, nat.height)
+    assert input_view_scores(rgb, alpha, view)["iou"] > 0.9

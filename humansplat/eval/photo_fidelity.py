@@ -1,8 +1,9 @@
 """How faithful a splat is to the real photo it came from, seen by the photo's own camera.
 
 A reconstruction records its input camera (``meta["camera"]``: the square crop of
-``meta["input"]["crop_box"]`` at ``image_size`` px). Here the *original* photo is resampled
-into that camera exactly as the pipeline cropped it (``prior.preprocess``'s warp), together
+``meta["input"]["crop_box"]`` at ``image_size`` px; ``InputCamera.native`` is the same camera
+at the photo's own resolution). Here the *original* photo is resampled into that camera
+exactly as the pipeline cropped it (``prior.preprocess``'s warp), together
 with a person mask from an **independent** segmenter (``eval.independent_mask``), and the
 splat is rendered there. Scores (``input_view_scores``):
 
@@ -55,6 +56,19 @@ class InputCamera:
     def scale(self) -> float:
         """Camera pixels per photo pixel."""
         return self.width / (self.crop_box[2] - self.crop_box[0])
+
+    def resized(self, size: int) -> "InputCamera":
+        """The same camera rendering ``size`` x ``size`` px (intrinsics scaled)."""
+        if self.width != self.height:
+            raise ValueError(f"the input camera must be square, got {self.width}x{self.height}")
+        K = self.K.clone()
+        K[:2] *= size / self.width
+        return InputCamera(self.viewmat, K, int(size), int(size), self.crop_box)
+
+    def native(self, max_size: int = 1024) -> "InputCamera":
+        """The camera at the photo's own resolution: one camera pixel per photo pixel of the
+        crop (its side), at most ``max_size``."""
+        return self.resized(min(int(max_size), max(1, round(self.crop_box[2] - self.crop_box[0]))))
 
     def photo_rect(self, photo_size: tuple[int, int]) -> tuple[float, float, float, float]:
         """The photo's edges (left, top, right, bottom) in this camera's pixels;
