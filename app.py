@@ -342,8 +342,8 @@ Outputs appear as each stage finishes."""
 
 PRIVACY = f"""**Privacy.** Your photo and its results are kept only for your session: they are
 deleted when you close this page (API sessions: when the client closes, or after
-{SETTINGS.session_ttl_s // 60} minutes without activity). Nobody else can reach them: their
-links are random and tied to no session. Nothing is stored for training. Please
+{SETTINGS.session_ttl_s // 60} minutes without activity). Each file's link is random and gives
+that one file only. Nothing is stored for training. Please
 upload only photos you have the right to use. Example photos: public domain (NASA) and CC0
 (see `examples/README.md`)."""
 
