@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from .runtime import fix_threads
+
+        fix_threads()  # once, before any run ($HUMANSPLAT_THREADS)
         return args.func(args)
     except (HumanSplatError, ValueError, OSError) as err:
         if args.debug:

@@ -473,31 +473,13 @@ class HumanSplatPipeline:
                                  commit_message=commit_message)
 
     # -- running --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _inference(self):
-        """Eval mode and this pipeline's mixed precision (applied by the model's forward,
-        which keeps geometry in fp32) for one forward; the model is left as it was (it may
-        be a model in training, evaluated through the pipeline)."""
-        model = self.model
-        cfg, training = model.config, model.training
-        model.config = cfg.replace(autocast=_DTYPE_NAMES[self.dtype])
-        model.eval()
-        try:
-            yield
-        finally:
-            model.config = cfg
-            model.train(training)
-
-    def _rng(self, seed: int):
-        """Fork the global RNGs and seed them: a run never depends on (or changes) what
-        ran before."""
-        @contextlib.contextmanager
-        def ctx():
-            devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                yield
-        return ctx()
+    # A run shares no mutable state with another run (the app runs several at once over one
+    # pipeline): randomness comes from generators seeded per run and passed down (the fit's
+    # numpy Generator, the synthesizer's torch.Generator), never the global RNGs; precision is
+    # a per-call argument of the model's forward (autocast is thread-local); torch's thread
+    # count is fixed once at start-up (humansplat.runtime.fix_threads), never per stage.
+    # The model's train/eval mode is left alone: under no_grad its forward does not depend
+    # on it (no dropout, no batch-norm; checkpointing only with gradients).
 
     def _check_run(self, seed, prior_only) -> tuple[int, bool]:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -520,18 +502,17 @@ class HumanSplatPipeline:
         seed, prior = self._check_run(seed, prior_only)
         fg = self.config.foreground_ratio if foreground_ratio is None else float(foreground_ratio)
         timings: dict[str, float] = {}
-        with self._rng(seed):
-            t = time.perf_counter()
-            loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
-                else load_image(image)
-            self._stage_done(0, t, timings, progress)
-            t = time.perf_counter()
-            pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
-                             remove_background=remove_background)
-            self._stage_done(1, t, timings, progress)
-            t = time.perf_counter()
-            fit = fit_preprocessed(pre, self.body_model)
-            self._stage_done(2, t, timings, progress)
+        t = time.perf_counter()
+        loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
+            else load_image(image)
+        self._stage_done(0, t, timings, progress)
+        t = time.perf_counter()
+        pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
+                         remove_background=remove_background)
+        self._stage_done(1, t, timings, progress)
+        t = time.perf_counter()
+        fit = fit_preprocessed(pre, self.body_model)
+        self._stage_done(2, t, timings, progress)
         settings = {"foreground_ratio": fg, "remove_background": bool(remove_background),
                     "crop_size": pre.size}
         return self._views_and_inputs(loaded, pre, fit, settings, timings, seed=seed,
@@ -568,33 +549,32 @@ class HumanSplatPipeline:
         from .synth.base import SynthInput
 
         total = len(STAGES)
-        with self._rng(seed):
-            t = time.perf_counter()
-            synth = self._projection_synth() if prior else self.synthesizer
-            S = pre.size
-            inp = SynthInput(image=to_tensor(pre.rgb), mask=torch.as_tensor(pre.mask)[None],
-                             input_camera=fit.cameras,
-                             target_cameras=orthogonal_views(
-                                 radius=float(fit.cameras.centers[0].norm()), width=S, height=S),
-                             body_fit=fit)
-            sub = None
-            if progress is not None:
-                sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
-                                                 f"view_synthesis: {msg}")
-            out = synth(inp, seed=seed, num_steps=num_steps, guidance=guidance, progress=sub)
-            self._stage_done(3, t, timings, progress)
-            t = time.perf_counter()
-            if prior:
-                inputs = None
-                latents = self._prior_latents(inp, out)
-            else:
-                from .model.inputs import assemble_inputs
+        t = time.perf_counter()
+        synth = self._projection_synth() if prior else self.synthesizer
+        S = pre.size
+        inp = SynthInput(image=to_tensor(pre.rgb), mask=torch.as_tensor(pre.mask)[None],
+                         input_camera=fit.cameras,
+                         target_cameras=orthogonal_views(
+                             radius=float(fit.cameras.centers[0].norm()), width=S, height=S),
+                         body_fit=fit)
+        sub = None
+        if progress is not None:
+            sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
+                                             f"view_synthesis: {msg}")
+        out = synth(inp, seed=seed, num_steps=num_steps, guidance=guidance, progress=sub)
+        self._stage_done(3, t, timings, progress)
+        t = time.perf_counter()
+        if prior:
+            inputs = None
+            latents = self._prior_latents(inp, out)
+        else:
+            from .model.inputs import assemble_inputs
 
-                inputs = assemble_inputs(self.model.config, inp.image, inp.mask, fit.cameras,
-                                         out.features, out.cameras, fit.vertices,
-                                         space=self.space)
-                latents = inputs.views
-            self._stage_done(4, t, timings, progress)
+            inputs = assemble_inputs(self.model.config, inp.image, inp.mask, fit.cameras,
+                                     out.features, out.cameras, fit.vertices,
+                                     space=self.space)
+            latents = inputs.views
+        self._stage_done(4, t, timings, progress)
         settings = {"seed": seed, **settings, "num_steps": out.info.get("steps"),
                     "guidance": _jsonable(out.info.get("guidance")), "prior_only": prior,
                     "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
@@ -646,8 +626,8 @@ class HumanSplatPipeline:
                                   input_view=batch[0].input_view)
             kw = {k: (v.to(self.device) if isinstance(v, Tensor) else v)
                   for k, v in stacked.__dict__.items()}
-            with self._rng(prepared[todo[0]].seed), torch.no_grad(), self._inference():
-                out = self.model(**kw)
+            with torch.no_grad():
+                out = self.model(**kw, autocast=_DTYPE_NAMES[self.dtype])
             for j, i in enumerate(todo):
                 gaussians[i] = out.gaussians(j).detach().to("cpu", torch.float32)
         model_seconds = (time.perf_counter() - t) / max(len(todo), 1)

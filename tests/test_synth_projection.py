@@ -272,10 +272,10 @@ def test_views_follow_the_contract():
     image = torch.rand(3, S, S, generator=g)
     inp = make_input(V, F, L, S=S, image=image)
     threads = torch.get_num_threads()
-    syn = ProjectionSynthesizer(num_threads=2)
+    syn = ProjectionSynthesizer()
     steps = []
     out = syn(inp, progress=lambda *a: steps.append(a))
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads  # a run never changes process-wide state
     assert len(out) == 4 and out.space == "pixel" and out.previews.shape == (4, 3, S, S)
     assert torch.equal(out.features, out.previews)
     m = inp.mask
@@ -309,7 +309,7 @@ def test_input_camera_different_from_the_fit_camera():
 
 @pytest.mark.parametrize("kw", [dict(fill="mirror"), dict(renderer="opengl"), dict(min_cos=1.5),
                                 dict(background=2.0), dict(resolution=4), dict(supersample=0),
-                                dict(front_back_exclude=("tail",)), dict(num_threads=0),
+                                dict(front_back_exclude=("tail",)),
                                 dict(opacity=0.0)])
 def test_bad_config_is_rejected(kw):
     with pytest.raises(ConfigError):
