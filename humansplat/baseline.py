@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .cameras import Cameras, orthogonal_views
 from .gaussians import Gaussians
+from .io.splat_files import save_ply, save_splat
 
 
 @dataclass
@@ -45,8 +46,8 @@ class PriorReconstruction:
         paths = {"ply": out / "gaussians.ply", "splat": out / "gaussians.splat",
                  "views": out / "views.png", "body_png": out / "body.png",
                  "body_obj": out / "body.obj", "meta": out / "meta.json"}
-        self.gaussians.save_ply(paths["ply"], y_down=True)
-        self.gaussians.save_splat(paths["splat"], y_down=True)
+        save_ply(self.gaussians, paths["ply"], y_down=True)
+        save_splat(self.gaussians, paths["splat"], y_down=True)
         save_image_grid(list(self.views), paths["views"], ncols=4)
         Image.fromarray(self.overlay).save(paths["body_png"])
         self.fit.save_obj(paths["body_obj"])

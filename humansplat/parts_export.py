@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .gaussians import Gaussians
+from .io.splat_files import save_ply
 from .prior.parts import NUM_PARTS, PART_COLORS, PART_NAMES
 
 __all__ = ["PART_GROUPS", "resolve_parts", "assign_labels", "part_colored", "select_parts",
@@ -121,7 +122,7 @@ def export_parts(gaussians: Gaussians, out_dir, *, groups: Iterable[str] | None 
     paths: dict[str, Path] = {}
     if colored:
         paths["parts"] = out / "parts.ply"
-        part_colored(gaussians).save_ply(paths["parts"], y_down=y_down)
+        save_ply(part_colored(gaussians), paths["parts"], y_down=y_down)
     for name in (PART_GROUPS if groups is None else groups):
         sub = select_parts(gaussians, name)
         if len(sub) == 0:
@@ -129,7 +130,7 @@ def export_parts(gaussians: Gaussians, out_dir, *, groups: Iterable[str] | None 
                 raise ValueError(f"no Gaussian is labelled {name!r}")
             continue
         p = out / f"part_{name}.ply"
-        sub.save_ply(p, y_down=y_down)
+        save_ply(sub, p, y_down=y_down)
         paths[name] = p
     return paths
 

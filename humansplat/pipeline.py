@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, MissingWeightsError
 from .hub import ResolvedSource, resolve_source
 from .reconstruction import Reconstruction

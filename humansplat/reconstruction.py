@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .cameras import Cameras
 from .gaussians import Gaussians
+from .io.splat_files import save_ply, save_splat
 
 __all__ = ["Reconstruction", "OUTPUT_FILES", "latents_image", "render_alpha",
            "silhouette_iou_at_input"]
@@ -108,10 +109,10 @@ class Reconstruction:
 
         try:
             t = time.perf_counter()
-            self.gaussians.save_ply(tmp / names["ply"], y_down=True)
+            save_ply(self.gaussians, tmp / names["ply"], y_down=True)
             step("ply", t)
             t = time.perf_counter()
-            self.gaussians.save_splat(tmp / names["splat"], y_down=True)
+            save_splat(self.gaussians, tmp / names["splat"], y_down=True)
             step("splat", t)
             t = time.perf_counter()
             save_image_grid(list(self.views), tmp / names["views"], ncols=len(self.views))

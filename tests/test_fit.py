@@ -16,7 +16,7 @@ import torch
 from anny_fixture import anny_body  # noqa: F401  (session fixture)
 from humansplat.cameras import DEFAULT_FOVY_DEG, intrinsics_from_fov, project_points
 from humansplat.errors import ConfigError, NoPersonError
-from humansplat.prior.body import axis_angle_to_matrix
+from humansplat.geometry import axis_angle_to_matrix
 from humansplat.prior.fit import (INPUT_CAMERA_RADIUS, FitConfig, _PosePrior, fit_body,
                                   input_camera, procrustes_align, render_body, sample_pose,
                                   silhouette_iou, surface_points, synthetic_view)

@@ -58,7 +58,7 @@ def motion_frames(avatar: Avatar, motion: Motion, *, chunk: int = 8) -> Iterator
     """The avatar posed at every frame of ``motion`` (``chunk`` frames per body pass):
     the motion's joint rotations replace the fitted pose, its yaw turns the fitted
     orientation about the vertical, its root offset moves the fitted position."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
 
     m, p = avatar.body_model, avatar.params
     body_pose = motion.body_pose(m)  # [T,J-1,3,3]

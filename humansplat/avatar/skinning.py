@@ -35,18 +35,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..gaussians import Gaussians
-from ..render.projection import quat_multiply, rotmat_to_quat
+from ..geometry import axis_angle_to_matrix, quat_conjugate, quat_multiply, rotmat_to_quat
 from .surface import closest_points_on_mesh
 
 __all__ = ["BodyParams", "Avatar", "bind", "body_surface_gaussians", "polar_rotation",
-           "quat_conjugate", "smpl_rotations_to_body_pose", "BODY_PARAMS_FILE"]
+           "smpl_rotations_to_body_pose", "BODY_PARAMS_FILE"]
 
 BODY_PARAMS_FILE = "body.npz"  # next to gaussians.ply in a saved reconstruction folder
-
-
-def quat_conjugate(q: Tensor) -> Tensor:
-    """[...,4] (w, x, y, z) -> its conjugate (the inverse rotation for unit quaternions)."""
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
 
 
 def _cofactor(X: Tensor) -> Tensor:
@@ -260,8 +255,6 @@ class Avatar:
 
     def pose_smpl(self, smpl_pose: Tensor, **kwargs) -> Gaussians:
         """Repose to a per-SMPL-joint pose [24,3] axis-angle or [24,3,3] (root ignored)."""
-        from ..prior.body import axis_angle_to_matrix
-
         r = torch.as_tensor(smpl_pose, dtype=torch.float32)
         r = axis_angle_to_matrix(r) if r.shape[-1] == 3 and r.ndim == 2 else r
         bp = smpl_rotations_to_body_pose(self.body_model, r[None].to(self.body_model.device))
@@ -276,8 +269,6 @@ class Avatar:
     def rigid(self, *, global_orient=None, transl=None, scale=None) -> Gaussians:
         """The rigid (unskinned) baseline: the Gaussians as reconstructed, moved only by the
         change of global placement from the fitted one (no articulation)."""
-        from ..prior.body import axis_angle_to_matrix
-
         posed = self.pose()  # the input Gaussians (exact round trip)
         p = self.params
         if global_orient is not None and torch.as_tensor(global_orient).shape == (3, 3):

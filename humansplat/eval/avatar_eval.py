@@ -66,7 +66,7 @@ def subject_gaussians(mesh, n: int = 60000, *, seed: int = 0, thickness: float =
     plane (tangent sigma ``coverage`` x the mean point spacing, normal sigma ``thickness`` x
     that), coloured like ``render_subject`` shades the surface, labelled with the body part
     under it. Each disc's local z axis is its surface normal (see :func:`inset`)."""
-    from ..render.projection import rotmat_to_quat
+    from ..geometry import rotmat_to_quat
     from ..train.subject_render import shade_materials
 
     g = torch.Generator().manual_seed(seed)
@@ -108,7 +108,7 @@ def inset(discs: Gaussians, pixel_size: float) -> Gaussians:
     alpha then ends on the mesh's outline instead of a splat radius and the renderer's 2D
     low-pass (about a pixel) outside it, as ``prior.fit.render_body`` does for bodies.
     Labels and binding use the discs where they are; only their renders are inset."""
-    from ..render.projection import quat_to_rotmat
+    from ..geometry import quat_to_rotmat
 
     normal = quat_to_rotmat(discs.quats)[..., 2]
     depth = discs.scales[:, :1] + 0.5 * pixel_size

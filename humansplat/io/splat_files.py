@@ -48,7 +48,7 @@ import torch
 from plyfile import PlyData, PlyElement
 
 from ..gaussians import SH_C0, Gaussians
-from ..render.projection import quat_multiply
+from ..geometry import quat_multiply
 from .paths import as_path, atomic_path
 
 __all__ = [

@@ -38,7 +38,8 @@ from torch import Tensor
 
 from ..cameras import DEFAULT_FOVY_DEG, Cameras, orbit_cameras, project_points
 from ..errors import ConfigError, NoPersonError
-from .body import BodyModel, axis_angle_to_matrix
+from ..geometry import axis_angle_to_matrix
+from .body import BodyModel
 from .parts import KEYPOINT_NAMES, NUM_PARTS, PART_NAMES
 
 __all__ = [

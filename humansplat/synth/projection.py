@@ -85,7 +85,6 @@ __all__ = [
     "TexturedBody",
     "MeshRaster",
     "rasterize_mesh",
-    "vertex_normals",
     "mesh_edges",
     "body_gaussians",
 ]
@@ -99,7 +98,8 @@ _GREY = 0.5
 # mesh helpers
 # ----------------------------------------------------------------------------------------
 # The exact triangle z-buffer lives with the other rasterizers (humansplat.render.mesh).
-from ..render.mesh import MeshRaster, rasterize_mesh, vertex_normals  # noqa: E402,F401
+from ..geometry import rotmat_to_quat, vertex_normals  # noqa: E402
+from ..render.mesh import MeshRaster, rasterize_mesh  # noqa: E402,F401
 
 
 def mesh_edges(faces: Tensor) -> Tensor:
@@ -159,8 +159,6 @@ def body_gaussians(vertices: Tensor, faces: Tensor, colors: Tensor,
         mean_len = torch.where(deg > 0, mean_len, mean_len[deg > 0].median())
     sigma = (disc_scale * mean_len).clamp(min=1e-4)
     n = vertex_normals(v, faces) if normals is None else normals.float()
-    from ..render import rotmat_to_quat
-
     quats = rotmat_to_quat(_tangent_frames(n))
     scales = torch.stack([sigma, sigma, flatness * sigma], dim=-1)
     return Gaussians(means=v.clone(), quats=quats, scales=scales,
@@ -683,8 +681,6 @@ class ProjectionSynthesizer(ViewSynthesizer):
                 labels: Tensor) -> Optional[Gaussians]:
         """Gaussians for the mask pixels outside the body's silhouette (see module docs)."""
         from scipy.ndimage import distance_transform_edt
-
-        from ..render import rotmat_to_quat
 
         cfg = self.config
         S, raster = photo.size, photo.raster

@@ -168,7 +168,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
     clipped to the model's bounds), global orientation [3,3] (turned by N(0, noise_yaw_deg)
     about +y), translation [3] (+ N(0, noise_transl)), scale (x 1 + N(0, noise_scale)).
     ``record`` (a dict) receives the noisy values as JSON-able lists."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.parts import NUM_PARTS
 
     dt = model.dtype
@@ -199,7 +199,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
 def noisy_body_params(subject, rng: np.random.Generator, cfg: SynthDataConfig,
                       record: dict | None = None) -> dict:
     """A synthetic subject's GT body with fitting noise (:func:`fit_noise`)."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
 
     yaw = axis_angle_to_matrix(torch.tensor([0.0, math.radians(subject.yaw_deg), 0.0],
                                             dtype=torch.float64))
