@@ -1,7 +1,9 @@
 """The ``humansplat`` command line.
 
-Every command prints a one-line error and exits 2 on bad input (no traceback for the user);
-``--debug`` shows the traceback."""
+The error policy (humansplat.errors): a :class:`~humansplat.errors.HumanSplatError` is the
+user's to fix - one line on stderr, exit 2 (``--debug`` shows the traceback); anything else is
+a bug - the traceback, exit 1. In a batch, a photo's HumanSplatError is reported on its line
+and the other photos go on."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from .errors import HumanSplatError, MissingWeightsError
+from .errors import ConfigError, HumanSplatError, MissingWeightsError, OutputFolderError
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # the user's to fix (a HumanSplatError)
+EXIT_BUG = 1  # anything else: a traceback
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -69,7 +73,7 @@ def _render_input_view(g, meta_path: Path, out: Path) -> None:
         K = torch.tensor(cam["K"], dtype=torch.float32).reshape(1, 3, 3)
         w, h = (int(v) for v in cam["image_size"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path} holds no usable input camera ({err})") from None
+        raise ConfigError(f"{meta_path} holds no usable input camera ({err})") from None
     with torch.no_grad():
         img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.rgb, vm, K, w, h,
                                   backgrounds=torch.ones(1, 3))
@@ -94,7 +98,7 @@ def _cmd_prior(args: argparse.Namespace) -> int:
                                          foreground_ratio=args.foreground_ratio,
                                          remove_background=not args.keep_background)
             paths = rec.save(out_root / name, video=not args.no_video)
-        except (HumanSplatError, ValueError, FileNotFoundError, PermissionError) as err:
+        except HumanSplatError as err:
             if args.debug:
                 raise
             failed += 1
@@ -148,10 +152,6 @@ def _check_writable(folder: Path) -> None:
                                 f"{err.strerror or err}") from None
 
 
-class OutputFolderError(HumanSplatError, OSError):
-    """The output folder cannot be created or written."""
-
-
 def _distributed():
     """(process index, process count, device) under ``accelerate launch``/torchrun with
     more than one process, else None."""
@@ -175,9 +175,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .reconstruction import silhouette_iou_at_input
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.video_size < 16:
-        raise ValueError(f"--video-size must be >= 16, got {args.video_size}")
+        raise ConfigError(f"--video-size must be >= 16, got {args.video_size}")
     out_root = Path(args.output)
     images = _expand_images(args.images)
     names = _unique_names(images)
@@ -197,21 +197,17 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                                                   device=device, dtype=args.dtype,
                                                   token=args.token)
     n = len(images)
-    failed = internal = 0
+    failed = 0
     bar = tqdm(total=len(jobs) * len(STAGES), unit="stage", disable=args.no_progress,
                file=sys.stderr, dynamic_ncols=True, leave=False)
     say = (lambda msg: tqdm.write(msg, file=sys.stdout)) if not args.no_progress else print
 
-    def fail(i: int, image: str, err: BaseException) -> None:
-        nonlocal failed, internal
+    def fail(i: int, image: str, err: HumanSplatError) -> None:
+        nonlocal failed
         failed += 1
-        expected = isinstance(err, (HumanSplatError, ValueError, OSError))
-        internal += not expected
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = _one_line(err)
         if msg.startswith(f"{image}: "):  # the loader names the file already
             msg = msg[len(image) + 2:]
-        if not expected:
-            msg = f"internal error ({type(err).__name__}): {msg} (run with --debug for details)"
         line = f"{tag}[{i}/{n}] {image}: error: {msg}"
         if args.no_progress:
             print(line, file=sys.stderr)
@@ -235,7 +231,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                                  num_steps=args.steps, guidance=args.guidance,
                                  progress=progress)
                 prepared.append((i, image, name, p, t0, base))
-            except Exception as err:  # noqa: BLE001 - reported per image, the rest go on
+            except HumanSplatError as err:  # the user's: reported per image, the rest go on
                 if args.debug:
                     raise
                 fail(i, image, err)
@@ -245,7 +241,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             continue
         try:
             recs = pipe.finish([job[3] for job in prepared])
-        except Exception as err:  # noqa: BLE001
+        except HumanSplatError as err:
             if args.debug:
                 raise
             for i, image, *_ in prepared:
@@ -261,7 +257,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                                  video_size=args.video_size)
                 iou = silhouette_iou_at_input(rec.gaussians, rec.fit.viewmat, rec.fit.K,
                                               rec.fit.image_size, rec.mask)
-            except Exception as err:  # noqa: BLE001
+            except HumanSplatError as err:
                 if args.debug:
                     raise
                 fail(i, image, err)
@@ -274,7 +270,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     bar.close()
     if failed:
         print(f"{tag}{failed} of {len(jobs)} photo(s) failed", file=sys.stderr)
-    return (1 if internal else EXIT_BAD_INPUT) if failed else 0
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
@@ -394,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -402,12 +403,16 @@ def main(argv: list[str] | None = None) -> int:
 
         fix_threads()  # once, before any run ($HUMANSPLAT_THREADS)
         return args.func(args)
-    except (HumanSplatError, ValueError, OSError) as err:
+    except HumanSplatError as err:
         if args.debug:
             raise
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"humansplat {args.command}: error: {msg}", file=sys.stderr)
+        print(f"humansplat {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug: the whole traceback, for the report
+        traceback.print_exc()
+        print(f"humansplat {args.command}: internal error (a bug in humansplat; the traceback "
+              "above says where)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

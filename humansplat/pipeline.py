@@ -483,7 +483,7 @@ class HumanSplatPipeline:
 
     def _check_run(self, seed, prior_only) -> tuple[int, bool]:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise ConfigError(f"seed must be an int, got {seed!r}")
         prior = self.model is None if prior_only is None else bool(prior_only)
         if not prior and self.model is None:
             raise ConfigError("this pipeline has no reconstruction model (prior-only); "

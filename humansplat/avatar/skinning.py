@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InvalidFileError, MissingFileError
 from ..gaussians import Gaussians
 from ..geometry import axis_angle_to_matrix, quat_conjugate, quat_multiply, rotmat_to_quat
 from .surface import closest_points_on_mesh
@@ -130,15 +131,15 @@ class BodyParams:
     def load(cls, path) -> "BodyParams":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no body parameters file: {path}")
+            raise MissingFileError(f"no body parameters file: {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except Exception as err:
-            raise ValueError(f"{path} is not a body parameters file ({err})") from err
+            raise InvalidFileError(f"{path} is not a body parameters file ({err})") from err
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
-            raise ValueError(f"{path} is not a body parameters file: missing {missing}")
+            raise InvalidFileError(f"{path} is not a body parameters file: missing {missing}")
         t = lambda k: torch.as_tensor(data[k], dtype=torch.float32)  # noqa: E731
         return cls(t("body_pose"), t("shape"), t("global_orient"), t("transl"),
                    t("scale").reshape(()), model=str(data["model"]))

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
+
 __all__ = ["register"]
 
 
@@ -34,7 +36,7 @@ def _cmd_eval(args) -> int:
     for item in args.checkpoint or []:
         name, _, path = item.partition("=")
         if not path:
-            raise ValueError(f"--checkpoint expects NAME=PATH, got {item!r}")
+            raise ConfigError(f"--checkpoint expects NAME=PATH, got {item!r}")
         ckpts[name] = path
     cfg = EvalConfig(root=args.data, split=args.split, checkpoints=ckpts,
                      baselines=tuple() if args.no_baselines else ("prior-mesh",
