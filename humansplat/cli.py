@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--token", default=None)
     dl.set_defaults(func=_cmd_download)
 
-    from .train.commands import register as register_train
+    from .cli_train import register as register_train
 
     register_train(sub)  # train, eval
     from .extras import register as register_extras

@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["register"]
 
 
 def _cmd_train(args) -> int:
-    from .config import load_train_config
-    from .trainer import Trainer
+    from .train.config import load_train_config
+    from .train.trainer import Trainer
 
     overrides = list(args.set or [])
     if args.output:
@@ -30,7 +30,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from ..eval.evaluate import EvalConfig, evaluate
+    from .eval.evaluate import EvalConfig, evaluate
 
     ckpts = {}
     for item in args.checkpoint or []:
