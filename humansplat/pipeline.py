@@ -340,7 +340,7 @@ class HumanSplatPipeline:
     @staticmethod
     def _load_synthesizer(config: PipelineConfig, body, resolution: int, device, dtype, *,
                           token=None, local_files_only=None):
-        from .synth.latent_space import PixelSpace, SDVAESpace
+        from .latent_space import PixelSpace, SDVAESpace
         from .synth.projection import ProjectionSynthesizer
 
         if config.view_synthesizer == "sv3d":
@@ -353,7 +353,7 @@ class HumanSplatPipeline:
                 token=token, num_frames=config.sv3d_frames, resolution=resolution)
             return synth, synth.space
         if config.space == "sd-vae":
-            from .synth.latent_space import DEFAULT_SD_VAE_REPO
+            from .latent_space import DEFAULT_SD_VAE_REPO
 
             space = SDVAESpace.from_pretrained(config.vae_repo or DEFAULT_SD_VAE_REPO,
                                                device=device, local_files_only=local_files_only,
@@ -595,7 +595,7 @@ class HumanSplatPipeline:
     @staticmethod
     def _prior_latents(inp, out) -> Tensor:
         """Input photo (on white, at the views' size) + the generated views' features."""
-        from .synth.latent_space import resize_images
+        from .latent_space import resize_images
 
         R = out.previews.shape[-1]
         m = inp.mask.float().clamp(0, 1)

@@ -71,7 +71,7 @@ from ..cameras import Cameras, project_points
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from .base import ProgressCallback, SynthInput, SynthOutput, ViewSynthesizer, same_angle
-from .latent_space import LatentSpace, PixelSpace, resize_images
+from ..latent_space import LatentSpace, PixelSpace, resize_images
 
 if TYPE_CHECKING:
     from ..prior.body import BodyModel
