@@ -120,8 +120,7 @@ def load_pipeline(settings: AppSettings, *, on_zero_gpu: bool = False):
     from ..pipeline import HumanSplatPipeline
     from ..runtime import fix_threads
 
-    # at start-up, before the worker threads: runs never change the count
-    fix_threads(concurrent_runs=settings.concurrency)
+    fix_threads()  # at start-up, before the worker threads: runs never change the count
     device = "cuda" if on_zero_gpu else settings.device
     notices: list[str] = []
     try:
