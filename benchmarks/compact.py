@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from humansplat.baseline import reconstruct_prior_only
+    from humansplat.pipeline import HumanSplatPipeline
     from humansplat.cameras import Cameras, orbit_cameras
     from humansplat.eval.avatar_eval import (framing_cameras, inset, pixel_size,
                                              prior_reconstruction, subject_gaussians)
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.perf_counter()
     # a real photo
-    rec = reconstruct_prior_only(str(ROOT / "examples" / "astronaut.jpg"))
+    rec = HumanSplatPipeline.prior_only(device="cpu")(str(ROOT / "examples" / "astronaut.jpg"))
     w, h = rec.fit.image_size
     cam_in = Cameras(rec.fit.viewmat[None], rec.fit.K[None], w, h, torch.zeros(1),
                      torch.zeros(1))

@@ -84,31 +84,16 @@ def _render_input_view(g, meta_path: Path, out: Path) -> None:
 
 
 def _cmd_prior(args: argparse.Namespace) -> int:
-    """Prior-only reconstruction of each photo into OUT/<photo name>/ (no learned model)."""
-    from .baseline import reconstruct_prior_only
-    from .prior.body import AnnyBody
-
-    out_root = Path(args.output)
-    body = AnnyBody()
-    failed = 0
-    for i, image in enumerate(args.images, 1):
-        name = Path(image).stem
-        try:
-            rec = reconstruct_prior_only(image, size=args.size, body_model=body,
-                                         foreground_ratio=args.foreground_ratio,
-                                         remove_background=not args.keep_background)
-            paths = rec.save(out_root / name, video=not args.no_video)
-        except HumanSplatError as err:
-            if args.debug:
-                raise
-            failed += 1
-            print(f"[{i}/{len(args.images)}] {image}: error: {err}", file=sys.stderr)
-            continue
-        t = rec.meta["timings_s"]
-        print(f"[{i}/{len(args.images)}] {image}: {len(rec.gaussians)} Gaussians, fit IoU "
-              f"{rec.meta['fit'].get('silhouette_iou') or float('nan'):.2f}, "
-              f"{sum(t.values()):.1f} s -> {paths['ply'].parent}")
-    return EXIT_BAD_INPUT if failed else 0
+    """``reconstruct --prior-only`` with a crop size: the same pipeline (without a model),
+    the same folder layout, meta.json schema and atomic saving."""
+    run = argparse.Namespace(**vars(args))
+    run.prior_only, run.crop_size = True, args.size
+    for name, value in (("checkpoint", None), ("revision", None), ("token", None),
+                        ("seed", 0), ("steps", None), ("guidance", None), ("device", None),
+                        ("dtype", None), ("batch_size", 1), ("video_size", 256),
+                        ("no_progress", True)):
+        setattr(run, name, value)
+    return _cmd_reconstruct(run)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -171,7 +156,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct each photo into OUT/<photo name>/ with the pipeline (see module docs)."""
     from tqdm.auto import tqdm
 
-    from .pipeline import STAGES, HumanSplatPipeline
+    from .pipeline import STAGES, HumanSplatPipeline, PipelineConfig
     from .reconstruction import silhouette_iou_at_input
 
     if args.batch_size < 1:
@@ -191,7 +176,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         tag = f"[process {rank}/{world}] "
     _check_writable(out_root)
     if args.prior_only:
-        pipe = HumanSplatPipeline.prior_only(device=device, dtype=args.dtype)
+        crop = getattr(args, "crop_size", None)
+        pipe = HumanSplatPipeline.prior_only(
+            PipelineConfig() if crop is None else PipelineConfig(crop_size=crop),
+            device=device, dtype=args.dtype)
     else:
         pipe = HumanSplatPipeline.from_pretrained(args.checkpoint, revision=args.revision,
                                                   device=device, dtype=args.dtype,
@@ -327,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+")
     pr.add_argument("-o", "--output", required=True, help="output folder (one subfolder per photo)")
     pr.add_argument("--size", type=int, default=512, help="crop resolution")
-    pr.add_argument("--foreground-ratio", type=float, default=0.85)
+    pr.add_argument("--foreground-ratio", type=float, default=None,
+                    help="share of the crop the person fills (default: the pipeline's)")
     pr.add_argument("--keep-background", action="store_true")
     pr.add_argument("--no-video", action="store_true")
     pr.set_defaults(func=_cmd_prior)

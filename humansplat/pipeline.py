@@ -305,11 +305,11 @@ class HumanSplatPipeline:
 
     @classmethod
     def prior_only(cls, config: PipelineConfig | None = None, *, device=None,
-                   dtype=None) -> HumanSplatPipeline:
+                   dtype=None, body_model=None) -> HumanSplatPipeline:
         """The prior-only baseline: no checkpoint, no learned model (the textured fitted
-        body is the splat)."""
+        body is the splat). ``body_model``: a ready body model (default: the config's)."""
         return cls.from_components(config or PipelineConfig(), model=None, device=device,
-                                   dtype=dtype)
+                                   dtype=dtype, body_model=body_model)
 
     @classmethod
     def from_components(cls, config: PipelineConfig, *, model=None, device=None, dtype=None,
@@ -543,37 +543,25 @@ class HumanSplatPipeline:
     def _views_and_inputs(self, loaded, pre, fit, settings: dict, timings: dict, *, seed: int,
                           num_steps, guidance, progress: Progress | None,
                           prior: bool) -> Prepared:
-        """Stages view_synthesis and model_inputs."""
-        from .cameras import orthogonal_views
+        """Stages view_synthesis and model_inputs (:func:`humansplat.front.front_half`, the
+        function training data and evaluation build their inputs with)."""
+        from .front import front_half
         from .io import to_tensor
-        from .synth.base import SynthInput
 
         total = len(STAGES)
         t = time.perf_counter()
         synth = self._projection_synth() if prior else self.synthesizer
-        S = pre.size
-        inp = SynthInput(image=to_tensor(pre.rgb), mask=torch.as_tensor(pre.mask)[None],
-                         input_camera=fit.cameras,
-                         target_cameras=orthogonal_views(
-                             radius=float(fit.cameras.centers[0].norm()), width=S, height=S),
-                         body_fit=fit)
         sub = None
         if progress is not None:
             sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
                                              f"view_synthesis: {msg}")
-        out = synth(inp, seed=seed, num_steps=num_steps, guidance=guidance, progress=sub)
+        front = front_half(to_tensor(pre.rgb), torch.as_tensor(pre.mask)[None], fit, synth,
+                           None if prior else self.model.config, space=self.space, seed=seed,
+                           num_steps=num_steps, guidance=guidance, progress=sub)
+        inp, out, inputs = front.synth_input, front.synth, front.inputs
         self._stage_done(3, t, timings, progress)
         t = time.perf_counter()
-        if prior:
-            inputs = None
-            latents = self._prior_latents(inp, out)
-        else:
-            from .model.inputs import assemble_inputs
-
-            inputs = assemble_inputs(self.model.config, inp.image, inp.mask, fit.cameras,
-                                     out.features, out.cameras, fit.vertices,
-                                     space=self.space)
-            latents = inputs.views
+        latents = self._prior_latents(inp, out) if prior else inputs.views
         self._stage_done(4, t, timings, progress)
         settings = {"seed": seed, **settings, "num_steps": out.info.get("steps"),
                     "guidance": _jsonable(out.info.get("guidance")), "prior_only": prior,

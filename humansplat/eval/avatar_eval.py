@@ -159,12 +159,14 @@ def subject_photo(subject, size: int = 512) -> np.ndarray:
 
 
 def prior_reconstruction(subject, size: int = 512):
-    """The prior-only pipeline (``baseline.reconstruct_prior_only``) run on the subject's
-    rendered photo: a real reconstruction with a fitted body (its ``fit``) and labels."""
-    from ..baseline import reconstruct_prior_only
+    """The prior-only pipeline (``HumanSplatPipeline.prior_only``) run on the subject's
+    rendered photo: a real reconstruction (a pipeline.Reconstruction) with a fitted body (its
+    ``fit``) and part labels."""
+    from ..pipeline import HumanSplatPipeline, PipelineConfig
 
-    return reconstruct_prior_only(subject_photo(subject, size), size=size,
-                                  body_model=subject.model)
+    pipe = HumanSplatPipeline.prior_only(PipelineConfig(crop_size=size), device="cpu",
+                                         body_model=subject.model)
+    return pipe(subject_photo(subject, size))
 
 
 def evaluate_repose(subject, pose_b, *, n_gaussians: int = 60000, size: int = 256,
