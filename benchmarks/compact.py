@@ -47,9 +47,10 @@ def _render(g, cams):
 
 
 def _psnr(a, b) -> float:
-    import torch
+    """PSNR (dB) of two image stacks [T,3,H,W] as one image."""
+    from humansplat.metrics import psnr
 
-    return float(-10 * torch.log10(((a - b) ** 2).mean().clamp_min(1e-12)))
+    return float(psnr(a.reshape(1, -1, *a.shape[-2:]), b.reshape(1, -1, *b.shape[-2:]))[0])
 
 
 def measure(name: str, g, cams, gt=None, gt_cams=None) -> dict:

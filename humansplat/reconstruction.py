@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .cameras import Cameras
 from .gaussians import Gaussians
+from .metrics import mask_iou
 from .io.splat_files import save_ply, save_splat
 
 __all__ = ["Reconstruction", "OUTPUT_FILES", "latents_image", "render_alpha",
@@ -271,11 +272,9 @@ def silhouette_iou_at_input(gaussians: Gaussians, viewmat, K, image_size, mask,
                             threshold: float = 0.5) -> float:
     """IoU between the splat's silhouette at the input camera (alpha > ``threshold``) and
     the person's ``mask`` [S,S] (> 0.5); ``image_size`` = (width, height) of the camera."""
-    from .prior.fit import silhouette_iou
-
     w, h = (int(v) for v in image_size)
     m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
     if tuple(m.shape) != (h, w):
         raise ValueError(f"mask is {tuple(m.shape)}, the camera sees {(h, w)}")
     alpha = render_alpha(gaussians, torch.as_tensor(viewmat), torch.as_tensor(K), w, h)
-    return silhouette_iou((alpha > threshold).float(), m)
+    return mask_iou((alpha > threshold).float(), m)

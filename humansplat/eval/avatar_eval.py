@@ -25,8 +25,9 @@ from torch import Tensor
 
 from ..cameras import Cameras, orbit_cameras
 from ..gaussians import Gaussians
+from ..metrics import mask_iou, psnr
 
-__all__ = ["subject_gaussians", "render_gaussians", "mask_iou", "mean_iou", "ReposeResult",
+__all__ = ["subject_gaussians", "render_gaussians", "mean_iou", "ReposeResult",
            "evaluate_repose", "evaluate_part_labels", "eval_cameras", "framing_cameras",
            "pixel_size", "subject_photo", "prior_reconstruction", "inset"]
 
@@ -127,15 +128,8 @@ def render_gaussians(g: Gaussians, cams: Cameras) -> tuple[Tensor, Tensor]:
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
-    mse = ((a - b) ** 2).mean()
-    return float(-10 * torch.log10(mse.clamp_min(1e-10)))
-
-
-def mask_iou(a: Tensor, b: Tensor, threshold: float = 0.5) -> float:
-    """IoU of two coverage maps (any shape) thresholded at ``threshold``."""
-    x, y = a >= threshold, b >= threshold
-    union = int((x | y).sum())
-    return float(int((x & y).sum()) / union) if union else 1.0
+    """PSNR (dB) of two image stacks [T,3,H,W] as one image (all pixels' MSE)."""
+    return float(psnr(a.reshape(1, -1, *a.shape[-2:]), b.reshape(1, -1, *b.shape[-2:]))[0])
 
 
 @dataclass
