@@ -1,6 +1,6 @@
 """Parametric body models behind one interface, in the project's world frame.
 
-World (DESIGN.md): metres, +y up, the person faces +z, the person's left is +x. Each model is
+World (humansplat/cameras.py): metres, +y up, the person faces +z, the person's left is +x. Each model is
 converted to that frame once, here; nothing downstream knows a model's native frame.
 
 ``BodyModel.forward(body_pose, shape, global_orient, transl, scale) -> BodyOutput``:

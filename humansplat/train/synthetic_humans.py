@@ -22,7 +22,7 @@ Garments (all in the body's rest space, then skinned with the body's own weights
 
 Appearance is evaluated per pixel (:mod:`humansplat.train.subject_render`) from each surface
 point's canonical (rest-pose) coordinates, so stripes, checks and prints follow the body in
-every pose. World frame: metres, +y up, facing +z (DESIGN.md).
+every pose. World frame: metres, +y up, facing +z (humansplat/cameras.py).
 """
 
 from __future__ import annotations
