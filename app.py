@@ -26,7 +26,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from humansplat.errors import InvalidImageError
+from humansplat.errors import HumanSplatError, InvalidImageError
 from humansplat.logs import configure as configure_logging
 from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
                                Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
@@ -265,7 +265,7 @@ def _on_latest_result(request: gr.Request, work, what: str):
             raise gr.Error(NO_RESULT, title=f"Nothing to {what}", print_exception=False)
         try:
             return SESSIONS.publish(request.session_hash, work(str(result)))
-        except ValueError as err:  # a choice this result cannot show (no such part)
+        except HumanSplatError as err:  # the visitor's to fix (e.g. no such part here)
             raise gr.Error(str(err), title=f"Cannot {what} this", print_exception=False) \
                 from None
         except Exception:  # noqa: BLE001 - reported without internals

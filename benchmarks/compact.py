@@ -47,9 +47,10 @@ def _render(g, cams):
 
 
 def _psnr(a, b) -> float:
-    import torch
+    """PSNR (dB) of two image stacks [T,3,H,W] as one image."""
+    from humansplat.metrics import psnr
 
-    return float(-10 * torch.log10(((a - b) ** 2).mean().clamp_min(1e-12)))
+    return float(psnr(a.reshape(1, -1, *a.shape[-2:]), b.reshape(1, -1, *b.shape[-2:]))[0])
 
 
 def measure(name: str, g, cams, gt=None, gt_cams=None) -> dict:
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from humansplat.baseline import reconstruct_prior_only
+    from humansplat.pipeline import HumanSplatPipeline
     from humansplat.cameras import Cameras, orbit_cameras
     from humansplat.eval.avatar_eval import (framing_cameras, inset, pixel_size,
                                              prior_reconstruction, subject_gaussians)
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.perf_counter()
     # a real photo
-    rec = reconstruct_prior_only(str(ROOT / "examples" / "astronaut.jpg"))
+    rec = HumanSplatPipeline.prior_only(device="cpu")(str(ROOT / "examples" / "astronaut.jpg"))
     w, h = rec.fit.image_size
     cam_in = Cameras(rec.fit.viewmat[None], rec.fit.K[None], w, h, torch.zeros(1),
                      torch.zeros(1))

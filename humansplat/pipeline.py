@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, MissingWeightsError
 from .hub import ResolvedSource, resolve_source
 from .reconstruction import Reconstruction
@@ -305,11 +305,11 @@ class HumanSplatPipeline:
 
     @classmethod
     def prior_only(cls, config: PipelineConfig | None = None, *, device=None,
-                   dtype=None) -> HumanSplatPipeline:
+                   dtype=None, body_model=None) -> HumanSplatPipeline:
         """The prior-only baseline: no checkpoint, no learned model (the textured fitted
-        body is the splat)."""
+        body is the splat). ``body_model``: a ready body model (default: the config's)."""
         return cls.from_components(config or PipelineConfig(), model=None, device=device,
-                                   dtype=dtype)
+                                   dtype=dtype, body_model=body_model)
 
     @classmethod
     def from_components(cls, config: PipelineConfig, *, model=None, device=None, dtype=None,
@@ -340,7 +340,7 @@ class HumanSplatPipeline:
     @staticmethod
     def _load_synthesizer(config: PipelineConfig, body, resolution: int, device, dtype, *,
                           token=None, local_files_only=None):
-        from .synth.latent_space import PixelSpace, SDVAESpace
+        from .latent_space import PixelSpace, SDVAESpace
         from .synth.projection import ProjectionSynthesizer
 
         if config.view_synthesizer == "sv3d":
@@ -353,7 +353,7 @@ class HumanSplatPipeline:
                 token=token, num_frames=config.sv3d_frames, resolution=resolution)
             return synth, synth.space
         if config.space == "sd-vae":
-            from .synth.latent_space import DEFAULT_SD_VAE_REPO
+            from .latent_space import DEFAULT_SD_VAE_REPO
 
             space = SDVAESpace.from_pretrained(config.vae_repo or DEFAULT_SD_VAE_REPO,
                                                device=device, local_files_only=local_files_only,
@@ -473,35 +473,17 @@ class HumanSplatPipeline:
                                  commit_message=commit_message)
 
     # -- running --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _inference(self):
-        """Eval mode and this pipeline's mixed precision (applied by the model's forward,
-        which keeps geometry in fp32) for one forward; the model is left as it was (it may
-        be a model in training, evaluated through the pipeline)."""
-        model = self.model
-        cfg, training = model.config, model.training
-        model.config = cfg.replace(autocast=_DTYPE_NAMES[self.dtype])
-        model.eval()
-        try:
-            yield
-        finally:
-            model.config = cfg
-            model.train(training)
-
-    def _rng(self, seed: int):
-        """Fork the global RNGs and seed them: a run never depends on (or changes) what
-        ran before."""
-        @contextlib.contextmanager
-        def ctx():
-            devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                yield
-        return ctx()
+    # A run shares no mutable state with another run (the app runs several at once over one
+    # pipeline): randomness comes from generators seeded per run and passed down (the fit's
+    # numpy Generator, the synthesizer's torch.Generator), never the global RNGs; precision is
+    # a per-call argument of the model's forward (autocast is thread-local); torch's thread
+    # count is fixed once at start-up (humansplat.runtime.fix_threads), never per stage.
+    # The model's train/eval mode is left alone: under no_grad its forward does not depend
+    # on it (no dropout, no batch-norm; checkpointing only with gradients).
 
     def _check_run(self, seed, prior_only) -> tuple[int, bool]:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise ConfigError(f"seed must be an int, got {seed!r}")
         prior = self.model is None if prior_only is None else bool(prior_only)
         if not prior and self.model is None:
             raise ConfigError("this pipeline has no reconstruction model (prior-only); "
@@ -520,18 +502,17 @@ class HumanSplatPipeline:
         seed, prior = self._check_run(seed, prior_only)
         fg = self.config.foreground_ratio if foreground_ratio is None else float(foreground_ratio)
         timings: dict[str, float] = {}
-        with self._rng(seed):
-            t = time.perf_counter()
-            loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
-                else load_image(image)
-            self._stage_done(0, t, timings, progress)
-            t = time.perf_counter()
-            pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
-                             remove_background=remove_background)
-            self._stage_done(1, t, timings, progress)
-            t = time.perf_counter()
-            fit = fit_preprocessed(pre, self.body_model)
-            self._stage_done(2, t, timings, progress)
+        t = time.perf_counter()
+        loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
+            else load_image(image)
+        self._stage_done(0, t, timings, progress)
+        t = time.perf_counter()
+        pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
+                         remove_background=remove_background)
+        self._stage_done(1, t, timings, progress)
+        t = time.perf_counter()
+        fit = fit_preprocessed(pre, self.body_model)
+        self._stage_done(2, t, timings, progress)
         settings = {"foreground_ratio": fg, "remove_background": bool(remove_background),
                     "crop_size": pre.size}
         return self._views_and_inputs(loaded, pre, fit, settings, timings, seed=seed,
@@ -562,39 +543,26 @@ class HumanSplatPipeline:
     def _views_and_inputs(self, loaded, pre, fit, settings: dict, timings: dict, *, seed: int,
                           num_steps, guidance, progress: Progress | None,
                           prior: bool) -> Prepared:
-        """Stages view_synthesis and model_inputs."""
-        from .cameras import orthogonal_views
+        """Stages view_synthesis and model_inputs (:func:`humansplat.front.front_half`, the
+        function training data and evaluation build their inputs with)."""
+        from .front import front_half
         from .io import to_tensor
-        from .synth.base import SynthInput
 
         total = len(STAGES)
-        with self._rng(seed):
-            t = time.perf_counter()
-            synth = self._projection_synth() if prior else self.synthesizer
-            S = pre.size
-            inp = SynthInput(image=to_tensor(pre.rgb), mask=torch.as_tensor(pre.mask)[None],
-                             input_camera=fit.cameras,
-                             target_cameras=orthogonal_views(
-                                 radius=float(fit.cameras.centers[0].norm()), width=S, height=S),
-                             body_fit=fit)
-            sub = None
-            if progress is not None:
-                sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
-                                                 f"view_synthesis: {msg}")
-            out = synth(inp, seed=seed, num_steps=num_steps, guidance=guidance, progress=sub)
-            self._stage_done(3, t, timings, progress)
-            t = time.perf_counter()
-            if prior:
-                inputs = None
-                latents = self._prior_latents(inp, out)
-            else:
-                from .model.inputs import assemble_inputs
-
-                inputs = assemble_inputs(self.model.config, inp.image, inp.mask, fit.cameras,
-                                         out.features, out.cameras, fit.vertices,
-                                         space=self.space)
-                latents = inputs.views
-            self._stage_done(4, t, timings, progress)
+        t = time.perf_counter()
+        synth = self._projection_synth() if prior else self.synthesizer
+        sub = None
+        if progress is not None:
+            sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
+                                             f"view_synthesis: {msg}")
+        front = front_half(to_tensor(pre.rgb), torch.as_tensor(pre.mask)[None], fit, synth,
+                           None if prior else self.model.config, space=self.space, seed=seed,
+                           num_steps=num_steps, guidance=guidance, progress=sub)
+        inp, out, inputs = front.synth_input, front.synth, front.inputs
+        self._stage_done(3, t, timings, progress)
+        t = time.perf_counter()
+        latents = self._prior_latents(inp, out) if prior else inputs.views
+        self._stage_done(4, t, timings, progress)
         settings = {"seed": seed, **settings, "num_steps": out.info.get("steps"),
                     "guidance": _jsonable(out.info.get("guidance")), "prior_only": prior,
                     "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
@@ -615,7 +583,7 @@ class HumanSplatPipeline:
     @staticmethod
     def _prior_latents(inp, out) -> Tensor:
         """Input photo (on white, at the views' size) + the generated views' features."""
-        from .synth.latent_space import resize_images
+        from .latent_space import resize_images
 
         R = out.previews.shape[-1]
         m = inp.mask.float().clamp(0, 1)
@@ -646,8 +614,8 @@ class HumanSplatPipeline:
                                   input_view=batch[0].input_view)
             kw = {k: (v.to(self.device) if isinstance(v, Tensor) else v)
                   for k, v in stacked.__dict__.items()}
-            with self._rng(prepared[todo[0]].seed), torch.no_grad(), self._inference():
-                out = self.model(**kw)
+            with torch.no_grad():
+                out = self.model(**kw, autocast=_DTYPE_NAMES[self.dtype])
             for j, i in enumerate(todo):
                 gaussians[i] = out.gaussians(j).detach().to("cpu", torch.float32)
         model_seconds = (time.perf_counter() - t) / max(len(todo), 1)

@@ -12,7 +12,7 @@ import torch
 
 from anny_fixture import anny_body  # noqa: F401  (session fixture)
 from humansplat.avatar import BodyParams, body_surface_gaussians
-from humansplat.io import load_ply
+from humansplat.io import load_ply, save_ply
 from humansplat.parts_export import (PART_GROUPS, assign_labels, export_parts, part_colored,
                                      part_iou, resolve_parts, select_parts)
 from humansplat.prior.parts import PART_COLORS, PART_NAMES
@@ -76,7 +76,7 @@ def test_parts_cli_labels_from_body(anny_body, tmp_path, capsys):
     g = body_surface_gaussians(anny_body, params, n=1500)
     folder = tmp_path / "rec"
     folder.mkdir()
-    replace(g, labels=None).save_ply(folder / "gaussians.ply", y_down=True)  # no labels
+    save_ply(replace(g, labels=None), folder / "gaussians.ply", y_down=True)  # no labels
     assert main(["parts", str(folder), "-o", str(tmp_path / "out"), "--group", "head"]) == 2
     assert "body.npz" in capsys.readouterr().err
     params.save(folder / "body.npz")

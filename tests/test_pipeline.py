@@ -83,6 +83,23 @@ def test_reconstruction_holds_what_the_contract_says(run):
     assert len(meta["input"]["crop_box"]) == 4 and meta["camera"]["image_size"] == [256, 256]
 
 
+def test_a_run_leaves_process_state_alone(run):
+    """No global RNG draws or reseeding, no thread-count or model-config swaps: whatever the
+    global RNGs hold, the same seed gives the same Gaussians, and the process's state is as
+    it was (concurrent runs in the app share the process)."""
+    pipe, _, rec, _ = run
+    torch.manual_seed(1234)
+    np.random.seed(4321)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), torch.get_num_threads())
+    config, training = pipe.model.config, pipe.model.training
+    again = pipe(PHOTO, seed=0)
+    assert same_gaussians(again.gaussians, rec.gaussians)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.get_num_threads() == before[2]
+    assert pipe.model.config is config and pipe.model.training == training
+
+
 def test_save_writes_files_that_third_party_readers_open(run, tmp_path):
     import trimesh
 

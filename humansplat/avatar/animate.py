@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import DEFAULT_FOVY_DEG, Cameras, orbit_cameras
+from ..errors import MissingFileError
 from ..gaussians import Gaussians
 from .motions import MOTIONS, Motion, make_motion
 from .skinning import BODY_PARAMS_FILE, Avatar, BodyParams, bind
@@ -31,12 +32,12 @@ def load_avatar(out_dir, *, body_model=None, binding: str = "triangle") -> Avata
     to its body. ``body_model`` defaults to a fresh model of the kind named in body.npz."""
     out = Path(out_dir)
     if not out.is_dir():
-        raise FileNotFoundError(f"no such reconstruction folder: {out}")
+        raise MissingFileError(f"no such reconstruction folder: {out}")
     ply, params_file = out / PLY_FILE, out / BODY_PARAMS_FILE
     if not ply.is_file():
-        raise FileNotFoundError(f"{out} holds no {PLY_FILE}: not a reconstruction folder")
+        raise MissingFileError(f"{out} holds no {PLY_FILE}: not a reconstruction folder")
     if not params_file.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{out} holds no {BODY_PARAMS_FILE} (the fitted body's parameters), which "
             "animation needs; folders written before it was saved must be reconstructed again")
     from ..io import load_ply
@@ -58,7 +59,7 @@ def motion_frames(avatar: Avatar, motion: Motion, *, chunk: int = 8) -> Iterator
     """The avatar posed at every frame of ``motion`` (``chunk`` frames per body pass):
     the motion's joint rotations replace the fitted pose, its yaw turns the fitted
     orientation about the vertical, its root offset moves the fitted position."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
 
     m, p = avatar.body_model, avatar.params
     body_pose = motion.body_pose(m)  # [T,J-1,3,3]

@@ -168,7 +168,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
     clipped to the model's bounds), global orientation [3,3] (turned by N(0, noise_yaw_deg)
     about +y), translation [3] (+ N(0, noise_transl)), scale (x 1 + N(0, noise_scale)).
     ``record`` (a dict) receives the noisy values as JSON-able lists."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.parts import NUM_PARTS
 
     dt = model.dtype
@@ -199,7 +199,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
 def noisy_body_params(subject, rng: np.random.Generator, cfg: SynthDataConfig,
                       record: dict | None = None) -> dict:
     """A synthetic subject's GT body with fitting noise (:func:`fit_noise`)."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
 
     yaw = axis_angle_to_matrix(torch.tensor([0.0, math.radians(subject.yaw_deg), 0.0],
                                             dtype=torch.float64))
@@ -282,19 +282,12 @@ def model_inputs(model, image: Tensor, mask: Tensor, cam, params: dict,
     (forward arguments ``params``) as a BodyFit, the projection synthesizer's 4 orthogonal
     views of the photo (image [3,S,S], mask [1,S,S], input camera ``cam``), then
     ``assemble_inputs`` with the configured preset. Returns ModelInputs."""
-    from ..cameras import orthogonal_views
     from ..config import get_preset
-    from ..model.inputs import assemble_inputs
-    from ..synth.base import SynthInput
+    from ..front import front_half
 
-    S = int(image.shape[-1])
-    fit = _body_fit(model, params, cam, S)
-    inp = SynthInput(image=image, mask=mask, input_camera=cam,
-                     target_cameras=orthogonal_views(radius=float(cam.centers[0].norm()),
-                                                     width=S, height=S), body_fit=fit)
+    fit = _body_fit(model, params, cam, int(image.shape[-1]))
     preset = get_preset(cfg.preset)
-    syn = _synthesizer(model, preset.image_size)(inp)
-    return assemble_inputs(preset, image, mask, cam, syn.features, syn.cameras, fit.vertices)
+    return front_half(image, mask, fit, _synthesizer(model, preset.image_size), preset).inputs
 
 
 def pack_sample(mi, image: Tensor, mask: Tensor, targets, tcams, levels: Tensor,

@@ -200,7 +200,7 @@ def scan_body_params(model, fit: dict[str, np.ndarray]) -> tuple[dict, list[str]
     """The fitted body in the scan frame as forward arguments of ``model`` (an SMPLBody):
     (smpl_pose [24,3] (root = global orientation), shape [S], orient [3,3], transl [3],
     scale) as a dict, and notes on approximations."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.parts import NUM_PARTS
 
     notes = []
@@ -310,7 +310,7 @@ def scan_sample(record: ScanRecord, model, cfg: SynthDataConfig, *, index: int =
     """Render one scan into the stored sample arrays (same fields as the synthetic data)."""
     from scipy.spatial import cKDTree
 
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.fit import input_camera
     from .synthetic_humans import fit_placement
 
