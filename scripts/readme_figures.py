@@ -60,8 +60,11 @@ def figure(rec_dir: Path, *, photo: str | None = None, size: int = 192,
     import cv2
 
     from humansplat.cameras import orbit_cameras
-    from humansplat.eval.photo_fidelity import (input_camera_from_meta, photo_at_input_camera,
-                                                render_at_camera)
+    from humansplat.eval.photo_fidelity import (
+        input_camera_from_meta,
+        photo_at_input_camera,
+        render_at_camera,
+    )
     from humansplat.io import load_ply
     from humansplat.io.video import image_grid, orbit_framing
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from humansplat.errors import NoPersonError
-from humansplat.eval.independent_mask import IndependentPersonMask, independent_person_mask
+from humansplat.eval.independent_mask import (
+    IndependentPersonMask,
+    independent_person_mask,
+)
 from humansplat.prior.segmentation import PersonSegmenter, default_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,9 +14,15 @@ import pytest
 import torch
 
 from humansplat.cameras import pixel_rays, project_points
-from humansplat.eval.photo_fidelity import (InputCamera, beyond_edge_fraction, cut_edges,
-                                            input_camera_from_meta, input_view_scores,
-                                            photo_at_input_camera, render_at_camera)
+from humansplat.eval.photo_fidelity import (
+    InputCamera,
+    beyond_edge_fraction,
+    cut_edges,
+    input_camera_from_meta,
+    input_view_scores,
+    photo_at_input_camera,
+    render_at_camera,
+)
 from humansplat.gaussians import Gaussians
 from humansplat.prior.fit import input_camera
 
@@ -126,7 +132,7 @@ def test_cut_edges():
 
 def test_beyond_edge_fraction_counts_opacity_past_the_cut_edge():
     cam = _camera()
-    left, top, right, bottom = cam.photo_rect((W, H))
+    left, _, _, bottom = cam.photo_rect((W, H))
     # pixels: 3 inside the photo, 1 below its bottom edge, 1 beyond the left one
     pix = torch.tensor([[30.0, 30.0], [40.0, 20.0], [20.0, 40.0],
                         [30.0, bottom + 4.0], [left - 3.0, 30.0]])

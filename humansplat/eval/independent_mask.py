@@ -23,7 +23,7 @@ from ..errors import NoPersonError
 from ..prior._mediapipe import fit_long_side, import_mediapipe, shared_solution
 from ..prior.segmentation import _check_rgb  # input validation only, not the segmenter
 
-__all__ = ["IndependentPersonMask", "independent_person_mask", "INDEPENDENT_MASK_NAME"]
+__all__ = ["INDEPENDENT_MASK_NAME", "IndependentPersonMask", "independent_person_mask"]
 
 #: what results record as the mask's source
 INDEPENDENT_MASK_NAME = "mediapipe-pose-segmentation (BlazePose GHUM, complexity 1)"

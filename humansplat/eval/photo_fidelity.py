@@ -21,8 +21,9 @@ photo never showed). ``cut_edges`` says which edges a person mask touches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,9 +34,18 @@ from ..gaussians import Gaussians
 from ..prior.fit import silhouette_iou
 from .metrics import psnr, ssim
 
-__all__ = ["PhotoView", "InputCamera", "EDGES", "input_camera_from_meta",
-           "photo_at_input_camera", "render_at_camera", "input_view_scores", "cut_edges",
-           "beyond_edge_fraction", "reconstruction_beyond_edges"]
+__all__ = [
+    "EDGES",
+    "InputCamera",
+    "PhotoView",
+    "beyond_edge_fraction",
+    "cut_edges",
+    "input_camera_from_meta",
+    "input_view_scores",
+    "photo_at_input_camera",
+    "reconstruction_beyond_edges",
+    "render_at_camera",
+]
 
 EDGES = ("top", "bottom", "left", "right")
 _SSIM_PAD = 8  # px around the mask's bounding box: the SSIM window sees the person's edge
@@ -57,7 +67,7 @@ class InputCamera:
         """Camera pixels per photo pixel."""
         return self.width / (self.crop_box[2] - self.crop_box[0])
 
-    def resized(self, size: int) -> "InputCamera":
+    def resized(self, size: int) -> InputCamera:
         """The same camera rendering ``size`` x ``size`` px (intrinsics scaled)."""
         if self.width != self.height:
             raise ValueError(f"the input camera must be square, got {self.width}x{self.height}")
@@ -65,7 +75,7 @@ class InputCamera:
         K[:2] *= size / self.width
         return InputCamera(self.viewmat, K, int(size), int(size), self.crop_box)
 
-    def native(self, max_size: int = 1024) -> "InputCamera":
+    def native(self, max_size: int = 1024) -> InputCamera:
         """The camera at the photo's own resolution: one camera pixel per photo pixel of the
         crop (its side), at most ``max_size``."""
         return self.resized(min(int(max_size), max(1, round(self.crop_box[2] - self.crop_box[0]))))
@@ -108,8 +118,9 @@ class PhotoView:
 def photo_at_input_camera(photo: np.ndarray, mask: np.ndarray, camera: InputCamera) -> PhotoView:
     """Resample ``photo`` uint8 [H,W,3] and its person ``mask`` float [H,W] into ``camera``
     with the pipeline's own crop warp (same pixel-centre convention and filtering)."""
-    from ..prior.preprocess import _inside_photo, _Square, _warp_to_square
     import cv2
+
+    from ..prior.preprocess import _inside_photo, _Square, _warp_to_square
 
     if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
         raise ValueError(f"photo must be uint8 [H,W,3], got {photo.dtype} {photo.shape}")
