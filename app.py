@@ -23,6 +23,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from humansplat.errors import HumanSplatError, InvalidImageError
+from humansplat.prior.preprocess import FOREGROUND_RATIO, FOREGROUND_RATIO_RANGE
 from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
                                Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
                                SessionStore, SplatReady, animate_result, check_motion,
@@ -109,7 +110,7 @@ def _checks(photo, seed, foreground_ratio, num_steps, guidance) -> list[str | No
 
     return [_photo_message(photo),
             number_in(seed, 0, MAX_SEED, "The seed"),
-            number_in(foreground_ratio, 0.3, 1.0, "The foreground ratio"),
+            number_in(foreground_ratio, *FOREGROUND_RATIO_RANGE, "The foreground ratio"),
             number_in(num_steps, 1, 200, "The number of diffusion steps"),
             number_in(guidance, 1.0, 10.0, "The guidance")]
 
@@ -200,7 +201,7 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
                 _fail(event)
 
 
-def reconstruct_api(image, seed=0, foreground_ratio=0.85, remove_background=True,
+def reconstruct_api(image, seed=0, foreground_ratio=FOREGROUND_RATIO, remove_background=True,
                     num_steps=50, guidance=2.5, request: gr.Request = None,
                     progress=gr.Progress()):
     """Reconstruct a 3D Gaussian splat of the person in a photo.

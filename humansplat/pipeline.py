@@ -41,6 +41,7 @@ from torch import Tensor
 from ._version import __version__
 from .errors import ConfigError, MissingWeightsError
 from .hub import ResolvedSource, resolve_source
+from .prior.preprocess import FOREGROUND_RATIO, check_foreground_ratio
 from .reconstruction import Reconstruction
 
 __all__ = ["HumanSplatPipeline", "PipelineConfig", "Prepared", "PIPELINE_CONFIG_NAME",
@@ -102,7 +103,7 @@ class PipelineConfig:
     reconstruction_subfolder: str = ""
     reconstruction_revision: str | None = None
     crop_size: int = 512
-    foreground_ratio: float = 0.85
+    foreground_ratio: float = FOREGROUND_RATIO
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     format_version: int = 1
@@ -124,8 +125,7 @@ class PipelineConfig:
             bad("sv3d_frames", f"must be an int >= 4, got {self.sv3d_frames!r}")
         if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
             bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
-        if not 0.1 <= float(self.foreground_ratio) <= 1.0:
-            bad("foreground_ratio", f"must be in [0.1, 1], got {self.foreground_ratio!r}")
+        check_foreground_ratio(self.foreground_ratio)
         if self.part_labels not in ("body", "model"):
             bad("part_labels", f"must be 'body' or 'model', got {self.part_labels!r}")
         if not 0.0 <= float(self.min_opacity) < 1.0:

@@ -423,6 +423,7 @@ def test_pipeline_config_validation(tmp_path):
     for bad in ({"body_model": "mano"}, {"view_synthesizer": "zero123"},
                 {"space": "latent"}, {"view_synthesizer": "sv3d", "space": "pixel"},
                 {"crop_size": 16}, {"reconstruction_subfolder": "../x"},
+                {"foreground_ratio": 0.2},
                 {"format_version": 2}):
         with pytest.raises(ConfigError):
             PipelineConfig(**bad)
