@@ -42,7 +42,11 @@ def micro_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(micro_ckpt):
-    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0."""
+    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0. The thread
+    count is fixed first, as the CLI and the app do at start-up (runs are reproducible at it)."""
+    from humansplat.runtime import fix_threads
+
+    fix_threads()
     pipe = HumanSplatPipeline.from_pretrained(micro_ckpt)
     calls = []
     prepared = pipe.prepare(PHOTO, seed=0, progress=lambda d, n, s: calls.append((d, n, s)))
