@@ -10,7 +10,7 @@ the PSNR *loss* against it (PSNR(full, GT) - PSNR(compact, GT)).
 
 Splats: the prior-only reconstruction of ``examples/astronaut.jpg`` (a real photo; ground
 truth: the photo crop at the input camera), and synthetic dressed subjects
-(``train.synthetic_humans``): their prior-only reconstructions, and "oracle" surface
+(``data.synthetic_humans``): their prior-only reconstructions, and "oracle" surface
 Gaussians (``eval.avatar_eval.subject_gaussians``) with randomised opacities and sizes like
 a learned splat's; ground truth: the subject rendered from the same orbit views.
 
@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     from humansplat.eval.avatar_eval import (framing_cameras, inset, pixel_size,
                                              prior_reconstruction, subject_gaussians)
     from humansplat.io.video import orbit_framing
-    from humansplat.train.subject_render import render_subject
-    from humansplat.train.synthetic_humans import default_body, sample_subject
+    from humansplat.data.subject_render import render_subject
+    from humansplat.data.synthetic_humans import default_body, sample_subject
 
     S = args.size
     az = [45.0 * i for i in range(8)]

@@ -68,7 +68,8 @@ def test_concurrent_runs_equal_runs_alone(server, tmp_path):
     photos = _photos(tmp_path)
 
     def reconstruct(i: int, where: str) -> dict[str, np.ndarray]:
-        client = Client(server.url, verbose=False, download_files=str(tmp_path / f"{where}{i}"))
+        client = Client(server.url, verbose=False, download_files=str(tmp_path / f"{where}{i}"),
+                        httpx_kwargs={"timeout": 600})  # 2 runs at once on shared cores
         try:
             files = client.predict(handle_file(str(photos[i])), seed=i, api_name="/reconstruct")
         finally:

@@ -25,7 +25,7 @@ def _rest_params(body):
 
 @pytest.fixture(scope="module")
 def subject():
-    from humansplat.train.synthetic_humans import sample_subject
+    from humansplat.data.synthetic_humans import sample_subject
 
     return sample_subject(3)
 
@@ -95,7 +95,7 @@ def test_part_iou():
 
 
 # --------------------------------------------------------------------------------------------
-# synthetic subjects (train.synthetic_humans): ground truth in any pose
+# synthetic subjects (data.synthetic_humans): ground truth in any pose
 # --------------------------------------------------------------------------------------------
 def test_labels_agree_with_the_body_part_map(subject, gt_params):
     """Labels from the nearest body part, on a dressed subject: the same part as the mesh's
@@ -121,7 +121,7 @@ def test_labels_agree_with_the_body_part_map(subject, gt_params):
 
 def test_repose_beats_rigid_on_a_synthetic_subject(subject):
     from humansplat.eval.avatar_eval import evaluate_repose
-    from humansplat.train.synthetic_humans import sample_pose_natural
+    from humansplat.data.synthetic_humans import sample_pose_natural
 
     pose_b = sample_pose_natural(np.random.default_rng(11), "walking", subject.model)
     (res,) = evaluate_repose(subject, pose_b, n_gaussians=30000, size=160, bodies=("gt",))

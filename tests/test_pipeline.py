@@ -42,7 +42,11 @@ def micro_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(micro_ckpt):
-    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0."""
+    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0. The thread
+    count is fixed first, as the CLI and the app do at start-up (runs are reproducible at it)."""
+    from humansplat.runtime import fix_threads
+
+    fix_threads()
     pipe = HumanSplatPipeline.from_pretrained(micro_ckpt)
     calls = []
     prepared = pipe.prepare(PHOTO, seed=0, progress=lambda d, n, s: calls.append((d, n, s)))
@@ -418,6 +422,7 @@ def test_pipeline_config_validation(tmp_path):
     for bad in ({"body_model": "mano"}, {"view_synthesizer": "zero123"},
                 {"space": "latent"}, {"view_synthesizer": "sv3d", "space": "pixel"},
                 {"crop_size": 16}, {"reconstruction_subfolder": "../x"},
+                {"foreground_ratio": 0.2},
                 {"format_version": 2}):
         with pytest.raises(ConfigError):
             PipelineConfig(**bad)
@@ -425,8 +430,30 @@ def test_pipeline_config_validation(tmp_path):
         PipelineConfig.from_dict({"body": "anny"})
 
 
+def test_components_are_registered_by_name_or_passed_in(run):
+    """A body model registered under a new name is what a config naming it builds; a ready
+    synthesizer passed in is used as it is."""
+    from humansplat.pipeline import register_body_model
+    from humansplat.pipeline.components import _BODY_MODELS
+
+    pipe = run[0]
+    with pytest.raises(ConfigError, match="register_body_model"):
+        PipelineConfig(body_model="my_body")
+    register_body_model("my_body", lambda config: pipe.body_model)
+    try:
+        other = HumanSplatPipeline.prior_only(PipelineConfig(body_model="my_body"),
+                                              device="cpu")
+        assert other.body_model is pipe.body_model
+    finally:
+        del _BODY_MODELS["my_body"]
+    same = HumanSplatPipeline.from_components(pipe.config, model=pipe.model, device="cpu",
+                                              body_model=pipe.body_model,
+                                              synthesizer=pipe.synthesizer, space=pipe.space)
+    assert same.synthesizer is pipe.synthesizer and same.space is pipe.space
+
+
 def test_device_and_dtype_choices():
-    from humansplat.pipeline import _resolve_dtype
+    from humansplat.pipeline.config import resolve_dtype as _resolve_dtype
 
     cpu = torch.device("cpu")
     assert _resolve_dtype(None, cpu) == torch.float32

@@ -1,6 +1,6 @@
 """Evaluations of the avatar features on synthetic subjects whose ground truth is known.
 
-* Reposing (:func:`evaluate_repose`): a dressed subject (``train.synthetic_humans``) in pose A
+* Reposing (:func:`evaluate_repose`): a dressed subject (``data.synthetic_humans``) in pose A
   is turned into Gaussians, bound to a body (the GT body, or one fitted to the subject's
   photo), reposed to pose B and rendered; the reference is the subject's own mesh rendered
   in pose B. Baselines: the rigid splat (unmoved: the root stays where it was) and
@@ -68,7 +68,7 @@ def subject_gaussians(mesh, n: int = 60000, *, seed: int = 0, thickness: float =
     that), coloured like ``render_subject`` shades the surface, labelled with the body part
     under it. Each disc's local z axis is its surface normal (see :func:`inset`)."""
     from ..geometry import rotmat_to_quat
-    from ..train.subject_render import shade_materials
+    from ..data.subject_render import shade_materials
 
     g = torch.Generator().manual_seed(seed)
     V = mesh.vertices.double()
@@ -145,7 +145,7 @@ def subject_photo(subject, size: int = 512) -> np.ndarray:
     """The subject rendered into the input camera as an RGBA uint8 photo [S,S,4] (alpha =
     coverage, so preprocessing takes the exact mask)."""
     from ..prior.fit import input_camera
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     photo = render_subject(subject.mesh(), input_camera(size, size))
     rgba = torch.cat([photo.rgb[0], photo.alpha[0]], 0).permute(1, 2, 0)
@@ -174,7 +174,7 @@ def evaluate_repose(subject, pose_b, *, n_gaussians: int = 60000, size: int = 25
     vertex's weights), "rigid" (unmoved); "same_pose" scores the Gaussians against the
     subject in its own pose (what no reposing can beat)."""
     from ..avatar.skinning import BodyParams, bind
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     model = subject.model
     mesh_a = subject.mesh()
@@ -219,7 +219,7 @@ def evaluate_part_labels(gaussians: Gaussians, mesh, cams: Cameras) -> Tensor:
     subject ``mesh``'s rendered part map in ``cams`` (NaN: part in neither). Pass surface
     discs through :func:`inset` first."""
     from ..parts_export import part_iou, render_label_map
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     pred = render_label_map(gaussians, cams.viewmats, cams.Ks, cams.width, cams.height)
     gt = render_subject(mesh, cams).parts

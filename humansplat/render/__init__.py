@@ -18,7 +18,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
-from .projection import (Projected, covariance_3d, eval_sh, project_gaussians, sh_basis,
+from .ewa import (Projected, covariance_3d, eval_sh, project_gaussians, sh_basis,
                          sh_to_rgb)
 from .torch_backend import TorchRasterConfig, rasterize_torch
 

@@ -1,7 +1,7 @@
 """Synthetic training data on disk: generation (sharded, resumable, with a progress bar) and
 the :class:`SyntheticHumans` torch Dataset that reads it.
 
-Each subject (:mod:`humansplat.train.synthetic_humans`) becomes one sample:
+Each subject (:mod:`humansplat.data.synthetic_humans`) becomes one sample:
 
 - the input "photo": the dressed subject rendered into ``prior.fit.input_camera(S, S)``
   (S = 256), placed like a preprocessed crop;
@@ -245,8 +245,8 @@ def generate_subject(split: str, index: int, seed: int,
     """Generate subject ``index`` of ``split`` (deterministic from ``seed``): a dict of numpy
     arrays in the stored dtypes (see the module docs)."""
     from ..prior.fit import input_camera
-    from .subject_render import render_subject
-    from .synthetic_humans import sample_subject, subject_seed
+    from ..data.subject_render import render_subject
+    from ..data.synthetic_humans import sample_subject, subject_seed
 
     cfg = cfg or SynthDataConfig()
     sseed = subject_seed(seed, split, index)

@@ -254,7 +254,7 @@ def render_scan(scan: ScanMesh, labels: Tensor, cameras, resolution: int | None 
     parts from the per-vertex ``labels`` [N]), unlit: colours straight from the texture."""
     from ..prior.parts import NUM_PARTS
     from ..synth.projection import rasterize_mesh
-    from .subject_render import RenderedViews
+    from ..data.subject_render import RenderedViews
 
     R = int(resolution or cameras.width)
     cams = cameras.to("cpu", torch.float32).resized(R, R)
@@ -312,7 +312,7 @@ def scan_sample(record: ScanRecord, model, cfg: SynthDataConfig, *, index: int =
 
     from ..geometry import axis_angle_to_matrix
     from ..prior.fit import input_camera
-    from .synthetic_humans import fit_placement
+    from ..data.synthetic_humans import fit_placement
 
     if record.fit is None:
         raise FileNotFoundError(f"scan {record.id}: no fitted SMPL/SMPL-X parameters found "

@@ -20,7 +20,7 @@ Garments (all in the body's rest space, then skinned with the body's own weights
   vertices at its height, the hem only ever widens, plus flare and folds) instead of
   following them.
 
-Appearance is evaluated per pixel (:mod:`humansplat.train.subject_render`) from each surface
+Appearance is evaluated per pixel (:mod:`humansplat.data.subject_render`) from each surface
 point's canonical (rest-pose) coordinates, so stripes, checks and prints follow the body in
 every pose. World frame: metres, +y up, facing +z (humansplat/cameras.py).
 """
