@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)  # train, eval
     from .extras import register as register_extras
 
-    register_extras(sub)  # animate, parts, compact
+    register_extras(sub)  # animate, parts, compact, export
     from .train.dataset import register as register_data
 
     register_data(sub)  # data synth, data preview
