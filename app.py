@@ -37,6 +37,7 @@ from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, F
                                run_events, summary_markdown)
 from humansplat.webapp import inputs as I
 from humansplat.webapp.gate import Rule, install_gate
+from humansplat.webapp.memory import limit_malloc_arenas, returning_memory
 
 # our own log lines only; third-party ones with --verbose or HUMANSPLAT_LOG_LEVEL=debug
 configure_logging("--verbose" in sys.argv[1:])
@@ -47,6 +48,7 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*")
                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
 MAX_SEED = I.MAX_SEED
 
+limit_malloc_arenas()  # before any worker thread: RSS stays flat over many runs
 SETTINGS = AppSettings.from_env()
 HEAVY, LIGHT, LIGHT_LIMIT = "device", "files", 2  # concurrency groups: device work, part views
 ON_ZERO_GPU = SpacesConfig.zero_gpu
@@ -183,7 +185,7 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
            splat_btn: gr.DownloadButton(value=None, interactive=False), files_out: None,
            summary_out: "", part_in: gr.Radio(value="photo", interactive=False),
            animate_btn: gr.Button(interactive=False), animation_out: None}
-    with SESSIONS.run(request.session_hash) as run_dir, \
+    with returning_memory(), SESSIONS.run(request.session_hash) as run_dir, \
             closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
         for event in events:
             if isinstance(event, ProgressUpdate):
@@ -234,7 +236,7 @@ def reconstruct_api(image, seed=I.SEED.default, foreground_ratio=I.FOREGROUND_RA
     loaded, options = _prepare(image, seed, foreground_ratio, remove_background, num_steps,
                                guidance, request)
     pub = _publisher(request)
-    with SESSIONS.run(request.session_hash) as run_dir, \
+    with returning_memory(), SESSIONS.run(request.session_hash) as run_dir, \
             closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
         for event in events:
             if isinstance(event, ProgressUpdate):
@@ -259,7 +261,7 @@ def _on_latest_result(request: gr.Request, work, what: str):
     """Run ``work(result_dir)`` on the session's latest complete result (chosen by the server
     from the calling session, never from the call's data), its folder kept alive meanwhile;
     returns the published output. A readable error when there is none or the work fails."""
-    with SESSIONS.use(request.session_hash):
+    with returning_memory(), SESSIONS.use(request.session_hash):
         result = SESSIONS.latest_result(request.session_hash)
         if result is None:
             raise gr.Error(NO_RESULT, title=f"Nothing to {what}", print_exception=False)

@@ -405,3 +405,11 @@ def test_outputs_arrive_in_order_as_they_become_ready(micro_pipe, tmp_path, one_
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
     assert Path(event.files["video"]).is_file() and event.meta["seed"] == 1
     assert {Path(p).parent for p in event.files.values()} == {tmp_path / "result"}
+
+
+def test_memory_is_handed_back_after_a_run_even_a_failed_one():
+    from humansplat.webapp.memory import limit_malloc_arenas, returning_memory
+
+    assert isinstance(limit_malloc_arenas(), bool)
+    with pytest.raises(RuntimeError), returning_memory():
+        raise RuntimeError("a run failed")
