@@ -135,7 +135,7 @@ def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 1024
     if pipe_mask is not None:
         import cv2
 
-        from humansplat.prior.fit import silhouette_iou
+        from humansplat.metrics import mask_iou as silhouette_iou
 
         pm = cv2.resize(np.asarray(pipe_mask, np.float32), (cam.width, cam.height),
                         interpolation=cv2.INTER_AREA)

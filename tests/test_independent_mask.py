@@ -27,7 +27,7 @@ def people():
     """Two synthetic people (different seeds: body, outfit, pose) rendered at 512 px over a
     textured backdrop, with their true coverage masks."""
     from humansplat.eval.avatar_eval import subject_photo
-    from humansplat.train.synthetic_humans import sample_subject
+    from humansplat.data.synthetic_humans import sample_subject
 
     y, x = np.mgrid[0:512, 0:512] / 512.0
     backdrop = np.stack([0.55 + 0.3 * np.sin(7 * x), 0.5 + 0.2 * y, 0.45 + 0.25 * np.cos(5 * y)], -1)

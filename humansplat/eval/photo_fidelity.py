@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..cameras import project_points
 from ..gaussians import Gaussians
-from ..prior.fit import silhouette_iou
+from ..metrics import mask_iou as silhouette_iou
 from .metrics import psnr, ssim
 
 __all__ = [

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..render.mesh import vertex_normals
+from ..geometry import vertex_normals
 from .views import SplatView, sample_image
 
 __all__ = ["ClothedSurface", "SurfaceConfig", "clothed_surface", "vertex_adjacency",
