@@ -436,7 +436,7 @@ def sec_sv3d(ctx: Ctx) -> None:
 def sec_vae(ctx: Ctx) -> None:
     import torch
 
-    from humansplat.synth.latent_space import SDVAESpace
+    from humansplat.latent_space import SDVAESpace
     from humansplat.synth.sv3d import SV3D_VAE_CONFIG
 
     if ctx.smoke:
@@ -473,7 +473,7 @@ def sec_transformer(ctx: Ctx) -> None:
 
     from humansplat.config import get_preset
     from humansplat.model import LatentReconstructionTransformer
-    from humansplat.model.synthetic import synthetic_inputs
+    from humansplat.model.dummy_inputs import synthetic_inputs
 
     preset = "micro" if ctx.smoke else "paper"
     cfg = get_preset(preset, grad_checkpointing=True, autocast="bf16")

@@ -58,7 +58,7 @@ else
   synth_args=()
   train_extra=()
   eval_extra=()
-  shipped=(--checkpoint "shipped=$root/checkpoints/humansplat-tiny")
+  shipped=(--checkpoint "shipped=$root/humansplat/checkpoints/humansplat-tiny")
 fi
 LR="${LR:-0.0003}"
 PRESET="${PRESET:-tiny}"
@@ -156,7 +156,7 @@ log "pack"
 ck="$WORK/checkpoint"
 rm -rf "$ck" && mkdir -p "$ck"
 cp "$run/model/"* "$ck/"
-cp "$root/checkpoints/humansplat-tiny/pipeline.json" "$ck/"
+cp "$root/humansplat/checkpoints/humansplat-tiny/pipeline.json" "$ck/"
 cp "$run/config.json" "$ck/train_config.json"
 cp "$run/log.jsonl" "$ck/train_log.jsonl"
 rm -f "$out"/checkpoint.tar.*
