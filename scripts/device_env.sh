@@ -23,7 +23,9 @@ if [ -d "$_hs_bundle/common" ]; then
       || echo "device_env: could not install $_hs_name" >&2
   done
   if [ -f "$_hs_bundle/common/anny.tar.xz" ] && [ ! -f "$_hs_site/.installed-anny" ]; then
-    tar -xJf "$_hs_bundle/common/anny.tar.xz" -C "$_hs_site" && touch "$_hs_site/.installed-anny"
+    # Python's tarfile rather than tar -J: the image need not have xz
+    "$_hs_py" -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], \
+filter='data')" "$_hs_bundle/common/anny.tar.xz" "$_hs_site" && touch "$_hs_site/.installed-anny"
   fi
   if [ -f "$_hs_bundle/common/anny-cache.json" ]; then
     "$_hs_py" "$_hs_root/scripts/device_bundle.py" --restore "$_hs_bundle/common" >/dev/null \
