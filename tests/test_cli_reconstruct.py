@@ -165,7 +165,7 @@ def test_readme_first_command_with_the_bundled_checkpoint(tmp_path):
     mask (preprocessing is deterministic) has IoU > 0.8."""
     from humansplat.hub import BUNDLED_CHECKPOINT
     from humansplat.io import load_image
-    from humansplat.prior.fit import silhouette_iou
+    from humansplat.metrics import mask_iou
     from humansplat.prior.preprocess import preprocess
 
     env_out = tmp_path / "outputs"
@@ -184,7 +184,7 @@ def test_readme_first_command_with_the_bundled_checkpoint(tmp_path):
     w, h = meta["camera"]["image_size"]
     alpha = render_alpha(g, torch.tensor(meta["camera"]["viewmat"]),
                          torch.tensor(meta["camera"]["K"]), w, h)
-    iou = silhouette_iou(alpha, torch.as_tensor(pre.mask))
+    iou = mask_iou(alpha, torch.as_tensor(pre.mask))
     print(f"README command: input-view IoU {iou:.3f}")
     assert iou > 0.8
     assert len(list(iio.imiter(d / "orbit.mp4"))) == 60

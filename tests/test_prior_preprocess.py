@@ -356,6 +356,7 @@ def test_tiny_image_is_refused(shape, segmenter, pose):
         ({"size": 32}, "size"),
         ({"size": 512.0}, "size"),
         ({"foreground_ratio": 1.5}, "foreground_ratio"),
+        ({"foreground_ratio": 0.2}, "foreground_ratio"),  # the one range: [0.3, 1]
         ({"background": (2.0, 0.0, 0.0)}, "background"),
         ({"background": (1.0, 1.0)}, "background"),
     ],

@@ -8,8 +8,8 @@ import torch
 
 from humansplat.cameras import orbit_cameras
 from humansplat.render import TorchRasterConfig, gsplat_available, rasterize
-from humansplat.render.projection import (eval_sh, project_gaussians, quat_multiply,
-                                          quat_to_rotmat, rotmat_to_quat)
+from humansplat.geometry import quat_multiply, quat_to_rotmat, rotmat_to_quat
+from humansplat.render.ewa import eval_sh, project_gaussians
 from reference_render import render_reference
 
 @pytest.fixture(autouse=True, scope="module")
