@@ -87,6 +87,15 @@ class PipelineConfig:
         bundled tiny checkpoint's head reaches a mean per-part IoU of 0.13 on held-out
         subjects vs 0.80 for the nearest body part (benchmarks/parts_model.py, parts.py),
         so "body" is the default.
+    faithful: make the splat faithful to the photo (``humansplat.refine``): the input view
+        as Gaussians at the photo's resolution, the other views carved by the photo's mask,
+        a short test-time refinement; False gives the model's Gaussians as they are.
+    input_resolution: input-view Gaussians per side of the crop (capped at ``crop_size``):
+        the density setting (384: ~40-60k Gaussians for a full-body photo).
+    refine_seconds / refine_steps: the test-time refinement stops at whichever comes first
+        (either 0 = none).
+    beyond_edge: a photo cut at the person ("cut": the splat holds what the photo shows,
+        nothing beyond its edge; "complete": keep the model's guess of the rest).
     """
 
     body_model: str = "anny"
@@ -105,6 +114,11 @@ class PipelineConfig:
     foreground_ratio: float = 0.85
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
+    faithful: bool = True
+    input_resolution: int = 384
+    refine_seconds: float = 2.0
+    refine_steps: int = 30
+    beyond_edge: str = "cut"
     format_version: int = 1
 
     def __post_init__(self) -> None:
@@ -134,6 +148,7 @@ class PipelineConfig:
                 Path(self.reconstruction_subfolder).is_absolute():
             bad("reconstruction_subfolder", f"must be a relative folder inside the checkpoint, "
                 f"got {self.reconstruction_subfolder!r}")
+        self.faithful_config()  # validates input_resolution, refine_seconds, beyond_edge
         if self.format_version != 1:
             bad("format_version", f"{self.format_version} is newer than this humansplat "
                 f"({__version__}) reads; upgrade humansplat")
@@ -171,6 +186,15 @@ class PipelineConfig:
 
     def replace(self, **changes: Any) -> PipelineConfig:
         return replace(self, **changes)
+
+    def faithful_config(self):
+        """The ``refine.FaithfulConfig`` these fields select."""
+        from .refine import FaithfulConfig
+
+        return FaithfulConfig(resolution=self.input_resolution,
+                              refine_seconds=float(self.refine_seconds),
+                              refine_steps=self.refine_steps,
+                              beyond_edge=self.beyond_edge)
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,18 +682,36 @@ class HumanSplatPipeline:
                 g = self._projection_synth().prior_gaussians(p.synth_input)
             else:
                 g = gaussians[i]
+                if self.config.faithful:
+                    g = self._make_faithful(p, g)
             n_raw = len(g)
             g = g.prune(self.config.min_opacity) if self.config.min_opacity > 0 else g
             if self.config.part_labels == "body" or g.labels is None:
                 from .parts_export import assign_labels
 
                 g = assign_labels(g, self.body_model, p.fit, overwrite=True)
-            p.timings["reconstruction"] = (time.perf_counter() - t) + \
+            p.timings["reconstruction"] = (time.perf_counter() - t) - \
+                p.timings.get("faithful", 0.0) + \
                 (0.0 if p.prior_only else model_seconds)
             if progress is not None:
                 progress(len(STAGES), len(STAGES), "reconstruction")
             recs.append(self._reconstruction(p, g, n_raw))
         return recs
+
+    def _make_faithful(self, p: Prepared, g):
+        """The model's Gaussians made faithful to the photo (``humansplat.refine``)."""
+        from .refine import PhotoEvidence, make_faithful, output_view_cameras
+
+        t = time.perf_counter()
+        ev = PhotoEvidence.from_preprocessed(p.pre, p.fit.cameras)
+        with self._rng(p.seed):
+            res = make_faithful(g, grid=self.model.config.gaussian_grid,
+                                view_cameras=output_view_cameras(self.model.config, p.inputs),
+                                evidence=ev, config=self.config.faithful_config(),
+                                device=self.device)
+        p.info["faithful"] = _jsonable(res.info)
+        p.timings["faithful"] = time.perf_counter() - t
+        return res.gaussians
 
     def __call__(self, image, *, seed: int = 0, foreground_ratio: float | None = None,
                  remove_background: bool = True, num_steps: int | None = None,
