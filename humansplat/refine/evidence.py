@@ -67,19 +67,45 @@ class PhotoEvidence:
         return int(self.mask.shape[-1])
 
     @classmethod
-    def from_preprocessed(cls, pre, camera: Cameras,
+    def from_preprocessed(cls, pre, camera: Cameras, photo: np.ndarray | None = None,
+                          max_size: int | None = None,
                           background=(1.0, 1.0, 1.0)) -> "PhotoEvidence":
-        """From ``prior.preprocess.Preprocessed`` and the fitted input camera (S px)."""
+        """From ``prior.preprocess.Preprocessed`` and the fitted input camera.
+
+        photo: the original photo (uint8 [H,W,3]); with it the crop is re-sampled from the
+        photo at its native resolution (one pixel per photo pixel of the crop box, at most
+        ``max_size`` and at least the crop's size) instead of the pipeline's small crop;
+        the mask is the pipeline's, upsampled."""
         S = pre.size
-        image = torch.from_numpy(np.asarray(pre.rgb_raw)).permute(2, 0, 1).float() / 255.0
+        side = float(pre.crop_box[2] - pre.crop_box[0])
+        N = S
+        if photo is not None:
+            N = max(S, int(round(side)))
+            if max_size is not None:
+                N = max(S, min(N, int(max_size)))
         mask = torch.from_numpy(np.asarray(pre.mask, np.float32)).clamp(0, 1)
-        bg = torch.tensor(background, dtype=torch.float32)[:, None, None]
-        comp = image * mask + bg * (1 - mask)
+        if N == S:
+            image = torch.from_numpy(np.asarray(pre.rgb_raw)).permute(2, 0, 1).float() / 255.0
+        else:
+            import cv2
+
+            k = N / side
+            x0, y0 = float(pre.crop_box[0]), float(pre.crop_box[1])
+            m = np.array([[k, 0.0, (0.5 - x0) * k - 0.5], [0.0, k, (0.5 - y0) * k - 0.5]])
+            bg = tuple(int(round(255 * v)) for v in background)
+            warped = cv2.warpAffine(np.ascontiguousarray(photo[..., :3]), m, (N, N),
+                                    flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
+            image = torch.from_numpy(warped).permute(2, 0, 1).float() / 255.0
+            mask = torch.nn.functional.interpolate(mask[None, None], size=(N, N),
+                                                   mode="bilinear", align_corners=False)[0, 0]
+        bgt = torch.tensor(background, dtype=torch.float32)[:, None, None]
+        comp = image * mask + bgt * (1 - mask)
         cam = camera.to("cpu", torch.float32)
-        if (cam.width, cam.height) != (S, S):
-            cam = cam.resized(S, S)
+        if (cam.width, cam.height) != (N, N):
+            cam = cam.resized(N, N)
         return cls(image=image, composite=comp, mask=mask, camera=cam,
-                   frame=frame_mask(S, pre.crop_box, pre.scale, pre.original_size),
+                   frame=frame_mask(N, pre.crop_box, N / side, pre.original_size),
                    background=tuple(float(v) for v in background))
 
     def project(self, points: Tensor) -> tuple[Tensor, Tensor]:

@@ -67,7 +67,7 @@ def _interior_colours(image: Tensor, mask: Tensor, solid: float) -> Tensor:
 
 
 def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
-                    resolution: int, min_mask: float = 0.02, plane_scale: float = 0.6,
+                    resolution: int, min_mask: float = 0.02, plane_scale: float = 0.35,
                     depth_scale: float = 0.6, labels_lo: Tensor | None = None
                     ) -> PhotoGaussians:
     """Gaussians for the crop's pixels at ``resolution`` (module docs).
