@@ -18,6 +18,7 @@ import atexit
 import logging
 import random
 import shutil
+import sys
 import tempfile
 from contextlib import closing
 from pathlib import Path
@@ -25,7 +26,8 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from humansplat.errors import InvalidImageError
+from humansplat.errors import HumanSplatError, InvalidImageError
+from humansplat.logs import configure as configure_logging
 from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
                                Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
                                SessionStore, SplatReady, animate_result, check_motion,
@@ -37,7 +39,8 @@ from humansplat.webapp import inputs as I
 from humansplat.webapp.gate import Rule, install_gate
 from humansplat.webapp.memory import limit_malloc_arenas, returning_memory
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+# our own log lines only; third-party ones with --verbose or HUMANSPLAT_LOG_LEVEL=debug
+configure_logging("--verbose" in sys.argv[1:])
 log = logging.getLogger("humansplat.app")
 
 ROOT = Path(__file__).resolve().parent
@@ -264,7 +267,7 @@ def _on_latest_result(request: gr.Request, work, what: str):
             raise gr.Error(NO_RESULT, title=f"Nothing to {what}", print_exception=False)
         try:
             return SESSIONS.publish(request.session_hash, work(str(result)))
-        except ValueError as err:  # a choice this result cannot show (no such part)
+        except HumanSplatError as err:  # the visitor's to fix (e.g. no such part here)
             raise gr.Error(str(err), title=f"Cannot {what} this", print_exception=False) \
                 from None
         except Exception:  # noqa: BLE001 - reported without internals

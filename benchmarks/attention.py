@@ -62,7 +62,7 @@ def _measure(method: str, grid: int, n_body: int, repeats: int, device: str,
 
     from humansplat.cameras import orthogonal_views
     from humansplat.config import get_preset
-    from humansplat.model.synthetic import capsule_body
+    from humansplat.model.dummy_inputs import capsule_body
     from humansplat.model.window_attention import (build_window_index, dense_window_mask,
                                                    windowed_attention)
 

@@ -10,7 +10,7 @@ the PSNR *loss* against it (PSNR(full, GT) - PSNR(compact, GT)).
 
 Splats: the prior-only reconstruction of ``examples/astronaut.jpg`` (a real photo; ground
 truth: the photo crop at the input camera), and synthetic dressed subjects
-(``train.synthetic_humans``): their prior-only reconstructions, and "oracle" surface
+(``data.synthetic_humans``): their prior-only reconstructions, and "oracle" surface
 Gaussians (``eval.avatar_eval.subject_gaussians``) with randomised opacities and sizes like
 a learned splat's; ground truth: the subject rendered from the same orbit views.
 
@@ -47,9 +47,10 @@ def _render(g, cams):
 
 
 def _psnr(a, b) -> float:
-    import torch
+    """PSNR (dB) of two image stacks [T,3,H,W] as one image."""
+    from humansplat.metrics import psnr
 
-    return float(-10 * torch.log10(((a - b) ** 2).mean().clamp_min(1e-12)))
+    return float(psnr(a.reshape(1, -1, *a.shape[-2:]), b.reshape(1, -1, *b.shape[-2:]))[0])
 
 
 def measure(name: str, g, cams, gt=None, gt_cams=None) -> dict:
@@ -101,13 +102,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from humansplat.baseline import reconstruct_prior_only
+    from humansplat.pipeline import HumanSplatPipeline
     from humansplat.cameras import Cameras, orbit_cameras
     from humansplat.eval.avatar_eval import (framing_cameras, inset, pixel_size,
                                              prior_reconstruction, subject_gaussians)
     from humansplat.io.video import orbit_framing
-    from humansplat.train.subject_render import render_subject
-    from humansplat.train.synthetic_humans import default_body, sample_subject
+    from humansplat.data.subject_render import render_subject
+    from humansplat.data.synthetic_humans import default_body, sample_subject
 
     S = args.size
     az = [45.0 * i for i in range(8)]
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.perf_counter()
     # a real photo
-    rec = reconstruct_prior_only(str(ROOT / "examples" / "astronaut.jpg"))
+    rec = HumanSplatPipeline.prior_only(device="cpu")(str(ROOT / "examples" / "astronaut.jpg"))
     w, h = rec.fit.image_size
     cam_in = Cameras(rec.fit.viewmat[None], rec.fit.K[None], w, h, torch.zeros(1),
                      torch.zeros(1))

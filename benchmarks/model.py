@@ -48,7 +48,7 @@ def _measure(preset: str, train: bool, repeats: int, budget_s: float, device: st
 
     from humansplat.config import get_preset
     from humansplat.model import LatentReconstructionTransformer
-    from humansplat.model.synthetic import synthetic_inputs
+    from humansplat.model.dummy_inputs import synthetic_inputs
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,7 +1,7 @@
 """3D part labels against ground truth: per-part IoU of rendered label maps.
 
-For synthetic dressed subjects (``humansplat.train.synthetic_humans``) the reference is the
-subject's own part map (``train.subject_render``: the body part under each surface point,
+For synthetic dressed subjects (``humansplat.data.synthetic_humans``) the reference is the
+subject's own part map (``data.subject_render``: the body part under each surface point,
 garments included), rendered from 4 orbit views (azimuth 0/90/180/270) framed on the subject.
 The Gaussians' labels are rendered the same way (``parts_export.render_label_map``: the part
 with the most composited weight, background where alpha < 0.5). Settings:
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
                                              subject_gaussians)
     from humansplat.parts_export import assign_labels
     from humansplat.prior.parts import PART_NAMES
-    from humansplat.train.synthetic_humans import default_body, sample_subject
+    from humansplat.data.synthetic_humans import default_body, sample_subject
 
     body = default_body()
     settings = SETTINGS[:2] if args.no_prior else SETTINGS

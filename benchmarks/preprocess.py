@@ -83,8 +83,9 @@ def _composite(cut, kind: str, h: int, w: int, s: float, x: int,
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0.5, b > 0.5
-    return float((a & b).sum() / max(1, (a | b).sum()))
+    from humansplat.metrics import mask_iou
+
+    return mask_iou(np.asarray(a, np.float32), np.asarray(b, np.float32))
 
 
 def _time(fn, repeats: int) -> dict:

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from humansplat.cameras import orbit_cameras  # noqa: E402
 from humansplat.render import rasterize  # noqa: E402
-from humansplat.render.projection import rotmat_to_quat  # noqa: E402
+from humansplat.geometry import rotmat_to_quat  # noqa: E402
 from common import machine_info, write_result  # noqa: E402
 
 # (centre xyz, semi-axes xyz) of the ellipsoids of an A-posed person, metres, +y up, facing +z

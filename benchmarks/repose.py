@@ -1,9 +1,9 @@
 """Reposing against ground truth: synthetic dressed subjects moved to a second pose.
 
-Each subject (``humansplat.train.synthetic_humans``, deterministic from its seed) is turned
+Each subject (``humansplat.data.synthetic_humans``, deterministic from its seed) is turned
 into Gaussians in its own pose, bound to a body, reposed to a second pose drawn for it, and
 rendered from 4 orbit views (azimuth 0/90/180/270, framed on both poses); the reference is
-the subject's own mesh rendered in the second pose (``train.subject_render``). Two settings
+the subject's own mesh rendered in the second pose (``data.subject_render``). Two settings
 (``humansplat.eval.avatar_eval.evaluate_repose``):
 
 - ``gt``: "oracle" Gaussians (surface discs coloured by the subject's materials) bound to the
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     import torch
 
     from humansplat.eval.avatar_eval import evaluate_repose
-    from humansplat.train.synthetic_humans import default_body, sample_pose_natural, \
+    from humansplat.data.synthetic_humans import default_body, sample_pose_natural, \
         sample_subject
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

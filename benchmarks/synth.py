@@ -111,7 +111,8 @@ def bench_projection(args) -> list[dict]:
     rows = []
     for size, threads in ((256, 1), (512, 1), (256, 2)):
         case = make_case(model, size)
-        syn = ProjectionSynthesizer(model, num_threads=threads)
+        torch.set_num_threads(threads)  # a benchmark process, between measurements
+        syn = ProjectionSynthesizer(model)
         syn(case.inp)  # warm-up: symmetry map, edge cache
         jobs = [("4 views", lambda s=syn, c=case: s(c.inp))]
         if threads == 1:

@@ -223,13 +223,10 @@ def method_views(case: Case, method: str, model=None) -> tuple[Tensor, float]:
 
 def psnr(pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None) -> float:
     """PSNR (dB) of one image [3,H,W] (over ``mask`` [1,H,W] when given)."""
-    err = (pred.double() - gt.double()) ** 2
-    if mask is None:
-        mse = float(err.mean())
-    else:
-        m = mask.double()
-        mse = float((err * m).sum() / (3 * m.sum()))
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
+    from humansplat.metrics import psnr as psnr_
+
+    return float(psnr_(pred[None].float(), gt[None].float(),
+                       None if mask is None else mask[None].float())[0])
 
 
 def evaluate(case: Case, model=None, methods=METHODS) -> dict:

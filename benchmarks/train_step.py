@@ -23,7 +23,7 @@ def _batch(cfg, B: int, device):
     import torch
 
     from humansplat.cameras import orbit_cameras
-    from humansplat.model.synthetic import synthetic_inputs
+    from humansplat.model.dummy_inputs import synthetic_inputs
 
     inp = synthetic_inputs(cfg, batch_size=B, n_body_vertices=13718, device=device)
     cams = orbit_cameras([0, 45, 90, 135, 180, 225, 270, 315], 0.0, 2.6, width=128, height=128)

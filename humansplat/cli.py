@@ -1,7 +1,9 @@
 """The ``humansplat`` command line.
 
-Every command prints a one-line error and exits 2 on bad input (no traceback for the user);
-``--debug`` shows the traceback."""
+The error policy (humansplat.errors): a :class:`~humansplat.errors.HumanSplatError` is the
+user's to fix - one line on stderr, exit 2 (``--debug`` shows the traceback); anything else is
+a bug - the traceback, exit 1. In a batch, a photo's HumanSplatError is reported on its line
+and the other photos go on."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from .errors import HumanSplatError, MissingWeightsError
+from .errors import ConfigError, HumanSplatError, MissingWeightsError, OutputFolderError
+from .logs import configure as configure_logging
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # the user's to fix (a HumanSplatError)
+EXIT_BUG = 1  # anything else: a traceback
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -69,7 +74,7 @@ def _render_input_view(g, meta_path: Path, out: Path) -> None:
         K = torch.tensor(cam["K"], dtype=torch.float32).reshape(1, 3, 3)
         w, h = (int(v) for v in cam["image_size"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path} holds no usable input camera ({err})") from None
+        raise ConfigError(f"{meta_path} holds no usable input camera ({err})") from None
     with torch.no_grad():
         img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.rgb, vm, K, w, h,
                                   backgrounds=torch.ones(1, 3))
@@ -80,31 +85,16 @@ def _render_input_view(g, meta_path: Path, out: Path) -> None:
 
 
 def _cmd_prior(args: argparse.Namespace) -> int:
-    """Prior-only reconstruction of each photo into OUT/<photo name>/ (no learned model)."""
-    from .baseline import reconstruct_prior_only
-    from .prior.body import AnnyBody
-
-    out_root = Path(args.output)
-    body = AnnyBody()
-    failed = 0
-    for i, image in enumerate(args.images, 1):
-        name = Path(image).stem
-        try:
-            rec = reconstruct_prior_only(image, size=args.size, body_model=body,
-                                         foreground_ratio=args.foreground_ratio,
-                                         remove_background=not args.keep_background)
-            paths = rec.save(out_root / name, video=not args.no_video)
-        except (HumanSplatError, ValueError, FileNotFoundError, PermissionError) as err:
-            if args.debug:
-                raise
-            failed += 1
-            print(f"[{i}/{len(args.images)}] {image}: error: {err}", file=sys.stderr)
-            continue
-        t = rec.meta["timings_s"]
-        print(f"[{i}/{len(args.images)}] {image}: {len(rec.gaussians)} Gaussians, fit IoU "
-              f"{rec.meta['fit'].get('silhouette_iou') or float('nan'):.2f}, "
-              f"{sum(t.values()):.1f} s -> {paths['ply'].parent}")
-    return EXIT_BAD_INPUT if failed else 0
+    """``reconstruct --prior-only`` with a crop size: the same pipeline (without a model),
+    the same folder layout, meta.json schema and atomic saving."""
+    run = argparse.Namespace(**vars(args))
+    run.prior_only, run.crop_size = True, args.size
+    for name, value in (("checkpoint", None), ("revision", None), ("token", None),
+                        ("seed", 0), ("steps", None), ("guidance", None), ("device", None),
+                        ("dtype", None), ("batch_size", 1), ("video_size", 256),
+                        ("no_progress", True)):
+        setattr(run, name, value)
+    return _cmd_reconstruct(run)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -148,10 +138,6 @@ def _check_writable(folder: Path) -> None:
                                 f"{err.strerror or err}") from None
 
 
-class OutputFolderError(HumanSplatError, OSError):
-    """The output folder cannot be created or written."""
-
-
 def _distributed():
     """(process index, process count, device) under ``accelerate launch``/torchrun with
     more than one process, else None."""
@@ -171,13 +157,13 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct each photo into OUT/<photo name>/ with the pipeline (see module docs)."""
     from tqdm.auto import tqdm
 
-    from .pipeline import STAGES, HumanSplatPipeline
+    from .pipeline import STAGES, HumanSplatPipeline, PipelineConfig
     from .reconstruction import silhouette_iou_at_input
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.video_size < 16:
-        raise ValueError(f"--video-size must be >= 16, got {args.video_size}")
+        raise ConfigError(f"--video-size must be >= 16, got {args.video_size}")
     out_root = Path(args.output)
     images = _expand_images(args.images)
     names = _unique_names(images)
@@ -191,27 +177,26 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         tag = f"[process {rank}/{world}] "
     _check_writable(out_root)
     if args.prior_only:
-        pipe = HumanSplatPipeline.prior_only(device=device, dtype=args.dtype)
+        crop = getattr(args, "crop_size", None)
+        pipe = HumanSplatPipeline.prior_only(
+            PipelineConfig() if crop is None else PipelineConfig(crop_size=crop),
+            device=device, dtype=args.dtype)
     else:
         pipe = HumanSplatPipeline.from_pretrained(args.checkpoint, revision=args.revision,
                                                   device=device, dtype=args.dtype,
                                                   token=args.token)
     n = len(images)
-    failed = internal = 0
+    failed = 0
     bar = tqdm(total=len(jobs) * len(STAGES), unit="stage", disable=args.no_progress,
                file=sys.stderr, dynamic_ncols=True, leave=False)
     say = (lambda msg: tqdm.write(msg, file=sys.stdout)) if not args.no_progress else print
 
-    def fail(i: int, image: str, err: BaseException) -> None:
-        nonlocal failed, internal
+    def fail(i: int, image: str, err: HumanSplatError) -> None:
+        nonlocal failed
         failed += 1
-        expected = isinstance(err, (HumanSplatError, ValueError, OSError))
-        internal += not expected
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = _one_line(err)
         if msg.startswith(f"{image}: "):  # the loader names the file already
             msg = msg[len(image) + 2:]
-        if not expected:
-            msg = f"internal error ({type(err).__name__}): {msg} (run with --debug for details)"
         line = f"{tag}[{i}/{n}] {image}: error: {msg}"
         if args.no_progress:
             print(line, file=sys.stderr)
@@ -235,7 +220,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                                  num_steps=args.steps, guidance=args.guidance,
                                  progress=progress)
                 prepared.append((i, image, name, p, t0, base))
-            except Exception as err:  # noqa: BLE001 - reported per image, the rest go on
+            except HumanSplatError as err:  # the user's: reported per image, the rest go on
                 if args.debug:
                     raise
                 fail(i, image, err)
@@ -245,7 +230,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             continue
         try:
             recs = pipe.finish([job[3] for job in prepared])
-        except Exception as err:  # noqa: BLE001
+        except HumanSplatError as err:
             if args.debug:
                 raise
             for i, image, *_ in prepared:
@@ -261,7 +246,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                                  video_size=args.video_size)
                 iou = silhouette_iou_at_input(rec.gaussians, rec.fit.viewmat, rec.fit.K,
                                               rec.fit.image_size, rec.mask)
-            except Exception as err:  # noqa: BLE001
+            except HumanSplatError as err:
                 if args.debug:
                     raise
                 fail(i, image, err)
@@ -274,7 +259,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     bar.close()
     if failed:
         print(f"{tag}{failed} of {len(jobs)} photo(s) failed", file=sys.stderr)
-    return (1 if internal else EXIT_BAD_INPUT) if failed else 0
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
@@ -310,6 +295,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="humansplat", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--verbose", action="store_true", help="also show third-party libraries' "
+                   "log lines and warnings (same as HUMANSPLAT_LOG_LEVEL=debug)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="re-render a saved Gaussian .ply from orbit views")
@@ -331,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+")
     pr.add_argument("-o", "--output", required=True, help="output folder (one subfolder per photo)")
     pr.add_argument("--size", type=int, default=512, help="crop resolution")
-    pr.add_argument("--foreground-ratio", type=float, default=0.85)
+    pr.add_argument("--foreground-ratio", type=float, default=None,
+                    help="share of the crop the person fills (default: the pipeline's)")
     pr.add_argument("--keep-background", action="store_true")
     pr.add_argument("--no-video", action="store_true")
     pr.set_defaults(func=_cmd_prior)
@@ -343,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder (one subfolder per photo; complete when it holds "
                     "meta.json)")
     rc.add_argument("--checkpoint", default=None, help="pipeline folder or Hub repo id "
-                    "(default: $HUMANSPLAT_CHECKPOINT or the bundled checkpoints/humansplat-tiny)")
+                    "(default: $HUMANSPLAT_CHECKPOINT or the bundled humansplat-tiny)")
     rc.add_argument("--revision", default=None, help="Hub revision of --checkpoint")
     rc.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN / hf auth login)")
     rc.add_argument("--seed", type=int, default=0)
@@ -382,29 +370,42 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--token", default=None)
     dl.set_defaults(func=_cmd_download)
 
-    from .train.commands import register as register_train
+    from .cli_train import register as register_train
 
     register_train(sub)  # train, eval
     from .extras import register as register_extras
 
-    register_extras(sub)  # animate, parts, compact
+    register_extras(sub)  # animate, parts, compact, export
     from .train.dataset import register as register_data
 
     register_data(sub)  # data synth, data preview
     return p
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        configure_logging(args.verbose)  # before the commands import mediapipe & co.
+        from .runtime import fix_threads
+
+        fix_threads()  # once, before any run ($HUMANSPLAT_THREADS)
         return args.func(args)
-    except (HumanSplatError, ValueError, OSError) as err:
+    except HumanSplatError as err:
         if args.debug:
             raise
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"humansplat {args.command}: error: {msg}", file=sys.stderr)
+        print(f"humansplat {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug: the whole traceback, for the report
+        traceback.print_exc()
+        print(f"humansplat {args.command}: internal error (a bug in humansplat; the traceback "
+              "above says where)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

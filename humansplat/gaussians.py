@@ -1,7 +1,9 @@
 """The one Gaussian container of the project.
 
 Values are stored *activated* (what the renderer consumes); file formats convert to their
-own storage space (logit opacity, log scale, SH DC) in ``humansplat.io.splat_files``.
+own storage space (logit opacity, log scale, SH DC) in ``humansplat.io.splat_files``
+(``save_ply(g, path)``, ``load_ply(path)``, ``save_splat(g, path)``): the container knows
+nothing of files, so the io layer sits above it, not beside it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+
+from .geometry import quat_multiply, rotmat_to_quat
 
 SH_C0 = 0.28209479177387814  # Y_0^0; rgb = 0.5 + SH_C0 * f_dc
 
@@ -135,25 +139,9 @@ class Gaussians:
 
     def transformed(self, R: Tensor, t: Tensor | None = None) -> "Gaussians":
         """Apply a rigid rotation R [3,3] (and translation t [3]) to positions and rotations."""
-        from .render.projection import quat_multiply, rotmat_to_quat  # shared math
-
         if self.sh is not None and self.sh.shape[1] > 1:
             # Higher SH bands would need a Wigner rotation; no caller needs it yet.
             raise ValueError("transformed() supports RGB/SH0 Gaussians; call with_rgb() first")
         means = self.means @ R.T + (0 if t is None else t)
         q = quat_multiply(rotmat_to_quat(R)[None].expand_as(self.quats), self.quats)
         return replace(self, means=means, quats=torch.nn.functional.normalize(q, dim=-1))
-
-    # -- files (implemented in humansplat.io.splat_files) ---------------------------
-    def save_ply(self, path, **kwargs) -> None:
-        from .io.splat_files import save_ply
-        save_ply(self, path, **kwargs)
-
-    @staticmethod
-    def load_ply(path, **kwargs) -> "Gaussians":
-        from .io.splat_files import load_ply
-        return load_ply(path, **kwargs)
-
-    def save_splat(self, path, **kwargs) -> None:
-        from .io.splat_files import save_splat
-        save_splat(self, path, **kwargs)

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import ConfigError
 from .gaussians import Gaussians
+from .io.splat_files import save_ply
 from .prior.parts import NUM_PARTS, PART_COLORS, PART_NAMES
 
 __all__ = ["PART_GROUPS", "resolve_parts", "assign_labels", "part_colored", "select_parts",
@@ -61,8 +63,8 @@ def resolve_parts(names: str | Iterable[str]) -> list[int]:
         elif n in PART_NAMES:
             out.add(PART_NAMES.index(n))
         else:
-            raise ValueError(f"unknown part or group {n!r}; groups: {', '.join(PART_GROUPS)}; "
-                             f"parts: {', '.join(PART_NAMES)}")
+            raise ConfigError(f"unknown part or group {n!r}; groups: {', '.join(PART_GROUPS)}; "
+                              f"parts: {', '.join(PART_NAMES)}")
     return sorted(out)
 
 
@@ -121,15 +123,15 @@ def export_parts(gaussians: Gaussians, out_dir, *, groups: Iterable[str] | None 
     paths: dict[str, Path] = {}
     if colored:
         paths["parts"] = out / "parts.ply"
-        part_colored(gaussians).save_ply(paths["parts"], y_down=y_down)
+        save_ply(part_colored(gaussians), paths["parts"], y_down=y_down)
     for name in (PART_GROUPS if groups is None else groups):
         sub = select_parts(gaussians, name)
         if len(sub) == 0:
             if groups is not None:
-                raise ValueError(f"no Gaussian is labelled {name!r}")
+                raise ConfigError(f"no Gaussian is labelled {name!r}")
             continue
         p = out / f"part_{name}.ply"
-        sub.save_ply(p, y_down=y_down)
+        save_ply(sub, p, y_down=y_down)
         paths[name] = p
     return paths
 
@@ -143,7 +145,7 @@ def export_part_view(gaussians: Gaussians, path, *, group: str | None = None) ->
     if group is not None:
         g = select_parts(g, group)
         if len(g) == 0:
-            raise ValueError(f"no Gaussian is labelled {group!r}")
+            raise ConfigError(f"no Gaussian is labelled {group!r}")
     return save_compact(g, path, y_down=True)
 
 

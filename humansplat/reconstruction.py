@@ -24,6 +24,8 @@ from torch import Tensor
 
 from .cameras import Cameras
 from .gaussians import Gaussians
+from .metrics import mask_iou
+from .io.splat_files import save_ply, save_splat
 
 __all__ = ["Reconstruction", "OUTPUT_FILES", "latents_image", "render_alpha",
            "silhouette_iou_at_input"]
@@ -108,10 +110,10 @@ class Reconstruction:
 
         try:
             t = time.perf_counter()
-            self.gaussians.save_ply(tmp / names["ply"], y_down=True)
+            save_ply(self.gaussians, tmp / names["ply"], y_down=True)
             step("ply", t)
             t = time.perf_counter()
-            self.gaussians.save_splat(tmp / names["splat"], y_down=True)
+            save_splat(self.gaussians, tmp / names["splat"], y_down=True)
             step("splat", t)
             t = time.perf_counter()
             save_image_grid(list(self.views), tmp / names["views"], ncols=len(self.views))
@@ -270,11 +272,9 @@ def silhouette_iou_at_input(gaussians: Gaussians, viewmat, K, image_size, mask,
                             threshold: float = 0.5) -> float:
     """IoU between the splat's silhouette at the input camera (alpha > ``threshold``) and
     the person's ``mask`` [S,S] (> 0.5); ``image_size`` = (width, height) of the camera."""
-    from .prior.fit import silhouette_iou
-
     w, h = (int(v) for v in image_size)
     m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
     if tuple(m.shape) != (h, w):
         raise ValueError(f"mask is {tuple(m.shape)}, the camera sees {(h, w)}")
     alpha = render_alpha(gaussians, torch.as_tensor(viewmat), torch.as_tensor(K), w, h)
-    return silhouette_iou((alpha > threshold).float(), m)
+    return mask_iou((alpha > threshold).float(), m)

@@ -15,9 +15,11 @@ import torch
 
 from anny_fixture import anny_body  # noqa: F401  (session fixture)
 from humansplat.errors import MissingWeightsError
+from humansplat import geometry
 from humansplat.prior import body as body_mod
 from humansplat.prior.body import (SMPL_PATH_ENV, AnnyBody, SMPLBody, anny_cache_dir,
-                                   axis_angle_to_matrix, ensure_anny_cache, resolve_smpl_file)
+                                   ensure_anny_cache, resolve_smpl_file)
+from humansplat.geometry import axis_angle_to_matrix
 from humansplat.prior.parts import (KEYPOINT_FLIP, KEYPOINT_NAMES, NUM_PARTS, PART_FLIP,
                                     PART_NAMES, PART_WEIGHTS, SMPL_PARENTS, anny_bone_parts,
                                     part_labels_from_weights)
@@ -58,7 +60,7 @@ def test_anny_bone_parts_rejects_unknown_bones():
 def test_axis_angle_to_matrix_matches_exponential_map():
     aa = torch.tensor([[0.0, 0.0, 0.0], [1e-6, -2e-6, 0.0], [0.3, -1.2, 2.0], [math.pi, 0, 0]],
                       dtype=torch.float64)
-    skew = body_mod._skew(aa)
+    skew = geometry._skew(aa)
     assert torch.allclose(axis_angle_to_matrix(aa), torch.linalg.matrix_exp(skew), atol=1e-12)
     g = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     axis_angle_to_matrix(g).sum().backward()

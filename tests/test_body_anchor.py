@@ -9,7 +9,7 @@ from humansplat.cameras import orbit_cameras, pixel_rays
 from humansplat.config import get_preset
 from humansplat.model import LatentReconstructionTransformer
 from humansplat.model.body_anchor import body_anchor_maps
-from humansplat.model.synthetic import synthetic_inputs
+from humansplat.model.dummy_inputs import synthetic_inputs
 
 
 def test_plane_depth_along_rays_and_hole_filling():

@@ -1,4 +1,4 @@
-"""Camera conventions, checked by projecting known points (DESIGN.md: the contract)."""
+"""Camera conventions, checked by projecting known points (humansplat/cameras.py: the contract)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""The README's first command, end to end: `humansplat prior` on the example photo, plus bad
+"""The README's first command, end to end: `humansplat prior` on the example photo (the
+pipeline without a model, as `reconstruct --prior-only`), plus bad
 inputs in the same batch (each gets a one-line error, the good photo still finishes, exit 2)."""
 
 import json
@@ -61,3 +62,17 @@ def test_outputs_open_in_third_party_readers(prior_run):
     assert meta["fit"]["silhouette_iou"] > 0.5
     views = iio.imread(d / "views.png")
     assert views.shape[1] == 4 * views.shape[0]
+
+
+def test_prior_writes_what_reconstruct_prior_only_writes(prior_run):
+    """`humansplat prior` is the pipeline without a model: the folder layout, meta.json
+    schema and settings of `reconstruct --prior-only`."""
+    from humansplat.reconstruction import OUTPUT_FILES
+
+    _, out = prior_run
+    d = out / "astronaut"
+    assert sorted(p.name for p in d.iterdir()) == sorted(OUTPUT_FILES.values())
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["format"] == "humansplat-reconstruction/1"
+    assert meta["settings"]["prior_only"] is True and meta["settings"]["crop_size"] == 512
+    assert meta["checkpoint"] == {"id": None, "kind": "prior-only"}

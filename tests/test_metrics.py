@@ -113,3 +113,18 @@ def test_metric_set():
     assert m.result().per_image == []
     # out-of-range predictions are clamped like a saved image
     assert MetricSet()(gt + 5.0, torch.ones_like(gt)).mean["psnr"] == PSNR_CAP_DB
+
+
+def test_mask_iou_one_threshold():
+    from humansplat.metrics import MASK_THRESHOLD, mask_iou
+
+    a = torch.zeros(4, 4)
+    a[:2] = 1.0  # 8 covered
+    b = torch.zeros(4, 4)
+    b[1:3] = 0.9  # 8 covered, 4 shared
+    assert mask_iou(a, b) == pytest.approx(4 / 12)
+    edge = torch.full((4, 4), MASK_THRESHOLD)  # exactly at the threshold: not covered
+    assert mask_iou(edge, torch.zeros(4, 4)) == 1.0  # both empty
+    assert mask_iou(a.numpy(), b.numpy()) == mask_iou(a, b)  # arrays too
+    with pytest.raises(ValueError, match="shapes differ"):
+        mask_iou(a, b[:2])

@@ -11,7 +11,7 @@ from humansplat.config import PRESETS, ModelConfig, get_preset
 from humansplat.errors import ConfigError, MissingWeightsError
 from humansplat.gaussians import Gaussians
 from humansplat.model import LatentReconstructionTransformer
-from humansplat.model.synthetic import capsule_body, synthetic_inputs
+from humansplat.model.dummy_inputs import capsule_body, synthetic_inputs
 from humansplat.render import rasterize
 
 from torch_threads import one_thread  # noqa: F401  (fixture)

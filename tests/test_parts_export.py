@@ -12,7 +12,7 @@ import torch
 
 from anny_fixture import anny_body  # noqa: F401  (session fixture)
 from humansplat.avatar import BodyParams, body_surface_gaussians
-from humansplat.io import load_ply
+from humansplat.io import load_ply, save_ply
 from humansplat.parts_export import (PART_GROUPS, assign_labels, export_parts, part_colored,
                                      part_iou, resolve_parts, select_parts)
 from humansplat.prior.parts import PART_COLORS, PART_NAMES
@@ -25,7 +25,7 @@ def _rest_params(body):
 
 @pytest.fixture(scope="module")
 def subject():
-    from humansplat.train.synthetic_humans import sample_subject
+    from humansplat.data.synthetic_humans import sample_subject
 
     return sample_subject(3)
 
@@ -76,7 +76,7 @@ def test_parts_cli_labels_from_body(anny_body, tmp_path, capsys):
     g = body_surface_gaussians(anny_body, params, n=1500)
     folder = tmp_path / "rec"
     folder.mkdir()
-    replace(g, labels=None).save_ply(folder / "gaussians.ply", y_down=True)  # no labels
+    save_ply(replace(g, labels=None), folder / "gaussians.ply", y_down=True)  # no labels
     assert main(["parts", str(folder), "-o", str(tmp_path / "out"), "--group", "head"]) == 2
     assert "body.npz" in capsys.readouterr().err
     params.save(folder / "body.npz")
@@ -95,7 +95,7 @@ def test_part_iou():
 
 
 # --------------------------------------------------------------------------------------------
-# synthetic subjects (train.synthetic_humans): ground truth in any pose
+# synthetic subjects (data.synthetic_humans): ground truth in any pose
 # --------------------------------------------------------------------------------------------
 def test_labels_agree_with_the_body_part_map(subject, gt_params):
     """Labels from the nearest body part, on a dressed subject: the same part as the mesh's
@@ -121,7 +121,7 @@ def test_labels_agree_with_the_body_part_map(subject, gt_params):
 
 def test_repose_beats_rigid_on_a_synthetic_subject(subject):
     from humansplat.eval.avatar_eval import evaluate_repose
-    from humansplat.train.synthetic_humans import sample_pose_natural
+    from humansplat.data.synthetic_humans import sample_pose_natural
 
     pose_b = sample_pose_natural(np.random.default_rng(11), "walking", subject.model)
     (res,) = evaluate_repose(subject, pose_b, n_gaussians=30000, size=160, bodies=("gt",))

@@ -42,7 +42,11 @@ def micro_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(micro_ckpt):
-    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0."""
+    """(pipeline, prepared, reconstruction, progress calls) of one photo, seed 0. The thread
+    count is fixed first, as the CLI and the app do at start-up (runs are reproducible at it)."""
+    from humansplat.runtime import fix_threads
+
+    fix_threads()
     pipe = HumanSplatPipeline.from_pretrained(micro_ckpt)
     calls = []
     prepared = pipe.prepare(PHOTO, seed=0, progress=lambda d, n, s: calls.append((d, n, s)))
@@ -81,6 +85,23 @@ def test_reconstruction_holds_what_the_contract_says(run):
     assert meta["seed"] == 0 and meta["checkpoint"]["kind"] == "local"
     assert meta["checkpoint"]["model_preset"] == "micro"
     assert len(meta["input"]["crop_box"]) == 4 and meta["camera"]["image_size"] == [256, 256]
+
+
+def test_a_run_leaves_process_state_alone(run):
+    """No global RNG draws or reseeding, no thread-count or model-config swaps: whatever the
+    global RNGs hold, the same seed gives the same Gaussians, and the process's state is as
+    it was (concurrent runs in the app share the process)."""
+    pipe, _, rec, _ = run
+    torch.manual_seed(1234)
+    np.random.seed(4321)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), torch.get_num_threads())
+    config, training = pipe.model.config, pipe.model.training
+    again = pipe(PHOTO, seed=0)
+    assert same_gaussians(again.gaussians, rec.gaussians)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.get_num_threads() == before[2]
+    assert pipe.model.config is config and pipe.model.training == training
 
 
 def test_save_writes_files_that_third_party_readers_open(run, tmp_path):
@@ -204,12 +225,7 @@ def test_prior_only_splat_reproduces_the_silhouette(run):
 
 def test_bundled_checkpoint_reproduces_the_silhouette():
     """The bundled (trained) checkpoint: its splat at the input camera matches the mask
-    (IoU > 0.8). Skipped, with the reason, until checkpoints/humansplat-tiny/ ships."""
-    from humansplat.hub import BUNDLED_CHECKPOINT
-
-    if not (BUNDLED_CHECKPOINT / "model.safetensors").is_file():
-        pytest.skip(f"no bundled checkpoint yet ({BUNDLED_CHECKPOINT}/model.safetensors); "
-                    "the untrained micro model cannot reproduce a silhouette")
+    (IoU > 0.8). It ships as package data: missing is a failure."""
     pipe = HumanSplatPipeline.from_pretrained()
     rec = pipe(PHOTO, seed=0)
     iou = silhouette_iou_at_input(rec.gaussians, rec.fit.viewmat, rec.fit.K,
@@ -406,6 +422,7 @@ def test_pipeline_config_validation(tmp_path):
     for bad in ({"body_model": "mano"}, {"view_synthesizer": "zero123"},
                 {"space": "latent"}, {"view_synthesizer": "sv3d", "space": "pixel"},
                 {"crop_size": 16}, {"reconstruction_subfolder": "../x"},
+                {"foreground_ratio": 0.2},
                 {"format_version": 2}):
         with pytest.raises(ConfigError):
             PipelineConfig(**bad)
@@ -413,8 +430,30 @@ def test_pipeline_config_validation(tmp_path):
         PipelineConfig.from_dict({"body": "anny"})
 
 
+def test_components_are_registered_by_name_or_passed_in(run):
+    """A body model registered under a new name is what a config naming it builds; a ready
+    synthesizer passed in is used as it is."""
+    from humansplat.pipeline import register_body_model
+    from humansplat.pipeline.components import _BODY_MODELS
+
+    pipe = run[0]
+    with pytest.raises(ConfigError, match="register_body_model"):
+        PipelineConfig(body_model="my_body")
+    register_body_model("my_body", lambda config: pipe.body_model)
+    try:
+        other = HumanSplatPipeline.prior_only(PipelineConfig(body_model="my_body"),
+                                              device="cpu")
+        assert other.body_model is pipe.body_model
+    finally:
+        del _BODY_MODELS["my_body"]
+    same = HumanSplatPipeline.from_components(pipe.config, model=pipe.model, device="cpu",
+                                              body_model=pipe.body_model,
+                                              synthesizer=pipe.synthesizer, space=pipe.space)
+    assert same.synthesizer is pipe.synthesizer and same.space is pipe.space
+
+
 def test_device_and_dtype_choices():
-    from humansplat.pipeline import _resolve_dtype
+    from humansplat.pipeline.config import resolve_dtype as _resolve_dtype
 
     cpu = torch.device("cpu")
     assert _resolve_dtype(None, cpu) == torch.float32

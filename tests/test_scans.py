@@ -14,7 +14,8 @@ from PIL import Image
 from test_body import _synthetic_smpl
 from torch_threads import one_thread  # noqa: F401  (fixture)
 
-from humansplat.prior.body import SMPLBody, axis_angle_to_matrix
+from humansplat.geometry import axis_angle_to_matrix
+from humansplat.prior.body import SMPLBody
 from humansplat.prior.fit import input_camera
 from humansplat.cameras import project_points
 from humansplat.prior.parts import PART_NAMES

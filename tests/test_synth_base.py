@@ -6,7 +6,7 @@ import torch
 from humansplat import cameras as cam
 from humansplat.errors import ConfigError, MissingWeightsError
 from humansplat.synth.base import SynthInput, SynthOutput, ViewSynthesizer
-from humansplat.synth.latent_space import PixelSpace, SDVAESpace, resize_images
+from humansplat.latent_space import PixelSpace, SDVAESpace, resize_images
 
 S = 32
 

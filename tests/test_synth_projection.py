@@ -18,7 +18,9 @@ from humansplat.prior.fit import BodyFit
 from humansplat.prior.parts import PART_NAMES
 from humansplat.synth.base import SynthInput
 from humansplat.synth.projection import (ProjectionConfig, ProjectionSynthesizer, body_gaussians,
-                                         mesh_edges, rasterize_mesh, vertex_normals)
+                                         mesh_edges, rasterize_mesh)
+from humansplat.geometry import vertex_normals
+from humansplat.io import save_ply
 
 _SPEC = importlib.util.spec_from_file_location(
     "synth_quality", Path(__file__).resolve().parents[1] / "benchmarks" / "synth_quality.py")
@@ -135,7 +137,7 @@ def test_vertex_normals_point_outward_whatever_the_winding():
 def test_body_gaussians_are_flat_discs_on_the_surface():
     V, F, L = spheres([((0.0, 0.0, 0.0), (0.4, 0.4, 0.4), 3)])
     g = body_gaussians(V, F, torch.rand(len(V), 3), L, disc_scale=0.5, flatness=0.2)
-    from humansplat.render import quat_to_rotmat
+    from humansplat.geometry import quat_to_rotmat
 
     normal_axis = quat_to_rotmat(g.quats)[:, :, 2]
     radial = torch.nn.functional.normalize(V, dim=-1)
@@ -272,10 +274,10 @@ def test_views_follow_the_contract():
     image = torch.rand(3, S, S, generator=g)
     inp = make_input(V, F, L, S=S, image=image)
     threads = torch.get_num_threads()
-    syn = ProjectionSynthesizer(num_threads=2)
+    syn = ProjectionSynthesizer()
     steps = []
     out = syn(inp, progress=lambda *a: steps.append(a))
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads  # a run never changes process-wide state
     assert len(out) == 4 and out.space == "pixel" and out.previews.shape == (4, 3, S, S)
     assert torch.equal(out.features, out.previews)
     m = inp.mask
@@ -309,7 +311,7 @@ def test_input_camera_different_from_the_fit_camera():
 
 @pytest.mark.parametrize("kw", [dict(fill="mirror"), dict(renderer="opengl"), dict(min_cos=1.5),
                                 dict(background=2.0), dict(resolution=4), dict(supersample=0),
-                                dict(front_back_exclude=("tail",)), dict(num_threads=0),
+                                dict(front_back_exclude=("tail",)),
                                 dict(opacity=0.0)])
 def test_bad_config_is_rejected(kw):
     with pytest.raises(ConfigError):
@@ -339,7 +341,6 @@ def test_bad_inputs_are_rejected():
 # ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def anny():
-    pytest.importorskip("anny")
     from humansplat.prior.body import AnnyBody
 
     return AnnyBody()
@@ -356,7 +357,7 @@ def test_unseen_views_beat_grey_and_mirror_fills(anny):
 
 
 def test_prior_gaussians_of_anny_are_labelled_and_export(anny, tmp_path):
-    plyfile = pytest.importorskip("plyfile")
+    import plyfile
     case = sq.make_case(anny, 64)
     syn = ProjectionSynthesizer(anny)
     g = syn.prior_gaussians(case.inp)
@@ -370,7 +371,7 @@ def test_prior_gaussians_of_anny_are_labelled_and_export(anny, tmp_path):
     d_shirt = torch.cdist(rgb, shirt).min(dim=1).values
     d_skin = (rgb - torch.tensor(sq._SKIN)).norm(dim=1)
     assert (d_shirt < d_skin).float().mean() > 0.97
-    g.save_ply(tmp_path / "prior.ply")
+    save_ply(g, tmp_path / "prior.ply")
     ply = plyfile.PlyData.read(str(tmp_path / "prior.ply"))
     assert ply["vertex"].count == len(g)
     assert np.allclose(ply["vertex"]["y"], g.means[:, 1].numpy(), atol=1e-6)

@@ -1,4 +1,4 @@
-"""Synthetic dressed people (humansplat.train.synthetic_humans / subject_render) and their
+"""Synthetic dressed people (humansplat.data.synthetic_humans / subject_render) and their
 sharded data set (humansplat.train.dataset): determinism, the sample contract, garments
 that leave the body, part maps that agree with the body, resumable generation."""
 
@@ -15,8 +15,8 @@ from humansplat.cameras import orbit_cameras
 from humansplat.prior.fit import input_camera
 from humansplat.train.dataset import (SynthDataConfig, SyntheticHumans, collate_samples,
                                       generate_split, generate_subject, list_shards)
-from humansplat.train.subject_render import render_subject
-from humansplat.train.synthetic_humans import (Subject, sample_subject, subject_seed)
+from humansplat.data.subject_render import render_subject
+from humansplat.data.synthetic_humans import (Subject, sample_subject, subject_seed)
 
 # small settings: the contract's shapes scale with them
 CFG = SynthDataConfig(resolution=64, input_size=128, train_views=(2, 1, 1),

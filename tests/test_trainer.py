@@ -130,3 +130,40 @@ def test_config_overrides_and_errors(tmp_path):
         load_train_config(None, ["optim.lrr=1"])
     with pytest.raises(ConfigError, match="not found"):
         load_train_config(tmp_path / "nope.yaml")
+
+
+def test_every_loss_weight_is_settable_from_yaml(tmp_path):
+    from humansplat.prior.parts import PART_NAMES
+    from humansplat.train.losses import LossConfig
+
+    y = tmp_path / "c.yaml"
+    y.write_text("loss:\n  level_weights: [1.0, 0.5, 2.0]\n  part_weights: {head: 4.0}\n"
+                 "  min_crop_pixels: 8\n")
+    lc = load_train_config(y).loss.loss_config()
+    assert lc.level_weights == (1.0, 0.5, 2.0) and lc.min_crop_pixels == 8
+    want = list(LossConfig.part_weights)
+    want[PART_NAMES.index("head")] = 4.0
+    assert lc.part_weights == tuple(want)  # by name, over the paper's defaults
+    lc = load_train_config(None, [f"loss.part_weights={[0.5] * len(PART_NAMES)}"]).loss
+    assert lc.loss_config().part_weights == (0.5,) * len(PART_NAMES)
+    for bad in ("loss.level_weights=[1, 1]", "loss.part_weights={tail: 1}",
+                "loss.part_weights=[-1]"):
+        with pytest.raises(ConfigError, match="weights"):
+            load_train_config(None, [bad])
+
+
+def test_background_workers_load_the_same_batches(toy):
+    """data.num_workers > 0 loads in background processes, in the loop's order."""
+    from humansplat.train.trainer import micro_batches
+
+    def first(workers):
+        cfg = _cfg("unused", 3, )
+        cfg.data.num_workers = workers
+        it = micro_batches(toy, cfg, start=1)
+        return [next(it) for _ in range(2)]
+
+    for a, b in zip(first(0), first(2)):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], torch.Tensor):
+                assert torch.equal(a[k], b[k]), k

@@ -321,7 +321,7 @@ def test_gpu_time_grows_with_the_diffusion_steps_and_stays_bounded():
 def test_summary_shows_settings_and_timings_but_no_server_path():
     md = summary_markdown({"num_gaussians": 12345, "settings": {"seed": 7, "device": "cpu"},
                            "components": {"view_synthesizer": "projection"},
-                           "checkpoint": {"id": "/srv/app/checkpoints/humansplat-tiny",
+                           "checkpoint": {"id": "/srv/app/humansplat/checkpoints/humansplat-tiny",
                                           "kind": "bundled"},
                            "timings_s": {"body_fit": 1.234, "total": 4.5}})
     assert "12,345" in md and "| seed | 7 |" in md and "body fit | 1.23" in md

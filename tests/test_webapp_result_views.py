@@ -12,7 +12,7 @@ import torch
 
 from anny_fixture import anny_body  # noqa: F401  (session fixture)
 from humansplat.avatar import BodyParams, body_surface_gaussians
-from humansplat.io import load_splat
+from humansplat.io import load_splat, save_ply, save_splat
 from humansplat.parts_export import resolve_parts
 from humansplat.webapp import (SessionStore, animate_result, check_motion, check_part_view,
                                estimate_animation_gpu_seconds, part_view)
@@ -57,8 +57,8 @@ def result_folder(anny_body, tmp_path_factory):
                         torch.zeros(3), torch.zeros(3), torch.tensor(1.0))
     g = body_surface_gaussians(body, params, n=1500)
     result = _complete(tmp_path_factory.mktemp("session") / "run-1")
-    replace(g, labels=None).save_ply(result / "gaussians.ply", y_down=True)
-    g.save_splat(result / "gaussians.splat", y_down=True)
+    save_ply(replace(g, labels=None), result / "gaussians.ply", y_down=True)
+    save_splat(g, result / "gaussians.splat", y_down=True)
     params.save(result / "body.npz")
     return result, g
 
@@ -83,7 +83,7 @@ def test_a_part_the_reconstruction_lacks_gets_a_readable_error(anny_body, tmp_pa
     g = body_surface_gaussians(anny_body, params, n=800)
     legs = g[torch.isin(g.labels, torch.tensor(resolve_parts("legs")))]
     result = _complete(tmp_path / "run-1")
-    legs.save_ply(result / "gaussians.ply", y_down=True)
+    save_ply(legs, result / "gaussians.ply", y_down=True)
     with pytest.raises(ValueError, match="no Gaussian labelled head"):
         part_view(result, "head")
 

@@ -8,7 +8,7 @@ import torch
 
 from humansplat.cameras import orbit_cameras
 from humansplat.config import ModelConfig
-from humansplat.model.synthetic import capsule_body, rig_azimuths
+from humansplat.model.dummy_inputs import capsule_body, rig_azimuths
 from humansplat.render import rasterize
 
 TARGET_AZ = (30.0, 200.0, 90.0, 0.0)

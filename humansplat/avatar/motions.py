@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..prior.body import axis_angle_to_matrix
+from ..geometry import axis_angle_to_matrix
 from ..prior.parts import PART_NAMES
 
 __all__ = ["Motion", "MOTIONS", "make_motion", "walk", "wave", "turn", "apose"]

@@ -34,19 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InvalidFileError, MissingFileError
 from ..gaussians import Gaussians
-from ..render.projection import quat_multiply, rotmat_to_quat
+from ..geometry import axis_angle_to_matrix, quat_conjugate, quat_multiply, rotmat_to_quat
 from .surface import closest_points_on_mesh
 
 __all__ = ["BodyParams", "Avatar", "bind", "body_surface_gaussians", "polar_rotation",
-           "quat_conjugate", "smpl_rotations_to_body_pose", "BODY_PARAMS_FILE"]
+           "smpl_rotations_to_body_pose", "BODY_PARAMS_FILE"]
 
 BODY_PARAMS_FILE = "body.npz"  # next to gaussians.ply in a saved reconstruction folder
-
-
-def quat_conjugate(q: Tensor) -> Tensor:
-    """[...,4] (w, x, y, z) -> its conjugate (the inverse rotation for unit quaternions)."""
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
 
 
 def _cofactor(X: Tensor) -> Tensor:
@@ -135,15 +131,15 @@ class BodyParams:
     def load(cls, path) -> "BodyParams":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no body parameters file: {path}")
+            raise MissingFileError(f"no body parameters file: {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except Exception as err:
-            raise ValueError(f"{path} is not a body parameters file ({err})") from err
+            raise InvalidFileError(f"{path} is not a body parameters file ({err})") from err
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
-            raise ValueError(f"{path} is not a body parameters file: missing {missing}")
+            raise InvalidFileError(f"{path} is not a body parameters file: missing {missing}")
         t = lambda k: torch.as_tensor(data[k], dtype=torch.float32)  # noqa: E731
         return cls(t("body_pose"), t("shape"), t("global_orient"), t("transl"),
                    t("scale").reshape(()), model=str(data["model"]))
@@ -260,8 +256,6 @@ class Avatar:
 
     def pose_smpl(self, smpl_pose: Tensor, **kwargs) -> Gaussians:
         """Repose to a per-SMPL-joint pose [24,3] axis-angle or [24,3,3] (root ignored)."""
-        from ..prior.body import axis_angle_to_matrix
-
         r = torch.as_tensor(smpl_pose, dtype=torch.float32)
         r = axis_angle_to_matrix(r) if r.shape[-1] == 3 and r.ndim == 2 else r
         bp = smpl_rotations_to_body_pose(self.body_model, r[None].to(self.body_model.device))
@@ -276,8 +270,6 @@ class Avatar:
     def rigid(self, *, global_orient=None, transl=None, scale=None) -> Gaussians:
         """The rigid (unskinned) baseline: the Gaussians as reconstructed, moved only by the
         change of global placement from the fitted one (no articulation)."""
-        from ..prior.body import axis_angle_to_matrix
-
         posed = self.pose()  # the input Gaussians (exact round trip)
         p = self.params
         if global_orient is not None and torch.as_tensor(global_orient).shape == (3, 3):

@@ -1,6 +1,6 @@
 """Evaluations of the avatar features on synthetic subjects whose ground truth is known.
 
-* Reposing (:func:`evaluate_repose`): a dressed subject (``train.synthetic_humans``) in pose A
+* Reposing (:func:`evaluate_repose`): a dressed subject (``data.synthetic_humans``) in pose A
   is turned into Gaussians, bound to a body (the GT body, or one fitted to the subject's
   photo), reposed to pose B and rendered; the reference is the subject's own mesh rendered
   in pose B. Baselines: the rigid splat (unmoved: the root stays where it was) and
@@ -25,8 +25,9 @@ from torch import Tensor
 
 from ..cameras import Cameras, orbit_cameras
 from ..gaussians import Gaussians
+from ..metrics import mask_iou, psnr
 
-__all__ = ["subject_gaussians", "render_gaussians", "mask_iou", "mean_iou", "ReposeResult",
+__all__ = ["subject_gaussians", "render_gaussians", "mean_iou", "ReposeResult",
            "evaluate_repose", "evaluate_part_labels", "eval_cameras", "framing_cameras",
            "pixel_size", "subject_photo", "prior_reconstruction", "inset"]
 
@@ -66,8 +67,8 @@ def subject_gaussians(mesh, n: int = 60000, *, seed: int = 0, thickness: float =
     plane (tangent sigma ``coverage`` x the mean point spacing, normal sigma ``thickness`` x
     that), coloured like ``render_subject`` shades the surface, labelled with the body part
     under it. Each disc's local z axis is its surface normal (see :func:`inset`)."""
-    from ..render.projection import rotmat_to_quat
-    from ..train.subject_render import shade_materials
+    from ..geometry import rotmat_to_quat
+    from ..data.subject_render import shade_materials
 
     g = torch.Generator().manual_seed(seed)
     V = mesh.vertices.double()
@@ -108,7 +109,7 @@ def inset(discs: Gaussians, pixel_size: float) -> Gaussians:
     alpha then ends on the mesh's outline instead of a splat radius and the renderer's 2D
     low-pass (about a pixel) outside it, as ``prior.fit.render_body`` does for bodies.
     Labels and binding use the discs where they are; only their renders are inset."""
-    from ..render.projection import quat_to_rotmat
+    from ..geometry import quat_to_rotmat
 
     normal = quat_to_rotmat(discs.quats)[..., 2]
     depth = discs.scales[:, :1] + 0.5 * pixel_size
@@ -127,15 +128,8 @@ def render_gaussians(g: Gaussians, cams: Cameras) -> tuple[Tensor, Tensor]:
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
-    mse = ((a - b) ** 2).mean()
-    return float(-10 * torch.log10(mse.clamp_min(1e-10)))
-
-
-def mask_iou(a: Tensor, b: Tensor, threshold: float = 0.5) -> float:
-    """IoU of two coverage maps (any shape) thresholded at ``threshold``."""
-    x, y = a >= threshold, b >= threshold
-    union = int((x | y).sum())
-    return float(int((x & y).sum()) / union) if union else 1.0
+    """PSNR (dB) of two image stacks [T,3,H,W] as one image (all pixels' MSE)."""
+    return float(psnr(a.reshape(1, -1, *a.shape[-2:]), b.reshape(1, -1, *b.shape[-2:]))[0])
 
 
 @dataclass
@@ -151,7 +145,7 @@ def subject_photo(subject, size: int = 512) -> np.ndarray:
     """The subject rendered into the input camera as an RGBA uint8 photo [S,S,4] (alpha =
     coverage, so preprocessing takes the exact mask)."""
     from ..prior.fit import input_camera
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     photo = render_subject(subject.mesh(), input_camera(size, size))
     rgba = torch.cat([photo.rgb[0], photo.alpha[0]], 0).permute(1, 2, 0)
@@ -159,12 +153,14 @@ def subject_photo(subject, size: int = 512) -> np.ndarray:
 
 
 def prior_reconstruction(subject, size: int = 512):
-    """The prior-only pipeline (``baseline.reconstruct_prior_only``) run on the subject's
-    rendered photo: a real reconstruction with a fitted body (its ``fit``) and labels."""
-    from ..baseline import reconstruct_prior_only
+    """The prior-only pipeline (``HumanSplatPipeline.prior_only``) run on the subject's
+    rendered photo: a real reconstruction (a pipeline.Reconstruction) with a fitted body (its
+    ``fit``) and part labels."""
+    from ..pipeline import HumanSplatPipeline, PipelineConfig
 
-    return reconstruct_prior_only(subject_photo(subject, size), size=size,
-                                  body_model=subject.model)
+    pipe = HumanSplatPipeline.prior_only(PipelineConfig(crop_size=size), device="cpu",
+                                         body_model=subject.model)
+    return pipe(subject_photo(subject, size))
 
 
 def evaluate_repose(subject, pose_b, *, n_gaussians: int = 60000, size: int = 256,
@@ -178,7 +174,7 @@ def evaluate_repose(subject, pose_b, *, n_gaussians: int = 60000, size: int = 25
     vertex's weights), "rigid" (unmoved); "same_pose" scores the Gaussians against the
     subject in its own pose (what no reposing can beat)."""
     from ..avatar.skinning import BodyParams, bind
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     model = subject.model
     mesh_a = subject.mesh()
@@ -223,7 +219,7 @@ def evaluate_part_labels(gaussians: Gaussians, mesh, cams: Cameras) -> Tensor:
     subject ``mesh``'s rendered part map in ``cams`` (NaN: part in neither). Pass surface
     discs through :func:`inset` first."""
     from ..parts_export import part_iou, render_label_map
-    from ..train.subject_render import render_subject
+    from ..data.subject_render import render_subject
 
     pred = render_label_map(gaussians, cams.viewmats, cams.Ks, cams.width, cams.height)
     gt = render_subject(mesh, cams).parts

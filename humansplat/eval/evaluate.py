@@ -77,17 +77,11 @@ class _Prior:
     def render(self, sample: dict, cams: Cameras, which: list[str]) -> dict[str, torch.Tensor]:
         """{name: [T,3,R,R]} renders of the baselines in ``which`` ("prior-mesh",
         "prior-gaussians"), from one texturing of the sample's body."""
-        from ..cameras import orthogonal_views
+        from ..front import synth_input
         from ..render import rasterize
-        from ..synth.base import SynthInput
 
         fit = body_fit_from_sample(sample, self.body_model)
-        S = sample["input_image"].shape[-1]
-        radius = float(torch.linalg.inv(fit.viewmat)[:3, 3].norm())
-        inp = SynthInput(image=sample["input_image"].float(), mask=sample["input_mask"].float(),
-                         input_camera=fit.cameras,
-                         target_cameras=orthogonal_views(radius=radius, width=S, height=S),
-                         body_fit=fit)
+        inp = synth_input(sample["input_image"].float(), sample["input_mask"].float(), fit)
         R = cams.width
         body = self.synth.texture(inp)
         out = {}

@@ -1,8 +1,6 @@
 """Image metrics of the paper's evaluation (Tab. 1): PSNR, SSIM and a perceptual distance.
 
-- ``psnr``: 10 log10(R^2 / MSE), optionally over a mask. Identical images would give +inf; the
-  MSE is floored at R^2 * 1e-10 so the value caps at ``PSNR_CAP_DB`` = 100 dB and averages stay
-  finite (scikit-image reports inf there; every other value agrees with it).
+- ``psnr``: :func:`humansplat.metrics.psnr` (its one home; re-exported here).
 - ``ssim``: Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5, truncated at 3.5 sigma),
   K1 = 0.01, K2 = 0.03, population covariances, averaged over the pixels whose window lies inside
   the image and over channels: scikit-image's ``structural_similarity(gaussian_weights=True,
@@ -20,56 +18,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from humansplat.metrics import PSNR_CAP_DB, _check_pair, psnr  # noqa: F401 (re-exported)
 from humansplat.train.perceptual import PerceptualLoss, perceptual_key
 
-PSNR_CAP_DB = 100.0
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # window radius int(3.5 * 1.5 + 0.5) = 5 -> 11 x 11, as scipy/skimage
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-
-
-def _check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
-    for t, n in ((pred, "pred"), (gt, "gt")):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{n} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 4:
-            raise ValueError(f"{n} must have shape [B,C,H,W], got {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(
-                f"{n} must be a float tensor (values in [0, data_range]), got {t.dtype}"
-            )
-    if pred.shape != gt.shape:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must have the same shape"
-        )
-
-
-def psnr(
-    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None, data_range: float = 1.0
-) -> torch.Tensor:
-    """PSNR in dB per image, [B]. pred, gt: [B,C,H,W]; mask: [B,1,H,W] or [B,H,W] weights in
-    [0,1] (the MSE is taken over the masked pixels, all channels). Capped at PSNR_CAP_DB."""
-    _check_pair(pred, gt)
-    err = (pred.double() - gt.double()) ** 2
-    if mask is None:
-        mse = err.mean(dim=(1, 2, 3))
-    else:
-        if mask.ndim == 3:
-            mask = mask.unsqueeze(1)
-        B, C, H, W = pred.shape
-        if mask.shape != (B, 1, H, W):
-            raise ValueError(
-                f"mask must have shape [B,1,H,W] or [B,H,W] = {(B, H, W)}, got {tuple(mask.shape)}"
-            )
-        m = mask.double()
-        area = m.sum(dim=(1, 2, 3))
-        if bool((area <= 0).any()):
-            raise ValueError(
-                f"mask is empty for image(s) {(area <= 0).nonzero().flatten().tolist()}"
-            )
-        mse = (err * m).sum(dim=(1, 2, 3)) / (C * area)
-    mse = mse.clamp_min(data_range**2 * 10 ** (-PSNR_CAP_DB / 10))
-    return (10.0 * torch.log10(data_range**2 / mse)).to(pred.dtype)
 
 
 def gaussian_window_1d(

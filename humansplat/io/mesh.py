@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..errors import InvalidFileError, MissingFileError
 from .paths import as_path, atomic_path
 
 __all__ = ["ObjMesh", "save_obj", "load_obj"]
@@ -79,7 +80,7 @@ def load_obj(path) -> ObjMesh:
     Other statements (vt, vn, groups, materials) are ignored."""
     p = as_path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such OBJ file: {p}")
+        raise MissingFileError(f"no such OBJ file: {p}")
     verts, colors, faces = [], [], []
     with open(p, "r", encoding="utf-8", errors="replace") as fh:
         for ln, line in enumerate(fh, start=1):
@@ -99,11 +100,12 @@ def load_obj(path) -> ObjMesh:
                         raise ValueError("a face needs at least 3 vertices")
                     faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
             except ValueError as e:
-                raise ValueError(f"{p}:{ln}: malformed OBJ line {line.strip()!r} ({e})") from None
+                raise InvalidFileError(f"{p}:{ln}: malformed OBJ line {line.strip()!r} "
+                                       f"({e})") from None
     v = np.asarray(verts, np.float32).reshape(-1, 3)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     if f.size and (f.min() < 0 or f.max() >= len(v)):
-        raise ValueError(f"{p}: face indices out of range for {len(v)} vertices")
+        raise InvalidFileError(f"{p}: face indices out of range for {len(v)} vertices")
     c = None
     if colors and all(x is not None for x in colors):
         c = np.asarray(colors, np.float32)

@@ -47,8 +47,9 @@ import numpy as np
 import torch
 from plyfile import PlyData, PlyElement
 
+from ..errors import InvalidFileError, MissingFileError
 from ..gaussians import SH_C0, Gaussians
-from ..render.projection import quat_multiply
+from ..geometry import quat_multiply
 from .paths import as_path, atomic_path
 
 __all__ = [
@@ -180,7 +181,7 @@ def _to_gaussians(means, quats, scales, opacities, colors=None, sh=None, labels=
 def _existing_file(path, what: str) -> Path:
     p = as_path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such {what} file: {p}")
+        raise MissingFileError(f"no such {what} file: {p}")
     return p
 
 
@@ -287,21 +288,21 @@ def load_ply(path, *, y_down: bool | None = None) -> Gaussians:
     try:
         ply = PlyData.read(str(p))
     except Exception as e:  # plyfile raises several types for malformed headers/bodies
-        raise ValueError(f"{p} is not a readable PLY file ({e})") from e
+        raise InvalidFileError(f"{p} is not a readable PLY file ({e})") from e
     try:
         v = ply["vertex"].data
     except KeyError:
-        raise ValueError(f"{p} has no 'vertex' element, so it holds no Gaussians") from None
+        raise InvalidFileError(f"{p} has no 'vertex' element, so it holds no Gaussians") from None
     names = set(v.dtype.names or ())
     missing = [k for k in _REQUIRED if k not in names]
     if missing:
-        raise ValueError(f"{p} is not a Gaussian splat PLY: missing properties "
-                         f"{', '.join(missing)}")
+        raise InvalidFileError(f"{p} is not a Gaussian splat PLY: missing properties "
+                               f"{', '.join(missing)}")
     n_rest = sum(1 for k in names if k.startswith("f_rest_"))
     if n_rest not in _REST_COUNT_TO_DEGREE or any(f"f_rest_{i}" not in names
                                                   for i in range(n_rest)):
-        raise ValueError(f"{p}: expected f_rest_0..f_rest_<m-1> with m in 0, 9, 24 or 45, "
-                         f"found {n_rest} f_rest properties")
+        raise InvalidFileError(f"{p}: expected f_rest_0..f_rest_<m-1> with m in 0, 9, 24 or "
+                               f"45, found {n_rest} f_rest properties")
     col = lambda k: np.asarray(v[k], dtype=np.float64)  # noqa: E731
     stacked = lambda ks: np.stack([col(k) for k in ks], axis=1)  # noqa: E731
     arrays = {
@@ -338,7 +339,7 @@ def load_ply(path, *, y_down: bool | None = None) -> Gaussians:
     if PART_PROPERTY in names:
         lab = np.asarray(v[PART_PROPERTY])
         if lab.dtype.kind == "f" and not np.all(np.isfinite(lab) & (lab == np.round(lab))):
-            raise ValueError(f"{p}: property 'part' must hold integer labels")
+            raise InvalidFileError(f"{p}: property 'part' must hold integer labels")
         labels = lab.astype(np.int64)
     if y_down is None:
         y_down = info.get("up") == "-y"
@@ -380,13 +381,13 @@ def load_splat(path, *, y_down: bool = False) -> Gaussians:
     p = _existing_file(path, ".splat")
     size = p.stat().st_size
     if size == 0 or size % SPLAT_ROW_BYTES:
-        raise ValueError(f"{p} is not a .splat file: its size ({size} bytes) is not a positive "
-                         f"multiple of {SPLAT_ROW_BYTES}")
+        raise InvalidFileError(f"{p} is not a .splat file: its size ({size} bytes) is not a "
+                               f"positive multiple of {SPLAT_ROW_BYTES}")
     rows = np.fromfile(p, SPLAT_DTYPE)
     _check_finite("position", rows["position"], str(p))
     _check_finite("scale", rows["scale"], str(p))
     if (rows["scale"] < 0).any():
-        raise ValueError(f"{p}: negative scales; not a .splat file")
+        raise InvalidFileError(f"{p}: negative scales; not a .splat file")
     rgba = rows["rgba"].astype(np.float32) / 255.0
     quats = _normalize_quats((rows["rotation"].astype(np.float64) - 128.0) / 128.0, str(p))
     means = rows["position"].astype(np.float32)

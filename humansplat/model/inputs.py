@@ -63,7 +63,7 @@ def assemble_inputs(config: ModelConfig, image: Tensor, mask: Tensor, input_came
     (V-1 cameras, any resolution): the synthesizer's output; body_vertices [L,3] the fitted
     body; space: the reconstruction space encoding the input view (PixelSpace when None).
     """
-    from ..synth.latent_space import PixelSpace, resize_images
+    from ..latent_space import PixelSpace, resize_images
 
     cfg = config
     space = space if space is not None else PixelSpace()

@@ -61,8 +61,17 @@ into pixel-aligned 3D Gaussians with a body-part label each.
 """
 
 
+_FROM_CONFIG: Any = object()  # forward(autocast=...) default: the config's precision
+
+
 def _autocast_dtype(name: str | None) -> torch.dtype | None:
-    return {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    if name not in _AUTOCAST_DTYPES:
+        raise ConfigError(f"autocast must be one of {sorted(map(str, _AUTOCAST_DTYPES))}, "
+                          f"got {name!r}")
+    return _AUTOCAST_DTYPES[name]
+
+
+_AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _shape(x: Tensor) -> list[int]:
@@ -206,8 +215,12 @@ class LatentReconstructionTransformer(
     # -- forward -------------------------------------------------------------------------
     def forward(self, views: Tensor, viewmats: Tensor, Ks: Tensor,
                 body_vertices: Tensor | None = None,
-                input_view: int | None = None) -> ReconstructionOutput:
-        """Views, cameras and body -> Gaussians (see the module docstring for shapes)."""
+                input_view: int | None = None,
+                autocast: str | None = _FROM_CONFIG) -> ReconstructionOutput:
+        """Views, cameras and body -> Gaussians (see the module docstring for shapes).
+
+        autocast: this call's CUDA mixed precision ("bf16", "fp16", None = fp32); by default
+        the config's. Per call, so callers never swap the shared model's config."""
         cfg = self.config
         input_view = cfg.input_view if input_view is None else input_view
         self.check_inputs(views, viewmats, Ks, body_vertices, input_view)
@@ -230,7 +243,7 @@ class LatentReconstructionTransformer(
         else:
             tok_in = views
 
-        dtype = _autocast_dtype(cfg.autocast)
+        dtype = _autocast_dtype(cfg.autocast if autocast is _FROM_CONFIG else autocast)
         use_amp = dtype is not None and views.device.type == "cuda"
         amp = torch.autocast("cuda", dtype=dtype) if use_amp else contextlib.nullcontext()
         with amp:

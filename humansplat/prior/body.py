@@ -1,6 +1,6 @@
 """Parametric body models behind one interface, in the project's world frame.
 
-World (DESIGN.md): metres, +y up, the person faces +z, the person's left is +x. Each model is
+World (humansplat/cameras.py): metres, +y up, the person faces +z, the person's left is +x. Each model is
 converted to that frame once, here; nothing downstream knows a model's native frame.
 
 ``BodyModel.forward(body_pose, shape, global_orient, transl, scale) -> BodyOutput``:
@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MissingWeightsError
+from ..geometry import axis_angle_to_matrix
 from .parts import (ANNY_JOINT_BONES, KEYPOINT_NAMES, MESHCAPADE_PART_NAMES, NUM_PARTS,
                     PART_NAMES, anny_bone_parts, part_labels_from_weights)
 
@@ -54,7 +55,6 @@ __all__ = [
     "anny_cache_dir",
     "ensure_anny_cache",
     "resolve_smpl_file",
-    "axis_angle_to_matrix",
     "SMPL_PATH_ENV",
 ]
 
@@ -66,27 +66,6 @@ SMPL_PATH_ENV = "HUMANSPLAT_SMPL_PATH"
 # ----------------------------------------------------------------------------------------
 # rotations
 # ----------------------------------------------------------------------------------------
-def _skew(v: Tensor) -> Tensor:
-    """[...,3] -> [...,3,3] cross-product matrices."""
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*v.shape, 3)
-
-
-def axis_angle_to_matrix(aa: Tensor) -> Tensor:
-    """Rodrigues: axis-angle [...,3] (angle = norm, radians) -> rotation matrices [...,3,3].
-    Finite value and gradient at zero (Taylor terms below 1e-4 rad)."""
-    theta2 = (aa * aa).sum(-1, keepdim=True)[..., None]  # [...,1,1]
-    small = theta2 < 1e-8
-    t2 = torch.where(small, torch.ones_like(theta2), theta2)
-    t = t2.sqrt()
-    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(t) / t)
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(t)) / t2)
-    K = _skew(aa)
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(K)
-    return eye + a * K + b * (K @ K)
-
-
 def _as_rotmats(r: Tensor, batch_dims: int) -> Tensor:
     """Axis-angle [*batch,3] or matrices [*batch,3,3] (told apart by the number of
     dimensions, so a batch of three axis-angles is not mistaken for a matrix) -> matrices."""
@@ -743,7 +722,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.build_cache:
         ap.print_help()
         return 0
-    logging.basicConfig(level=logging.INFO)
+    from ..logs import configure
+
+    configure()  # our lines only (anny's INFO records with HUMANSPLAT_LOG_LEVEL=debug)
     t0 = time.perf_counter()
     d = ensure_anny_cache(args.cache_dir)
     size = sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**20

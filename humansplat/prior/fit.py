@@ -38,7 +38,9 @@ from torch import Tensor
 
 from ..cameras import DEFAULT_FOVY_DEG, Cameras, orbit_cameras, project_points
 from ..errors import ConfigError, NoPersonError
-from .body import BodyModel, axis_angle_to_matrix
+from ..geometry import axis_angle_to_matrix
+from ..metrics import mask_iou
+from .body import BodyModel
 from .parts import KEYPOINT_NAMES, NUM_PARTS, PART_NAMES
 
 __all__ = [
@@ -54,7 +56,6 @@ __all__ = [
     "synthetic_view",
     "procrustes_align",
     "sample_pose",
-    "silhouette_iou",
     "INPUT_CAMERA_RADIUS",
 ]
 
@@ -419,13 +420,6 @@ def _soft_iou_loss(alpha: Tensor, target: Tensor) -> Tensor:
     return 1.0 - inter / union.clamp_min(1e-6)
 
 
-def silhouette_iou(a: Tensor, b: Tensor, threshold: float = 0.5) -> float:
-    """IoU of two masks [H,W] thresholded at ``threshold``."""
-    a, b = a > threshold, b > threshold
-    union = (a | b).sum().item()
-    return float((a & b).sum().item() / union) if union else 1.0
-
-
 def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
              image_size: tuple[int, int] | None = None,
              config: FitConfig | None = None) -> BodyFit:
@@ -616,7 +610,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
             from .overlay import mesh_silhouette
 
             sil = mesh_silhouette(out.vertices[0], model.faces, viewmat[0], Kmat[0], W, H)
-            iou = silhouette_iou(torch.as_tensor(sil, dtype=torch.float32), mask_t)
+            iou = mask_iou(torch.as_tensor(sil, dtype=torch.float32), mask_t)
     diagnostics = {
         "kp_err_px_median": med,
         "kp_err_frac": med / size,

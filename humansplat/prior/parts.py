@@ -5,7 +5,7 @@ Part ``i`` is the region skinned mainly by SMPL joint ``i``, so the same list na
 parts and the 24 SMPL joints (joint ``i`` rotates part ``i``). Every body model exposes a
 per-vertex label in ``range(24)`` in this order.
 
-Part weights (the hierarchical loss, DESIGN.md): head, arms (upper arm, forearm) and hands
+Part weights (the hierarchical loss, train/losses.py): head, arms (upper arm, forearm) and hands
 (hand, hand-index) weigh 2, everything else 1. SMPL's "shoulder" part is the clavicle /
 trapezius region of the upper torso (the upper arm is the "arm" part), so it counts as torso
 and weighs 1.

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..errors import InvalidImageError, NoPersonError
+from ..errors import ConfigError, InvalidImageError, NoPersonError
 from .landmarks import Landmarks, PoseDetector, default_pose
 from .segmentation import (
     PersonSegmenter,
@@ -40,7 +40,13 @@ from .segmentation import (
     split_rgb_alpha,
 )
 
-__all__ = ["Preprocessed", "preprocess", "MIN_IMAGE_SIDE", "MIN_PERSON_PX"]
+__all__ = ["Preprocessed", "preprocess", "MIN_IMAGE_SIDE", "MIN_PERSON_PX", "FOREGROUND_RATIO",
+           "FOREGROUND_RATIO_RANGE", "check_foreground_ratio"]
+
+#: the share of the crop the person's larger side fills: the default and the accepted range of
+#: every caller (pipeline config, CLI, app); below 0.3 the person is a speck in the crop
+FOREGROUND_RATIO = 0.85
+FOREGROUND_RATIO_RANGE = (0.3, 1.0)
 
 #: shortest accepted image side, pixels
 MIN_IMAGE_SIDE = 64
@@ -464,12 +470,19 @@ def _working_copy(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
+def check_foreground_ratio(value: Any) -> float:
+    """``value`` as a float if it is a number in FOREGROUND_RATIO_RANGE; else ConfigError."""
+    lo, hi = FOREGROUND_RATIO_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not lo <= value <= hi:
+        raise ConfigError(f"foreground_ratio must be in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
 def _check_args(size: Any, foreground_ratio: Any, background: Any) -> tuple[float, float, float]:
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < MIN_IMAGE_SIDE:
         raise ValueError(f"size must be an integer >= {MIN_IMAGE_SIDE}, got {size!r}")
-    if isinstance(foreground_ratio, bool) or not isinstance(foreground_ratio, (int, float)) \
-            or not 0.1 <= foreground_ratio <= 1.0:
-        raise ValueError(f"foreground_ratio must be in [0.1, 1], got {foreground_ratio!r}")
+    check_foreground_ratio(foreground_ratio)
     try:
         bg = tuple(float(v) for v in background)
     except (TypeError, ValueError):
@@ -486,7 +499,7 @@ def preprocess(
     image: Any,
     *,
     size: int = 512,
-    foreground_ratio: float = 0.85,
+    foreground_ratio: float = FOREGROUND_RATIO,
     remove_background: bool = True,
     background: Sequence[float] = (1.0, 1.0, 1.0),
     segmenter: PersonSegmenter | None = None,

@@ -18,8 +18,8 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
-from .projection import (Projected, covariance_3d, eval_sh, project_gaussians,
-                         quat_multiply, quat_to_rotmat, rotmat_to_quat, sh_basis, sh_to_rgb)
+from .ewa import (Projected, covariance_3d, eval_sh, project_gaussians, sh_basis,
+                         sh_to_rgb)
 from .torch_backend import TorchRasterConfig, rasterize_torch
 
 __all__ = [
@@ -29,9 +29,6 @@ __all__ = [
     "TorchRasterConfig",
     "Projected",
     "project_gaussians",
-    "quat_to_rotmat",
-    "rotmat_to_quat",
-    "quat_multiply",
     "covariance_3d",
     "sh_basis",
     "eval_sh",

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from .projection import project_gaussians, render_meta, view_colors
+from .ewa import project_gaussians, render_meta, view_colors
 
 __all__ = ["gsplat_importable", "gsplat_kernels_load", "rasterize_gsplat", "TILE_SIZE",
            "CHANNEL_CHUNK"]

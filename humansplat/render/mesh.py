@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..cameras import project_points
 
-__all__ = ["MeshRaster", "rasterize_mesh", "vertex_normals"]
+__all__ = ["MeshRaster", "rasterize_mesh"]
 
 
 @dataclass
@@ -132,18 +132,5 @@ def rasterize_mesh(vertices: Tensor, faces: Tensor, viewmat: Tensor, K: Tensor, 
         bary[tp] = bw[sel]
     return MeshRaster(face_ids.view(height, width), bary.view(height, width, 3),
                       depth.view(height, width), depth_far.view(height, width))
-
-
-def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
-    """[N,3] unit area-weighted vertex normals, oriented outward (the winding is flipped when
-    the mesh's signed volume says it points inward)."""
-    v, f = vertices.float(), faces.long()
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    fn = torch.linalg.cross(b - a, c - a, dim=-1)  # length = 2 x area
-    n = torch.zeros_like(v).index_add_(0, f.reshape(-1), fn.repeat_interleave(3, dim=0))
-    signed_volume = (a * torch.linalg.cross(b, c, dim=-1)).sum()
-    if signed_volume < 0:
-        n = -n
-    return F.normalize(n, dim=-1)
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .projection import (ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS, project_gaussians,
+from .ewa import (ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS, project_gaussians,
                          render_meta, view_colors)
 
 __all__ = ["TorchRasterConfig", "TileBins", "bin_gaussians", "rasterize_torch"]

@@ -5,10 +5,10 @@ Every synthesizer (the offline projection one, SV3D in diffusers) implements
 whose ``features`` are already in the reconstruction space named by ``space``:
 
 - ``"pixel"``: features are the RGB images themselves, float [V,3,H,W] in [0,1]
-  (:class:`~humansplat.synth.latent_space.PixelSpace`).
+  (:class:`~humansplat.latent_space.PixelSpace`).
 - ``"sd-vae"``: features are SD-VAE (kl-f8) latents **scaled** by the VAE's
   ``scaling_factor`` (0.18215), float [V,4,H/8,W/8]: exactly what
-  :meth:`~humansplat.synth.latent_space.SDVAESpace.encode` returns and what a latent
+  :meth:`~humansplat.latent_space.SDVAESpace.encode` returns and what a latent
   diffusion model samples, so diffusion output goes to reconstruction with no
   decode/encode round trip.
 
@@ -36,7 +36,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:  # the body-prior module is written in parallel; only its fields are used
     from ..prior.fit import BodyFit  # noqa: F401
-    from .latent_space import LatentSpace
+    from ..latent_space import LatentSpace
 
 __all__ = ["SynthInput", "SynthOutput", "ViewSynthesizer", "ProgressCallback", "SPACES",
            "seeded_generator", "same_angle"]
@@ -167,7 +167,7 @@ class ViewSynthesizer(ABC):
     """Base of all view synthesizers.
 
     Subclasses set ``name`` (class attribute), ``space`` (a
-    :class:`~humansplat.synth.latent_space.LatentSpace`; ``space.name`` is "pixel" or
+    :class:`~humansplat.latent_space.LatentSpace`; ``space.name`` is "pixel" or
     "sd-vae"), ``default_steps`` and ``default_guidance`` and implement :meth:`_synthesize`.
     ``__call__`` validates the input, resolves defaults, times the run and checks the output
     against ``space`` (channels, feature size), so every implementation returns the same

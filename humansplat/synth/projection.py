@@ -56,7 +56,6 @@ Features are in the synthesizer's ``space`` (:class:`PixelSpace` by default: the
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
@@ -72,7 +71,7 @@ from ..cameras import Cameras, project_points
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from .base import ProgressCallback, SynthInput, SynthOutput, ViewSynthesizer, same_angle
-from .latent_space import LatentSpace, PixelSpace, resize_images
+from ..latent_space import LatentSpace, PixelSpace, resize_images
 
 if TYPE_CHECKING:
     from ..prior.body import BodyModel
@@ -86,7 +85,6 @@ __all__ = [
     "TexturedBody",
     "MeshRaster",
     "rasterize_mesh",
-    "vertex_normals",
     "mesh_edges",
     "body_gaussians",
 ]
@@ -100,7 +98,8 @@ _GREY = 0.5
 # mesh helpers
 # ----------------------------------------------------------------------------------------
 # The exact triangle z-buffer lives with the other rasterizers (humansplat.render.mesh).
-from ..render.mesh import MeshRaster, rasterize_mesh, vertex_normals  # noqa: E402,F401
+from ..geometry import rotmat_to_quat, vertex_normals  # noqa: E402
+from ..render.mesh import MeshRaster, rasterize_mesh  # noqa: E402,F401
 
 
 def mesh_edges(faces: Tensor) -> Tensor:
@@ -160,8 +159,6 @@ def body_gaussians(vertices: Tensor, faces: Tensor, colors: Tensor,
         mean_len = torch.where(deg > 0, mean_len, mean_len[deg > 0].median())
     sigma = (disc_scale * mean_len).clamp(min=1e-4)
     n = vertex_normals(v, faces) if normals is None else normals.float()
-    from ..render import rotmat_to_quat
-
     quats = rotmat_to_quat(_tangent_frames(n))
     scales = torch.stack([sigma, sigma, flatness * sigma], dim=-1)
     return Gaussians(means=v.clone(), quats=quats, scales=scales,
@@ -355,9 +352,10 @@ class ProjectionConfig:
     extra_stride: pixel stride of those (None: S/256, >= 1).
     disc_scale, flatness, opacity: the body's Gaussians (see :func:`body_gaussians`).
     replace_input_view: a target at the input view returns the input photo itself.
-    num_threads: torch intra-op threads while synthesizing (restored after); None leaves them
-        alone. The work is many small tensor ops, where thread hand-off costs more than it
-        saves: on 2 shared cores one thread was 3-10x faster than two (and far steadier).
+
+    Torch's thread count is not a setting here: a run never changes process-wide state
+    (concurrent runs share the process); it is fixed once at start-up
+    (:func:`humansplat.runtime.fix_threads`).
     """
 
     resolution: Optional[int] = None
@@ -381,7 +379,6 @@ class ProjectionConfig:
     flatness: float = 0.25
     opacity: float = 0.98
     replace_input_view: bool = True
-    num_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         from ..prior.parts import PART_NAMES
@@ -420,10 +417,6 @@ class ProjectionConfig:
                                               or self.extra_stride < 1):
             raise ConfigError(f"ProjectionConfig.extra_stride must be None or an int >= 1, "
                               f"got {self.extra_stride!r}")
-        if self.num_threads is not None and (not isinstance(self.num_threads, int)
-                                             or self.num_threads < 1):
-            raise ConfigError(f"ProjectionConfig.num_threads must be None or an int >= 1, "
-                              f"got {self.num_threads!r}")
         if not isinstance(self.source_smoothing, int) or self.source_smoothing < 0:
             raise ConfigError(f"ProjectionConfig.source_smoothing must be an int >= 0, "
                               f"got {self.source_smoothing!r}")
@@ -539,7 +532,7 @@ class ProjectionSynthesizer(ViewSynthesizer):
         """Colour the fitted body from ``inp`` (steps 1-5 of the module docs)."""
         if not isinstance(inp, SynthInput):
             raise ValueError(f"inp must be a SynthInput, got {type(inp).__name__}")
-        with _torch_threads(self.config.num_threads), torch.no_grad():
+        with torch.no_grad():
             return self._texture(inp)
 
     def _texture(self, inp: SynthInput) -> TexturedBody:
@@ -689,8 +682,6 @@ class ProjectionSynthesizer(ViewSynthesizer):
         """Gaussians for the mask pixels outside the body's silhouette (see module docs)."""
         from scipy.ndimage import distance_transform_edt
 
-        from ..render import rotmat_to_quat
-
         cfg = self.config
         S, raster = photo.size, photo.raster
         covered = raster.coverage
@@ -758,7 +749,7 @@ class ProjectionSynthesizer(ViewSynthesizer):
             raise ValueError("cameras must be a Cameras with at least 1 camera")
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution must be a positive int, got {resolution!r}")
-        with _torch_threads(self.config.num_threads), torch.no_grad():
+        with torch.no_grad():
             return self._render(body, cameras, resolution)
 
     def _render(self, body: TexturedBody, cameras: Cameras, resolution: int) -> Tensor:
@@ -834,8 +825,7 @@ class ProjectionSynthesizer(ViewSynthesizer):
     # -- the interface ----------------------------------------------------------------------
     def _synthesize(self, inp: SynthInput, *, seed: int, num_steps: Optional[int],
                     guidance: Any, progress: Optional[ProgressCallback]) -> SynthOutput:
-        with _torch_threads(self.config.num_threads):
-            return self._synthesize_views(inp, progress)
+        return self._synthesize_views(inp, progress)
 
     def _synthesize_views(self, inp: SynthInput,
                           progress: Optional[ProgressCallback]) -> SynthOutput:
@@ -886,19 +876,6 @@ class ProjectionSynthesizer(ViewSynthesizer):
         }
         return SynthOutput(features=features, previews=previews, cameras=cams,
                            space=self.space.name, info=info)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: Optional[int]):
-    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the count after."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n is not None and n != before:
-            torch.set_num_threads(before)
 
 
 def _splat(g: Gaussians, cams: Cameras, backgrounds: Tensor, *, with_depth: bool = False):

@@ -75,7 +75,7 @@ from ..cameras import to_sv3d_angles
 from ..errors import ConfigError, MissingWeightsError
 from .base import (ProgressCallback, SynthInput, SynthOutput, ViewSynthesizer, same_angle,
                    seeded_generator)
-from .latent_space import SDVAESpace, resize_images
+from ..latent_space import SDVAESpace, resize_images
 from .sv3d_convert import from_original
 
 __all__ = [

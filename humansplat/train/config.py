@@ -2,7 +2,10 @@
 
     model:   preset + overrides of humansplat.config.ModelConfig
     data:    which dataset (synthetic shards or scans), its root, views per level
-    loss:    humansplat.train.losses.LossConfig fields + the part-label term + perceptual backend
+    loss:    humansplat.train.losses.LossConfig fields (every weight: lambda_m, lambda_p, the
+             paper's per-level lambda_i ``level_weights`` [3] and per-part lambda_j
+             ``part_weights``, a list of 24 or {part name: weight} over the defaults) + the
+             part-label term + perceptual backend
     optim:   AdamW, warm-up + cosine schedule, clipping, batch, EMA
     run:     output folder, step budget, checkpoint/log/sample cadence, precision, seed
 
@@ -53,14 +56,33 @@ class LossSection:
     use_hierarchical: bool = True
     perceptual_in_lh: bool = True
     crop_size: int = 64
+    min_crop_pixels: int = 16
+    level_weights: tuple[float, ...] | None = None  # lambda_i; None = LossConfig's
+    part_weights: tuple[float, ...] | dict[str, float] | None = None  # lambda_j; see above
     lambda_part: float = 0.1  # ours: cross-entropy of the rendered part probabilities
     perceptual: str = "effnet-lite0"  # "effnet-lite0" | "lpips-vgg" | "auto" | "none"
 
     def loss_config(self) -> LossConfig:
+        from ..prior.parts import PART_NAMES
+
+        kw: dict[str, Any] = {}
+        if self.level_weights is not None:
+            kw["level_weights"] = tuple(float(w) for w in self.level_weights)
+        if isinstance(self.part_weights, dict):  # by name, over the paper's defaults
+            unknown = sorted(set(self.part_weights) - set(PART_NAMES))
+            if unknown:
+                raise ConfigError(f"loss.part_weights: unknown part(s) {unknown}; parts: "
+                                  f"{', '.join(PART_NAMES)}")
+            base = dict(zip(PART_NAMES, LossConfig.part_weights))
+            base.update({k: float(v) for k, v in self.part_weights.items()})
+            kw["part_weights"] = tuple(base[n] for n in PART_NAMES)
+        elif self.part_weights is not None:
+            kw["part_weights"] = tuple(float(w) for w in self.part_weights)
         return LossConfig(lambda_m=self.lambda_m, lambda_p=self.lambda_p,
                           use_reconstruction=self.use_reconstruction,
                           use_hierarchical=self.use_hierarchical,
-                          perceptual_in_lh=self.perceptual_in_lh, crop_size=self.crop_size)
+                          perceptual_in_lh=self.perceptual_in_lh, crop_size=self.crop_size,
+                          min_crop_pixels=self.min_crop_pixels, **kw)
 
 
 @dataclass
@@ -136,9 +158,11 @@ class TrainConfig:
             if bad:
                 raise ConfigError(f"unknown key(s) {sorted(bad)} in section {name!r}; "
                                   f"known: {sorted(known)}")
-            for k in ("targets", "betas"):
-                if k in values:
+            for k in ("targets", "betas", "level_weights"):
+                if isinstance(values.get(k), list):
                     values[k] = tuple(values[k])
+            if isinstance(values.get("part_weights"), list):
+                values["part_weights"] = tuple(values["part_weights"])
             built[name] = klass(**values)
         return cls(**built)
 

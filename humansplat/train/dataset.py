@@ -1,7 +1,7 @@
 """Synthetic training data on disk: generation (sharded, resumable, with a progress bar) and
 the :class:`SyntheticHumans` torch Dataset that reads it.
 
-Each subject (:mod:`humansplat.train.synthetic_humans`) becomes one sample:
+Each subject (:mod:`humansplat.data.synthetic_humans`) becomes one sample:
 
 - the input "photo": the dressed subject rendered into ``prior.fit.input_camera(S, S)``
   (S = 256), placed like a preprocessed crop;
@@ -168,7 +168,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
     clipped to the model's bounds), global orientation [3,3] (turned by N(0, noise_yaw_deg)
     about +y), translation [3] (+ N(0, noise_transl)), scale (x 1 + N(0, noise_scale)).
     ``record`` (a dict) receives the noisy values as JSON-able lists."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.parts import NUM_PARTS
 
     dt = model.dtype
@@ -199,7 +199,7 @@ def fit_noise(model, smpl_pose, shape, global_orient, transl, scale,
 def noisy_body_params(subject, rng: np.random.Generator, cfg: SynthDataConfig,
                       record: dict | None = None) -> dict:
     """A synthetic subject's GT body with fitting noise (:func:`fit_noise`)."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
 
     yaw = axis_angle_to_matrix(torch.tensor([0.0, math.radians(subject.yaw_deg), 0.0],
                                             dtype=torch.float64))
@@ -245,8 +245,8 @@ def generate_subject(split: str, index: int, seed: int,
     """Generate subject ``index`` of ``split`` (deterministic from ``seed``): a dict of numpy
     arrays in the stored dtypes (see the module docs)."""
     from ..prior.fit import input_camera
-    from .subject_render import render_subject
-    from .synthetic_humans import sample_subject, subject_seed
+    from ..data.subject_render import render_subject
+    from ..data.synthetic_humans import sample_subject, subject_seed
 
     cfg = cfg or SynthDataConfig()
     sseed = subject_seed(seed, split, index)
@@ -282,19 +282,12 @@ def model_inputs(model, image: Tensor, mask: Tensor, cam, params: dict,
     (forward arguments ``params``) as a BodyFit, the projection synthesizer's 4 orthogonal
     views of the photo (image [3,S,S], mask [1,S,S], input camera ``cam``), then
     ``assemble_inputs`` with the configured preset. Returns ModelInputs."""
-    from ..cameras import orthogonal_views
     from ..config import get_preset
-    from ..model.inputs import assemble_inputs
-    from ..synth.base import SynthInput
+    from ..front import front_half
 
-    S = int(image.shape[-1])
-    fit = _body_fit(model, params, cam, S)
-    inp = SynthInput(image=image, mask=mask, input_camera=cam,
-                     target_cameras=orthogonal_views(radius=float(cam.centers[0].norm()),
-                                                     width=S, height=S), body_fit=fit)
+    fit = _body_fit(model, params, cam, int(image.shape[-1]))
     preset = get_preset(cfg.preset)
-    syn = _synthesizer(model, preset.image_size)(inp)
-    return assemble_inputs(preset, image, mask, cam, syn.features, syn.cameras, fit.vertices)
+    return front_half(image, mask, fit, _synthesizer(model, preset.image_size), preset).inputs
 
 
 def pack_sample(mi, image: Tensor, mask: Tensor, targets, tcams, levels: Tensor,

@@ -33,6 +33,7 @@ Decisions (documented because the paper leaves them open):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +73,14 @@ class LossConfig:
                 raise ConfigError(f"LossConfig.{n} must be >= 0, got {getattr(self, n)}")
         if self.crop_size < 8:
             raise ConfigError(f"LossConfig.crop_size must be >= 8, got {self.crop_size}")
+        for n, want in (("level_weights", len(LEVEL_NAMES)), ("part_weights", len(PART_NAMES))):
+            w = getattr(self, n)
+            try:
+                ok = len(w) == want and all(math.isfinite(float(x)) and float(x) >= 0 for x in w)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"LossConfig.{n} must be {want} finite weights >= 0, got {w!r}")
 
 
 # --------------------------------------------------------------------------------------------

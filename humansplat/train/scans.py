@@ -200,7 +200,7 @@ def scan_body_params(model, fit: dict[str, np.ndarray]) -> tuple[dict, list[str]
     """The fitted body in the scan frame as forward arguments of ``model`` (an SMPLBody):
     (smpl_pose [24,3] (root = global orientation), shape [S], orient [3,3], transl [3],
     scale) as a dict, and notes on approximations."""
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.parts import NUM_PARTS
 
     notes = []
@@ -254,7 +254,7 @@ def render_scan(scan: ScanMesh, labels: Tensor, cameras, resolution: int | None 
     parts from the per-vertex ``labels`` [N]), unlit: colours straight from the texture."""
     from ..prior.parts import NUM_PARTS
     from ..synth.projection import rasterize_mesh
-    from .subject_render import RenderedViews
+    from ..data.subject_render import RenderedViews
 
     R = int(resolution or cameras.width)
     cams = cameras.to("cpu", torch.float32).resized(R, R)
@@ -310,9 +310,9 @@ def scan_sample(record: ScanRecord, model, cfg: SynthDataConfig, *, index: int =
     """Render one scan into the stored sample arrays (same fields as the synthetic data)."""
     from scipy.spatial import cKDTree
 
-    from ..prior.body import axis_angle_to_matrix
+    from ..geometry import axis_angle_to_matrix
     from ..prior.fit import input_camera
-    from .synthetic_humans import fit_placement
+    from ..data.synthetic_humans import fit_placement
 
     if record.fit is None:
         raise FileNotFoundError(f"scan {record.id}: no fitted SMPL/SMPL-X parameters found "

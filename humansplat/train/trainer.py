@@ -91,6 +91,38 @@ def batch_indices(n: int, batch: int, step: int, micro: int, grad_accum: int, se
     return out
 
 
+class StepBatches(torch.utils.data.Sampler):
+    """The index lists of the micro-batches of steps ``start..total-1`` of one process, in
+    the order the loop consumes them (:func:`batch_indices`): a DataLoader's batch sampler,
+    so ``data.num_workers`` background workers load and collate them ahead of the loop."""
+
+    def __init__(self, n: int, batch: int, start: int, total: int, grad_accum: int, seed: int,
+                 rank: int = 0, world: int = 1):
+        self.args = (n, batch, start, total, grad_accum, seed, rank, world)
+
+    def __iter__(self):
+        n, batch, start, total, grad_accum, seed, rank, world = self.args
+        for step in range(start, total):
+            for micro in range(grad_accum):
+                yield batch_indices(n, batch, step, micro, grad_accum, seed, rank, world)
+
+    def __len__(self) -> int:
+        n, batch, start, total, grad_accum, *_ = self.args
+        return max(0, total - start) * grad_accum
+
+
+def micro_batches(data, cfg: TrainConfig, start: int, rank: int = 0, world: int = 1):
+    """An iterator of collated micro-batches from step ``start`` on, loaded by
+    ``cfg.data.num_workers`` background workers (0: in the loop's process)."""
+    workers = int(cfg.data.num_workers)
+    sampler = StepBatches(len(data), cfg.optim.batch_size, start, cfg.run.max_steps,
+                          cfg.optim.grad_accum, cfg.run.seed, rank, world)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_samples,
+                                         num_workers=workers,
+                                         prefetch_factor=2 if workers else None)
+    return iter(loader)
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -263,6 +295,7 @@ class Trainer:
             bar = tqdm(total=cfg.run.max_steps, initial=start, desc="train", dynamic_ncols=True)
         step = start
         skipped = 0
+        batches = micro_batches(data, cfg, start, acc.process_index, acc.num_processes)
         model.train()
         while step < cfg.run.max_steps:
             ts = time.perf_counter()
@@ -270,10 +303,7 @@ class Trainer:
             terms_step: dict[str, float] = {}
             ok = True
             for micro in range(cfg.optim.grad_accum):
-                idx = batch_indices(len(data), cfg.optim.batch_size, step, micro,
-                                    cfg.optim.grad_accum, cfg.run.seed, acc.process_index,
-                                    acc.num_processes)
-                batch = collate_samples([data[i] for i in idx])
+                batch = next(batches)
                 R = batch["target_rgb"].shape[-1]
                 with acc.autocast():
                     out = model(**model_kwargs(batch, acc.device))
@@ -282,8 +312,15 @@ class Trainer:
                                        with_parts=cfg.loss.lambda_part > 0)
                 loss, terms = training_loss(renders, batch, perceptual, loss_cfg,
                                             cfg.loss.lambda_part)
-                if not torch.isfinite(loss):
+                # every process must agree before backward (DDP all-reduces there): one
+                # process's non-finite loss makes all of them skip this step together
+                bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=acc.device)
+                if acc.num_processes > 1:
+                    bad = acc.reduce(bad, reduction="sum")
+                if float(bad) > 0:
                     ok = False
+                    for _ in range(micro + 1, cfg.optim.grad_accum):
+                        next(batches)  # the step's remaining micro-batches, unused
                     break
                 acc.backward(loss / cfg.optim.grad_accum)
                 for k, v in terms.items():

@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..prior.preprocess import FOREGROUND_RATIO as _FG_DEFAULT
+from ..prior.preprocess import FOREGROUND_RATIO_RANGE as _FG_RANGE
+
 __all__ = ["NumberInput", "SwitchInput", "TextInput", "PhotoInput", "SEED", "FOREGROUND_RATIO",
            "REMOVE_BACKGROUND", "RANDOMIZE", "NUM_STEPS", "GUIDANCE", "MOTION", "PART",
            "IMAGE", "RECONSTRUCT_API", "RECONSTRUCT_UI", "check_inputs", "MAX_SEED"]
@@ -110,7 +113,8 @@ def _shown(value: Any) -> str:
 
 #: the settings of one reconstruction (their ranges are also the README's)
 SEED = NumberInput("seed", "Seed", 0, MAX_SEED, 0, 1, integer=True)
-FOREGROUND_RATIO = NumberInput("foreground_ratio", "Foreground ratio", 0.3, 1.0, 0.85, 0.01)
+# one default and one range, defined where the crop uses them
+FOREGROUND_RATIO = NumberInput("foreground_ratio", "Foreground ratio", *_FG_RANGE, _FG_DEFAULT, 0.01)
 REMOVE_BACKGROUND = SwitchInput("remove_background", "Remove background", True)
 RANDOMIZE = SwitchInput("randomize_seed", "Randomize seed", False)
 NUM_STEPS = NumberInput("num_steps", "Diffusion steps (SV3D)", 1, 200, 50, 1, integer=True)

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import ConfigError
+
 __all__ = ["MOTION_CHOICES", "ANIMATION_FRAMES", "PHOTO_VIEW", "ALL_PARTS", "PART_VIEW_CHOICES",
            "check_motion", "check_part_view", "animate_result", "part_view",
            "estimate_animation_gpu_seconds", "VIEWS_DIR"]
@@ -85,7 +87,7 @@ def animate_result(result_dir, motion: str, *, body_model=None, size: int = 256,
     from ..io import load_ply
 
     if (msg := check_motion(motion)) is not None:
-        raise ValueError(msg)
+        raise ConfigError(msg)
     result = Path(result_dir)
     out = _views_dir(result) / f"{motion}.mp4"
     if out.is_file():
@@ -104,12 +106,12 @@ def part_view(result_dir, choice: str, *, body_model=None) -> str:
     ``photo``; else the splat coloured by body part, all of it (``all``) or one group / part
     only, as a compact, sorted ``.splat`` (``parts_export.export_part_view``). Gaussians
     without a part label (folders from before labels were saved) are labelled from the
-    fitted body. Raises ValueError when no Gaussian has that part."""
+    fitted body. Raises ConfigError when no Gaussian has that part."""
     from ..io import load_ply
     from ..parts_export import assign_labels, export_part_view
 
     if (msg := check_part_view(choice)) is not None:
-        raise ValueError(msg)
+        raise ConfigError(msg)
     result = Path(result_dir)
     if choice == PHOTO_VIEW:
         return str(result / "gaussians.splat")
@@ -125,10 +127,10 @@ def part_view(result_dir, choice: str, *, body_model=None) -> str:
         g = assign_labels(g.to(model.device), model, params).to("cpu")
     try:
         return str(export_part_view(g, out, group=None if choice == ALL_PARTS else choice))
-    except ValueError as err:
+    except ConfigError as err:
         if "no Gaussian is labelled" in str(err):
-            raise ValueError(f"This reconstruction has no Gaussian labelled "
-                             f"{choice.replace('_', ' ')}.") from None
+            raise ConfigError(f"This reconstruction has no Gaussian labelled "
+                              f"{choice.replace('_', ' ')}.") from None
         raise
 
 

@@ -118,7 +118,9 @@ def load_pipeline(settings: AppSettings, *, on_zero_gpu: bool = False):
     misconfigured deployment should fail loudly. When the *bundled* checkpoint is absent the
     app still works with the prior-only baseline and says so."""
     from ..pipeline import HumanSplatPipeline
+    from ..runtime import fix_threads
 
+    fix_threads()  # at start-up, before the worker threads: runs never change the count
     device = "cuda" if on_zero_gpu else settings.device
     notices: list[str] = []
     try:

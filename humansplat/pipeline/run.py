@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
-import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,140 +36,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import __version__
-from .errors import ConfigError, MissingWeightsError
-from .hub import ResolvedSource, resolve_source
-from .reconstruction import Reconstruction
+from ..errors import ConfigError, MissingWeightsError
+from ..hub import ResolvedSource, resolve_source
+from ..reconstruction import Reconstruction
+from .card import model_card as _model_card
+from .components import build_body_model, build_synthesizer
+from .config import (MODEL_FILES, PIPELINE_CONFIG_NAME, PipelineConfig, autocast_name,
+                     default_device, resolve_dtype)
+from .meta import jsonable, reconstruction_meta
 
-__all__ = ["HumanSplatPipeline", "PipelineConfig", "Prepared", "PIPELINE_CONFIG_NAME",
-           "STAGES"]
+__all__ = ["HumanSplatPipeline", "Prepared", "STAGES"]
 
-PIPELINE_CONFIG_NAME = "pipeline.json"
-MODEL_FILES = ("config.json", "model.safetensors")
 #: the stages a run reports through ``progress``, in order
 STAGES = ("load", "preprocess", "body_fit", "view_synthesis", "model_inputs", "reconstruction")
 
 Progress = Callable[[float, int, str], None]
-
-_BODY_MODELS = ("anny", "smpl")
-_SYNTHESIZERS = ("projection", "sv3d")
-_SPACES = ("pixel", "sd-vae")
-
-
-# --------------------------------------------------------------------------------------------
-# configuration
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """What ``pipeline.json`` holds: the components of a pipeline.
-
-    body_model: "anny" (offline, bundled assets) or "smpl" (licensed files);
-    body_model_source: for SMPL, a file, folder or Hub repo id (None: $HUMANSPLAT_SMPL_PATH).
-    view_synthesizer: "projection" (offline) or "sv3d" (diffusers weights);
-    synthesizer_repo / synthesizer_revision: SV3D weights (repo id, folder, or a
-        ``.safetensors`` single file); None = the default diffusers-format repo.
-    sv3d_frames: frames SV3D samples: 21 for the public ``sv3d_p`` orbit (the 4 views are
-        picked from it), 4 for weights fine-tuned on the 4 orthogonal views (the paper's).
-    space: the reconstruction space, "pixel" or "sd-vae" (must match the model's config);
-    vae_repo / vae_revision: the SD-VAE for "sd-vae" with the projection synthesizer
-        (SV3D brings its own VAE); None = stabilityai/sd-vae-ft-mse.
-    reconstruction_repo: where the transformer's config.json + model.safetensors live:
-        None = this checkpoint (in ``reconstruction_subfolder``), else a Hub repo id or folder;
-    reconstruction_revision: its revision (Hub).
-    crop_size: side of the square crop the body is fitted to (px).
-    foreground_ratio: default share of the crop the person's longer side fills.
-    min_opacity: Gaussians below this opacity never render and are dropped.
-    part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
-        nearest point on the fitted body) or "model" (the transformer's part head). The
-        bundled tiny checkpoint's head reaches a mean per-part IoU of 0.13 on held-out
-        subjects vs 0.80 for the nearest body part (benchmarks/parts_model.py, parts.py),
-        so "body" is the default.
-    """
-
-    body_model: str = "anny"
-    body_model_source: str | None = None
-    view_synthesizer: str = "projection"
-    synthesizer_repo: str | None = None
-    synthesizer_revision: str | None = None
-    sv3d_frames: int = 21
-    space: str = "pixel"
-    vae_repo: str | None = None
-    vae_revision: str | None = None
-    reconstruction_repo: str | None = None
-    reconstruction_subfolder: str = ""
-    reconstruction_revision: str | None = None
-    crop_size: int = 512
-    foreground_ratio: float = 0.85
-    min_opacity: float = 1.0 / 255.0
-    part_labels: str = "body"
-    format_version: int = 1
-
-    def __post_init__(self) -> None:
-        def bad(name: str, msg: str):
-            raise ConfigError(f"pipeline config: {name} {msg}")
-
-        if self.body_model not in _BODY_MODELS:
-            bad("body_model", f"must be one of {_BODY_MODELS}, got {self.body_model!r}")
-        if self.view_synthesizer not in _SYNTHESIZERS:
-            bad("view_synthesizer", f"must be one of {_SYNTHESIZERS}, got "
-                f"{self.view_synthesizer!r}")
-        if self.space not in _SPACES:
-            bad("space", f"must be one of {_SPACES}, got {self.space!r}")
-        if self.view_synthesizer == "sv3d" and self.space != "sd-vae":
-            bad("space", "must be 'sd-vae' with the sv3d synthesizer (SV3D samples latents)")
-        if not isinstance(self.sv3d_frames, int) or self.sv3d_frames < 4:
-            bad("sv3d_frames", f"must be an int >= 4, got {self.sv3d_frames!r}")
-        if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
-            bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
-        if not 0.1 <= float(self.foreground_ratio) <= 1.0:
-            bad("foreground_ratio", f"must be in [0.1, 1], got {self.foreground_ratio!r}")
-        if self.part_labels not in ("body", "model"):
-            bad("part_labels", f"must be 'body' or 'model', got {self.part_labels!r}")
-        if not 0.0 <= float(self.min_opacity) < 1.0:
-            bad("min_opacity", f"must be in [0, 1), got {self.min_opacity!r}")
-        if ".." in Path(self.reconstruction_subfolder).parts or \
-                Path(self.reconstruction_subfolder).is_absolute():
-            bad("reconstruction_subfolder", f"must be a relative folder inside the checkpoint, "
-                f"got {self.reconstruction_subfolder!r}")
-        if self.format_version != 1:
-            bad("format_version", f"{self.format_version} is newer than this humansplat "
-                f"({__version__}) reads; upgrade humansplat")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"pipeline config must be a JSON object, got "
-                              f"{type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"_class_name", "_humansplat_version"})
-        if unknown:
-            raise ConfigError(f"pipeline config: unknown field(s) {unknown}; known: "
-                              f"{sorted(known)}")
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> PipelineConfig:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{p} is not valid JSON ({err})") from err
-        return cls.from_dict(data)
-
-    def write(self, path: str | os.PathLike) -> Path:
-        p = Path(path)
-        data = {"_class_name": "HumanSplatPipeline", "_humansplat_version": __version__,
-                **self.to_dict()}
-        p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        return p
-
-    def replace(self, **changes: Any) -> PipelineConfig:
-        return replace(self, **changes)
-
 
 # --------------------------------------------------------------------------------------------
 # the front half of a run, kept for batching
@@ -196,41 +75,6 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _default_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
-    """fp32 on CPU; on CUDA bf16 where supported, else fp16 (autocast of the transformer,
-    SV3D weights). Strings "fp32"/"fp16"/"bf16" are accepted."""
-    if isinstance(dtype, str):
-        names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
-                 "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-        if dtype not in names:
-            raise ConfigError(f"dtype must be one of {sorted(names)}, got {dtype!r}")
-        dtype = names[dtype]
-    if dtype is None:
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ConfigError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
-    if device.type != "cuda" and dtype != torch.float32:
-        raise ConfigError(f"{dtype} runs on CUDA only; on {device} use float32")
-    return dtype
-
-
-_DTYPE_NAMES = {torch.float32: None, torch.float16: "fp16", torch.bfloat16: "bf16"}
-
-
-def _versions() -> dict[str, str]:
-    import huggingface_hub
-
-    return {"humansplat": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "huggingface_hub": huggingface_hub.__version__,
-            "python": platform.python_version()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +95,8 @@ class HumanSplatPipeline:
         self.body_model = body_model
         self.synthesizer = synthesizer
         self.space = space
-        self.device = _default_device(device)
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.device = default_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.model = model
         self.source = source
         self.model_source = model_source
@@ -273,7 +117,7 @@ class HumanSplatPipeline:
                         token: str | bool | None = None,
                         local_files_only: bool | None = None) -> HumanSplatPipeline:
         """Load a pipeline: ``None`` = the bundled default (``$HUMANSPLAT_CHECKPOINT`` or
-        ``checkpoints/humansplat-tiny/``, offline), a local folder, or a Hub repo id.
+        ``humansplat/checkpoints/humansplat-tiny/``, offline), a local folder, or a Hub repo id.
         Safetensors only. Raises :class:`MissingWeightsError` naming what is missing, where
         it looked and how to provide it."""
         src = resolve_source(path_or_repo_id, revision=revision, token=token,
@@ -289,10 +133,10 @@ class HumanSplatPipeline:
                 f"{src.path} ({src.kind} checkpoint {src.id!r}) holds no {PIPELINE_CONFIG_NAME} "
                 f"and no {' + '.join(MODEL_FILES)} (found: {have or 'nothing'}). A pipeline "
                 f"checkpoint is what HumanSplatPipeline.save_pretrained() writes; "
-                "the bundled one is checkpoints/humansplat-tiny/.")
+                "the bundled one is humansplat/checkpoints/humansplat-tiny/.")
         hub = {"token": token, "local_files_only": local_files_only}
         if config is None:
-            from .config import ModelConfig
+            from ..config import ModelConfig
 
             mcfg = ModelConfig.from_json((src.path / "config.json").read_text())
             config = PipelineConfig(space="sd-vae" if mcfg.space == "latent" else "pixel")
@@ -305,67 +149,42 @@ class HumanSplatPipeline:
 
     @classmethod
     def prior_only(cls, config: PipelineConfig | None = None, *, device=None,
-                   dtype=None) -> HumanSplatPipeline:
+                   dtype=None, body_model=None) -> HumanSplatPipeline:
         """The prior-only baseline: no checkpoint, no learned model (the textured fitted
-        body is the splat)."""
+        body is the splat). ``body_model``: a ready body model (default: the config's)."""
         return cls.from_components(config or PipelineConfig(), model=None, device=device,
-                                   dtype=dtype)
+                                   dtype=dtype, body_model=body_model)
 
     @classmethod
     def from_components(cls, config: PipelineConfig, *, model=None, device=None, dtype=None,
-                        body_model=None, source: ResolvedSource | None = None,
+                        body_model=None, synthesizer=None, space=None,
+                        source: ResolvedSource | None = None,
                         model_source: ResolvedSource | None = None,
                         model_card: str | None = None, token=None,
                         local_files_only: bool | None = None) -> HumanSplatPipeline:
-        """Build the body model, synthesizer and space that ``config`` names around a ready
-        ``model`` (a LatentReconstructionTransformer, or None for prior-only)."""
-        dev = _default_device(device)
-        dt = _resolve_dtype(dtype, dev)
-        body = body_model if body_model is not None else cls._load_body(config)
-        res = model.config.image_size if model is not None else 256
-        synth, space = cls._load_synthesizer(config, body, res, dev, dt, token=token,
-                                             local_files_only=local_files_only)
+        """Build the body model, synthesizer and space that ``config`` names (through the
+        component registry, :mod:`.components`) around a ready ``model`` (a
+        LatentReconstructionTransformer, or None for prior-only). A ``body_model``, or a
+        ``synthesizer`` with its ``space``, passed in is used as it is."""
+        dev = default_device(device)
+        dt = resolve_dtype(dtype, dev)
+        body = body_model if body_model is not None else build_body_model(config)
+        if synthesizer is None:
+            res = model.config.image_size if model is not None else 256
+            synthesizer, space = build_synthesizer(config, body, res, dev, dt, token=token,
+                                                   local_files_only=local_files_only)
+        elif space is None:
+            raise ConfigError("from_components: a synthesizer passed in needs its space "
+                              "(the reconstruction space its features are in)")
+        synth = synthesizer
         return cls(config, body_model=body, synthesizer=synth, space=space, model=model,
                    device=dev, dtype=dt, source=source, model_source=model_source,
                    model_card=model_card)
 
     @staticmethod
-    def _load_body(config: PipelineConfig):
-        from .prior.body import load_body_model
-
-        if config.body_model == "smpl":
-            return load_body_model("smpl", source=config.body_model_source)
-        return load_body_model("anny")
-
-    @staticmethod
-    def _load_synthesizer(config: PipelineConfig, body, resolution: int, device, dtype, *,
-                          token=None, local_files_only=None):
-        from .synth.latent_space import PixelSpace, SDVAESpace
-        from .synth.projection import ProjectionSynthesizer
-
-        if config.view_synthesizer == "sv3d":
-            from .synth.sv3d import DEFAULT_SV3D_REPO, SV3DSynthesizer
-
-            synth = SV3DSynthesizer.from_pretrained(
-                config.synthesizer_repo or DEFAULT_SV3D_REPO, device=device,
-                dtype=dtype if device.type == "cuda" else torch.float32,
-                local_files_only=local_files_only, revision=config.synthesizer_revision,
-                token=token, num_frames=config.sv3d_frames, resolution=resolution)
-            return synth, synth.space
-        if config.space == "sd-vae":
-            from .synth.latent_space import DEFAULT_SD_VAE_REPO
-
-            space = SDVAESpace.from_pretrained(config.vae_repo or DEFAULT_SD_VAE_REPO,
-                                               device=device, local_files_only=local_files_only,
-                                               revision=config.vae_revision)
-        else:
-            space = PixelSpace()
-        return ProjectionSynthesizer(body, resolution=resolution, space=space), space
-
-    @staticmethod
     def _load_model(config: PipelineConfig, src: ResolvedSource, *, token=None,
                     local_files_only=None):
-        from .model import LatentReconstructionTransformer
+        from ..model import LatentReconstructionTransformer
 
         if config.reconstruction_repo is None:
             model_src = src
@@ -410,62 +229,13 @@ class HumanSplatPipeline:
     def model_card(self) -> str:
         """A model card for :meth:`save_pretrained`/``push``: Hub metadata, the components,
         usage, and the loaded checkpoint's own card (training, metrics, limitations)."""
-        from .config import ModelConfig
-
-        c = self.config
-        m = self.model.config if self.model is not None else None
-        params = self.model.num_parameters() if self.model is not None else 0
-        src = self.source.as_dict() if self.source is not None else {}
-        lines = [
-            "---",
-            "library_name: humansplat",
-            "license: mit",
-            "pipeline_tag: image-to-3d",
-            "tags:", "- gaussian-splatting", "- 3d-human", "- single-image-reconstruction",
-            "- humansplat",
-            "---", "",
-            "# HumanSplat pipeline", "",
-            "One photo of a person in, a 3D Gaussian splat of that person out: an open "
-            "implementation of *HumanSplat: Generalizable Single-Image Human Gaussian Splatting "
-            "with Structure Priors* (NeurIPS 2024, https://arxiv.org/abs/2406.12459).", "",
-            "| stage | component |", "|---|---|",
-            f"| body prior | {c.body_model}"
-            + (f" ({c.body_model_source})" if c.body_model_source else "") + " |",
-            f"| view synthesis | {c.view_synthesizer}"
-            + (f" ({c.synthesizer_repo})" if c.synthesizer_repo else "") + " |",
-            f"| reconstruction space | {c.space} |",
-        ]
-        if m is not None:
-            assert isinstance(m, ModelConfig)
-            lines.append(f"| reconstruction | LatentReconstructionTransformer, preset "
-                         f"`{m.name}`, {params:,} parameters, {m.n_views} views of "
-                         f"{m.image_size} px, {m.n_gaussians:,} Gaussians |")
-        lines += ["", "Files: `pipeline.json` (the components), `config.json` + "
-                  "`model.safetensors` (the reconstruction transformer).", "",
-                  "## Use", "", "```python",
-                  "from humansplat import HumanSplatPipeline",
-                  "pipe = HumanSplatPipeline.from_pretrained(\"<this repo or folder>\")",
-                  "rec = pipe(\"photo.jpg\", seed=0)",
-                  "rec.save(\"outputs/photo\")  # gaussians.ply/.splat, orbit.mp4, meta.json ...",
-                  "```", "",
-                  "or `humansplat reconstruct photo.jpg -o outputs --checkpoint <repo or folder>`.",
-                  ""]
-        if src:
-            lines += [f"Saved from the {src.get('kind')} checkpoint `{src.get('id')}`"
-                      + (f" at commit `{src['commit']}`" if src.get("commit") else "") + ".", ""]
-        marker = "## From the source checkpoint's card"
-        body = _card_body(self.source_card) if self.source_card else ""
-        if marker in body:  # re-saving a saved pipeline: keep the original card once
-            body = body[body.index(marker) + len(marker):]
-        if body.strip():
-            lines += [marker, "", body.strip(), ""]
-        return "\n".join(lines)
+        return _model_card(self)
 
     def push_to_hub(self, repo_id: str, *, token: str | bool | None = None,
                     private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload HumanSplat pipeline"):
         """:meth:`save_pretrained` into a temporary folder and upload it (``HfApi``)."""
-        from .hub import upload_folder
+        from ..hub import upload_folder
 
         with tempfile.TemporaryDirectory(prefix="humansplat-push-") as tmp:
             self.save_pretrained(tmp)
@@ -473,35 +243,17 @@ class HumanSplatPipeline:
                                  commit_message=commit_message)
 
     # -- running --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _inference(self):
-        """Eval mode and this pipeline's mixed precision (applied by the model's forward,
-        which keeps geometry in fp32) for one forward; the model is left as it was (it may
-        be a model in training, evaluated through the pipeline)."""
-        model = self.model
-        cfg, training = model.config, model.training
-        model.config = cfg.replace(autocast=_DTYPE_NAMES[self.dtype])
-        model.eval()
-        try:
-            yield
-        finally:
-            model.config = cfg
-            model.train(training)
-
-    def _rng(self, seed: int):
-        """Fork the global RNGs and seed them: a run never depends on (or changes) what
-        ran before."""
-        @contextlib.contextmanager
-        def ctx():
-            devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                yield
-        return ctx()
+    # A run shares no mutable state with another run (the app runs several at once over one
+    # pipeline): randomness comes from generators seeded per run and passed down (the fit's
+    # numpy Generator, the synthesizer's torch.Generator), never the global RNGs; precision is
+    # a per-call argument of the model's forward (autocast is thread-local); torch's thread
+    # count is fixed once at start-up (humansplat.runtime.fix_threads), never per stage.
+    # The model's train/eval mode is left alone: under no_grad its forward does not depend
+    # on it (no dropout, no batch-norm; checkpointing only with gradients).
 
     def _check_run(self, seed, prior_only) -> tuple[int, bool]:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise ConfigError(f"seed must be an int, got {seed!r}")
         prior = self.model is None if prior_only is None else bool(prior_only)
         if not prior and self.model is None:
             raise ConfigError("this pipeline has no reconstruction model (prior-only); "
@@ -513,25 +265,24 @@ class HumanSplatPipeline:
                 guidance=None, progress: Progress | None = None,
                 prior_only: bool | None = None) -> Prepared:
         """The front half of :meth:`__call__` (load .. model_inputs) for one photo."""
-        from .io import load_image
-        from .prior.fit import fit_preprocessed
-        from .prior.preprocess import preprocess
+        from ..io import load_image
+        from ..prior.fit import fit_preprocessed
+        from ..prior.preprocess import preprocess
 
         seed, prior = self._check_run(seed, prior_only)
         fg = self.config.foreground_ratio if foreground_ratio is None else float(foreground_ratio)
         timings: dict[str, float] = {}
-        with self._rng(seed):
-            t = time.perf_counter()
-            loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
-                else load_image(image)
-            self._stage_done(0, t, timings, progress)
-            t = time.perf_counter()
-            pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
-                             remove_background=remove_background)
-            self._stage_done(1, t, timings, progress)
-            t = time.perf_counter()
-            fit = fit_preprocessed(pre, self.body_model)
-            self._stage_done(2, t, timings, progress)
+        t = time.perf_counter()
+        loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
+            else load_image(image)
+        self._stage_done(0, t, timings, progress)
+        t = time.perf_counter()
+        pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
+                         remove_background=remove_background)
+        self._stage_done(1, t, timings, progress)
+        t = time.perf_counter()
+        fit = fit_preprocessed(pre, self.body_model)
+        self._stage_done(2, t, timings, progress)
         settings = {"foreground_ratio": fg, "remove_background": bool(remove_background),
                     "crop_size": pre.size}
         return self._views_and_inputs(loaded, pre, fit, settings, timings, seed=seed,
@@ -562,52 +313,39 @@ class HumanSplatPipeline:
     def _views_and_inputs(self, loaded, pre, fit, settings: dict, timings: dict, *, seed: int,
                           num_steps, guidance, progress: Progress | None,
                           prior: bool) -> Prepared:
-        """Stages view_synthesis and model_inputs."""
-        from .cameras import orthogonal_views
-        from .io import to_tensor
-        from .synth.base import SynthInput
+        """Stages view_synthesis and model_inputs (:func:`humansplat.front.front_half`, the
+        function training data and evaluation build their inputs with)."""
+        from ..front import front_half
+        from ..io import to_tensor
 
         total = len(STAGES)
-        with self._rng(seed):
-            t = time.perf_counter()
-            synth = self._projection_synth() if prior else self.synthesizer
-            S = pre.size
-            inp = SynthInput(image=to_tensor(pre.rgb), mask=torch.as_tensor(pre.mask)[None],
-                             input_camera=fit.cameras,
-                             target_cameras=orthogonal_views(
-                                 radius=float(fit.cameras.centers[0].norm()), width=S, height=S),
-                             body_fit=fit)
-            sub = None
-            if progress is not None:
-                sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
-                                                 f"view_synthesis: {msg}")
-            out = synth(inp, seed=seed, num_steps=num_steps, guidance=guidance, progress=sub)
-            self._stage_done(3, t, timings, progress)
-            t = time.perf_counter()
-            if prior:
-                inputs = None
-                latents = self._prior_latents(inp, out)
-            else:
-                from .model.inputs import assemble_inputs
-
-                inputs = assemble_inputs(self.model.config, inp.image, inp.mask, fit.cameras,
-                                         out.features, out.cameras, fit.vertices,
-                                         space=self.space)
-                latents = inputs.views
-            self._stage_done(4, t, timings, progress)
+        t = time.perf_counter()
+        synth = self._projection_synth() if prior else self.synthesizer
+        sub = None
+        if progress is not None:
+            sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
+                                             f"view_synthesis: {msg}")
+        front = front_half(to_tensor(pre.rgb), torch.as_tensor(pre.mask)[None], fit, synth,
+                           None if prior else self.model.config, space=self.space, seed=seed,
+                           num_steps=num_steps, guidance=guidance, progress=sub)
+        inp, out, inputs = front.synth_input, front.synth, front.inputs
+        self._stage_done(3, t, timings, progress)
+        t = time.perf_counter()
+        latents = self._prior_latents(inp, out) if prior else inputs.views
+        self._stage_done(4, t, timings, progress)
         settings = {"seed": seed, **settings, "num_steps": out.info.get("steps"),
-                    "guidance": _jsonable(out.info.get("guidance")), "prior_only": prior,
+                    "guidance": jsonable(out.info.get("guidance")), "prior_only": prior,
                     "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
         info = {"segmentation": pre.mask_source, "body_model": type(self.body_model).__name__,
                 "view_synthesizer": out.info.get("synthesizer", synth.name),
-                "space": out.space, "synthesizer_info": _jsonable(out.info)}
+                "space": out.space, "synthesizer_info": jsonable(out.info)}
         return Prepared(loaded=loaded, pre=pre, fit=fit, synth_input=inp, synth=out,
                         inputs=inputs, latents=latents, seed=seed, settings=settings,
                         prior_only=prior, timings=timings, info=info)
 
     def _projection_synth(self):
         if self._projection is None:
-            from .synth.projection import ProjectionSynthesizer
+            from ..synth.projection import ProjectionSynthesizer
 
             self._projection = ProjectionSynthesizer(self.body_model, resolution=256)
         return self._projection
@@ -615,7 +353,7 @@ class HumanSplatPipeline:
     @staticmethod
     def _prior_latents(inp, out) -> Tensor:
         """Input photo (on white, at the views' size) + the generated views' features."""
-        from .synth.latent_space import resize_images
+        from ..latent_space import resize_images
 
         R = out.previews.shape[-1]
         m = inp.mask.float().clamp(0, 1)
@@ -636,7 +374,7 @@ class HumanSplatPipeline:
         gaussians: dict[int, Any] = {}
         t = time.perf_counter()
         if todo:
-            from .model.inputs import ModelInputs
+            from ..model.inputs import ModelInputs
 
             batch = [prepared[i].inputs for i in todo]
             stacked = ModelInputs(views=torch.stack([b.views for b in batch]),
@@ -646,8 +384,8 @@ class HumanSplatPipeline:
                                   input_view=batch[0].input_view)
             kw = {k: (v.to(self.device) if isinstance(v, Tensor) else v)
                   for k, v in stacked.__dict__.items()}
-            with self._rng(prepared[todo[0]].seed), torch.no_grad(), self._inference():
-                out = self.model(**kw)
+            with torch.no_grad():
+                out = self.model(**kw, autocast=autocast_name(self.dtype))
             for j, i in enumerate(todo):
                 gaussians[i] = out.gaussians(j).detach().to("cpu", torch.float32)
         model_seconds = (time.perf_counter() - t) / max(len(todo), 1)
@@ -661,7 +399,7 @@ class HumanSplatPipeline:
             n_raw = len(g)
             g = g.prune(self.config.min_opacity) if self.config.min_opacity > 0 else g
             if self.config.part_labels == "body" or g.labels is None:
-                from .parts_export import assign_labels
+                from ..parts_export import assign_labels
 
                 g = assign_labels(g, self.body_model, p.fit, overwrite=True)
             p.timings["reconstruction"] = (time.perf_counter() - t) + \
@@ -709,8 +447,8 @@ class HumanSplatPipeline:
         return info
 
     def _reconstruction(self, p: Prepared, g, n_raw: int) -> Reconstruction:
-        from .io import to_uint8
-        from .prior.overlay import overlay_fit
+        from ..io import to_uint8
+        from ..prior.overlay import overlay_fit
 
         fit, pre, out = p.fit, p.pre, p.synth
         views = to_uint8(out.previews.clamp(0, 1))
@@ -725,36 +463,12 @@ class HumanSplatPipeline:
                 "renderer": "gsplat" if torch.cuda.is_available() else "torch",
                 "device": str(self.device) if not p.prior_only else "cpu"}
         timings = dict(p.timings)
-        meta = {
-            "format": "humansplat-reconstruction/1",
-            "method": method,
-            "seed": p.seed,
-            "versions": _versions(),
-            "checkpoint": self.checkpoint_info() if not p.prior_only else
+        meta = reconstruction_meta(
+            method=method, seed=p.seed,
+            checkpoint=self.checkpoint_info() if not p.prior_only else
             {"id": None, "kind": "prior-only"},
-            "input": {"source": getattr(p.loaded, "source", None),
-                      "original_size": [int(v) for v in pre.original_size],
-                      "crop_box": [float(v) for v in pre.crop_box],
-                      "crop_scale": float(pre.scale),
-                      "n_people_detected": int(pre.n_people_detected),
-                      "notes": list(pre.notes)},
-            "camera": {"viewmat": fit.viewmat.tolist(), "K": fit.K.tolist(),
-                       "image_size": [int(v) for v in fit.image_size],
-                       "convention": "OpenCV world-to-camera; world +y up, person faces +z"},
-            "view_cameras": {"azimuths_deg": [float(a) for a in out.cameras.azimuths]
-                             if out.cameras.azimuths is not None else None,
-                             "viewmats": out.cameras.viewmats.tolist(),
-                             "Ks": out.cameras.Ks.tolist(),
-                             "image_size": [int(out.cameras.width), int(out.cameras.height)]},
-            "settings": dict(p.settings),
-            "components": info,
-            "fit": {k: v for k, v in fit.diagnostics.items()
-                    if isinstance(v, (int, float, str)) or v is None},
-            "num_gaussians": len(g),
-            "num_gaussians_before_pruning": n_raw,
-            "files_up_axis": "-y (rotated 180 deg about x for splat viewers; load_ply undoes it)",
-            "timings_s": timings,
-        }
+            loaded=p.loaded, pre=pre, fit=fit, synth=out, settings=p.settings,
+            components=info, num_gaussians=len(g), num_before_pruning=n_raw, timings=timings)
         return Reconstruction(gaussians=g, views=views, latents=p.latents.detach().float().cpu(),
                               overlay=overlay_fit(pre.rgb, fit), crop=pre.rgb,
                               mask=np.asarray(pre.mask, np.float32), fit=fit,
@@ -766,28 +480,4 @@ class HumanSplatPipeline:
         model = "none (prior-only)" if self.model is None else self.model.config.name
         return (f"HumanSplatPipeline(body={c.body_model}, synthesizer={c.view_synthesizer}, "
                 f"space={c.space}, model={model}, device={self.device}, dtype={self.dtype})")
-
-
-def _card_body(card: str) -> str:
-    """A model card without its YAML header."""
-    text = card.lstrip()
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        if end != -1:
-            text = text[end + 4:]
-    return text.strip()
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    if isinstance(x, (np.integer, np.floating)):
-        return x.item()
-    if isinstance(x, Tensor) and x.numel() == 1:
-        return x.item()
-    return str(x)
 

@@ -28,15 +28,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cameras import camera_centers
+from ..geometry import quat_to_rotmat
 
 __all__ = [
     "ALPHA_THRESHOLD",
     "MAX_ALPHA",
     "TRANSMITTANCE_EPS",
     "Projected",
-    "quat_to_rotmat",
-    "rotmat_to_quat",
-    "quat_multiply",
     "covariance_3d",
     "project_gaussians",
     "sh_basis",
@@ -56,64 +54,8 @@ RADIUS_SIGMAS = 3.33
 
 
 # --------------------------------------------------------------------------------------
-# Quaternions and covariances
+# Covariances (rotation maths: humansplat.geometry)
 # --------------------------------------------------------------------------------------
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices [...,3,3] from quaternions [...,4] (w, x, y, z), normalised first."""
-    q = F.normalize(quats, dim=-1)
-    w, x, y, z = q.unbind(-1)
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    R = torch.stack([
-        1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-        2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-        2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy),
-    ], dim=-1)
-    return R.reshape(q.shape[:-1] + (3, 3))
-
-
-def rotmat_to_quat(R: Tensor) -> Tensor:
-    """Unit quaternions [...,4] (w, x, y, z; w >= 0) from rotation matrices [...,3,3].
-
-    Shepperd's method: build the quaternion from whichever of w, x, y, z is largest, so no
-    branch divides by a small number."""
-    if R.shape[-2:] != (3, 3):
-        raise ValueError(f"R must be [...,3,3], got {tuple(R.shape)}")
-    m = R
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    tr = m00 + m11 + m22
-    # four candidate (unnormalised) quaternions, each well-conditioned when its lead is big
-    cand = torch.stack([
-        torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
-                     m[..., 1, 0] - m[..., 0, 1]], -1),
-        torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22,
-                     m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-        torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0],
-                     1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
-        torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0],
-                     m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
-    ], dim=-2)  # [...,4(candidate),4]
-    lead = torch.stack([1 + tr, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22,
-                        1 - m00 - m11 + m22], -1)  # [...,4] = 4 * component^2
-    best = lead.argmax(dim=-1, keepdim=True)  # [...,1]
-    q = torch.gather(cand, -2, best[..., None].expand(best.shape[:-1] + (1, 4))).squeeze(-2)
-    q = F.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-
-def quat_multiply(q1: Tensor, q2: Tensor) -> Tensor:
-    """Hamilton product q1 * q2 of quaternions [...,4] (w, x, y, z): rotate by q2, then q1."""
-    w1, x1, y1, z1 = q1.unbind(-1)
-    w2, x2, y2, z2 = q2.unbind(-1)
-    return torch.stack([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ], dim=-1)
-
-
 def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
     """World covariances [...,3,3] = R diag(s^2) R^T from quats [...,4] and scales [...,3]."""
     M = quat_to_rotmat(quats) * scales[..., None, :]  # R S

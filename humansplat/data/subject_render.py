@@ -1,4 +1,4 @@
-"""Render a dressed subject (:class:`~humansplat.train.synthetic_humans.SubjectMesh`) into
+"""Render a dressed subject (:class:`~humansplat.data.synthetic_humans.SubjectMesh`) into
 cameras: RGB on white, antialiased mask and 24-part label maps.
 
 Rasterisation is :func:`humansplat.synth.projection.rasterize_mesh` (exact z-buffer: face

@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import ConfigError
+
 __all__ = ["register"]
 
 
 def _cmd_train(args) -> int:
-    from .config import load_train_config
-    from .trainer import Trainer
+    from .train.config import load_train_config
+    from .train.trainer import Trainer
 
     overrides = list(args.set or [])
     if args.output:
@@ -28,13 +30,13 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from ..eval.evaluate import EvalConfig, evaluate
+    from .eval.evaluate import EvalConfig, evaluate
 
     ckpts = {}
     for item in args.checkpoint or []:
         name, _, path = item.partition("=")
         if not path:
-            raise ValueError(f"--checkpoint expects NAME=PATH, got {item!r}")
+            raise ConfigError(f"--checkpoint expects NAME=PATH, got {item!r}")
         ckpts[name] = path
     cfg = EvalConfig(root=args.data, split=args.split, checkpoints=ckpts,
                      baselines=tuple() if args.no_baselines else ("prior-mesh",

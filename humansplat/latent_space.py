@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import MissingWeightsError
+from .errors import MissingWeightsError
 
 __all__ = ["LatentSpace", "PixelSpace", "SDVAESpace", "resize_images", "DEFAULT_SD_VAE_REPO"]
 

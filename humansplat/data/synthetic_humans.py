@@ -20,9 +20,9 @@ Garments (all in the body's rest space, then skinned with the body's own weights
   vertices at its height, the hem only ever widens, plus flare and folds) instead of
   following them.
 
-Appearance is evaluated per pixel (:mod:`humansplat.train.subject_render`) from each surface
+Appearance is evaluated per pixel (:mod:`humansplat.data.subject_render`) from each surface
 point's canonical (rest-pose) coordinates, so stripes, checks and prints follow the body in
-every pose. World frame: metres, +y up, facing +z (DESIGN.md).
+every pose. World frame: metres, +y up, facing +z (humansplat/cameras.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..geometry import vertex_normals
 from ..prior.parts import KEYPOINT_NAMES, NUM_PARTS, PART_FLIP, PART_NAMES
 
 __all__ = [
@@ -348,24 +349,6 @@ def _tables(model) -> _Tables:
     return t
 
 
-def _vertex_normals_np(v: np.ndarray, f: np.ndarray, outward: bool = True) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    n /= np.linalg.norm(n, axis=1, keepdims=True).clip(1e-12)
-    return n if outward else -n
-
-
-def vertex_normals_t(v: Tensor, f: Tensor, n_vertices: int | None = None) -> Tensor:
-    """[N,3] area-weighted vertex normals following the faces' winding (no re-orientation:
-    open garment surfaces have no inside to test)."""
-    fn = torch.linalg.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=-1)
-    n = torch.zeros(n_vertices or v.shape[0], 3, dtype=v.dtype).index_add_(
-        0, f.reshape(-1), fn.repeat_interleave(3, dim=0))
-    return torch.nn.functional.normalize(n, dim=-1)
-
-
 # ----------------------------------------------------------------------------------------
 # rest-space body geometry used to select garment regions
 # ----------------------------------------------------------------------------------------
@@ -398,7 +381,9 @@ def _rest_geometry(model, shape: Tensor) -> _Rest:
     joints = {n: js[int(model.smpl_joints[i])] for i, n in enumerate(PART_NAMES)
               if int(model.smpl_joints[i]) >= 0}
     kps = {n: out.keypoints[0, i].double().numpy() for i, n in enumerate(KEYPOINT_NAMES)}
-    normals = _vertex_normals_np(rest, tab.faces, tab.outward)
+    # the rest mesh is closed, but its winding comes from the table (tab.outward)
+    normals = vertex_normals(torch.from_numpy(rest), torch.from_numpy(tab.faces),
+                             outward=False).numpy() * (1.0 if tab.outward else -1.0)
     V = rest.shape[0]
     t_arm = np.full(V, np.nan)
     t_leg = np.full(V, np.nan)
@@ -592,7 +577,7 @@ def _skirt(model, r: _Rest, out, o: Outfit, material: int, n_ang: int = 56,
     faces = np.concatenate([np.stack([a, cc, b], -1).reshape(-1, 3),
                             np.stack([b, cc, d], -1).reshape(-1, 3)])
     faces_t = torch.as_tensor(faces, dtype=torch.long)
-    n = vertex_normals_t(verts, faces_t)
+    n = vertex_normals(verts, faces_t, outward=False)
     centre = (torch.as_tensor(np.array([c[0], 0.0, c[1]])) @ T[:3, :3].T + T[:3, 3]).to(dt)
     radial = verts - centre
     radial = radial - (radial * (T[:3, 1] / T[:3, 1].norm()).to(dt)).sum(-1, keepdim=True) * \
@@ -664,7 +649,7 @@ def build_mesh(subject: Subject, params: dict) -> SubjectMesh:
     V = torch.cat(verts)
     F = torch.cat(faces)
     # normals per layer (each is its own surface; the body's winding decides the sign)
-    normals = vertex_normals_t(V.double(), F, V.shape[0]).to(V.dtype)
+    normals = vertex_normals(V.double(), F, outward=False, n_vertices=V.shape[0]).to(V.dtype)
     if not tab.outward:
         normals = -normals
         # the skirt was oriented explicitly; undo the flip there

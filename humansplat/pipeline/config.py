@@ -1,0 +1,170 @@
+"""``pipeline.json``: which components a pipeline runs (:class:`PipelineConfig`), and the
+device / precision rules of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..errors import ConfigError
+from ..prior.preprocess import FOREGROUND_RATIO, check_foreground_ratio
+
+__all__ = ["PipelineConfig", "PIPELINE_CONFIG_NAME", "MODEL_FILES", "default_device",
+           "resolve_dtype", "autocast_name"]
+
+PIPELINE_CONFIG_NAME = "pipeline.json"
+MODEL_FILES = ("config.json", "model.safetensors")
+_SPACES = ("pixel", "sd-vae")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What ``pipeline.json`` holds: the components of a pipeline.
+
+    body_model: "anny" (offline, bundled assets) or "smpl" (licensed files);
+    body_model_source: for SMPL, a file, folder or Hub repo id (None: $HUMANSPLAT_SMPL_PATH).
+    view_synthesizer: "projection" (offline) or "sv3d" (diffusers weights);
+    synthesizer_repo / synthesizer_revision: SV3D weights (repo id, folder, or a
+        ``.safetensors`` single file); None = the default diffusers-format repo.
+    sv3d_frames: frames SV3D samples: 21 for the public ``sv3d_p`` orbit (the 4 views are
+        picked from it), 4 for weights fine-tuned on the 4 orthogonal views (the paper's).
+    space: the reconstruction space, "pixel" or "sd-vae" (must match the model's config);
+    vae_repo / vae_revision: the SD-VAE for "sd-vae" with the projection synthesizer
+        (SV3D brings its own VAE); None = stabilityai/sd-vae-ft-mse.
+    reconstruction_repo: where the transformer's config.json + model.safetensors live:
+        None = this checkpoint (in ``reconstruction_subfolder``), else a Hub repo id or folder;
+    reconstruction_revision: its revision (Hub).
+    crop_size: side of the square crop the body is fitted to (px).
+    foreground_ratio: default share of the crop the person's longer side fills.
+    min_opacity: Gaussians below this opacity never render and are dropped.
+    part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
+        nearest point on the fitted body) or "model" (the transformer's part head). The
+        bundled tiny checkpoint's head reaches a mean per-part IoU of 0.13 on held-out
+        subjects vs 0.80 for the nearest body part (benchmarks/parts_model.py, parts.py),
+        so "body" is the default.
+    """
+
+    body_model: str = "anny"
+    body_model_source: str | None = None
+    view_synthesizer: str = "projection"
+    synthesizer_repo: str | None = None
+    synthesizer_revision: str | None = None
+    sv3d_frames: int = 21
+    space: str = "pixel"
+    vae_repo: str | None = None
+    vae_revision: str | None = None
+    reconstruction_repo: str | None = None
+    reconstruction_subfolder: str = ""
+    reconstruction_revision: str | None = None
+    crop_size: int = 512
+    foreground_ratio: float = FOREGROUND_RATIO
+    min_opacity: float = 1.0 / 255.0
+    part_labels: str = "body"
+    format_version: int = 1
+
+    def __post_init__(self) -> None:
+        def bad(name: str, msg: str):
+            raise ConfigError(f"pipeline config: {name} {msg}")
+
+        from .components import body_model_names, synthesizer_names
+
+        if self.body_model not in body_model_names():
+            bad("body_model", f"must be one of {body_model_names()} (or a name registered "
+                f"with register_body_model), got {self.body_model!r}")
+        if self.view_synthesizer not in synthesizer_names():
+            bad("view_synthesizer", f"must be one of {synthesizer_names()} (or a name "
+                f"registered with register_synthesizer), got {self.view_synthesizer!r}")
+        if self.space not in _SPACES:
+            bad("space", f"must be one of {_SPACES}, got {self.space!r}")
+        if self.view_synthesizer == "sv3d" and self.space != "sd-vae":
+            bad("space", "must be 'sd-vae' with the sv3d synthesizer (SV3D samples latents)")
+        if not isinstance(self.sv3d_frames, int) or self.sv3d_frames < 4:
+            bad("sv3d_frames", f"must be an int >= 4, got {self.sv3d_frames!r}")
+        if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
+            bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
+        check_foreground_ratio(self.foreground_ratio)
+        if self.part_labels not in ("body", "model"):
+            bad("part_labels", f"must be 'body' or 'model', got {self.part_labels!r}")
+        if not 0.0 <= float(self.min_opacity) < 1.0:
+            bad("min_opacity", f"must be in [0, 1), got {self.min_opacity!r}")
+        if ".." in Path(self.reconstruction_subfolder).parts or \
+                Path(self.reconstruction_subfolder).is_absolute():
+            bad("reconstruction_subfolder", f"must be a relative folder inside the checkpoint, "
+                f"got {self.reconstruction_subfolder!r}")
+        if self.format_version != 1:
+            bad("format_version", f"{self.format_version} is newer than this humansplat "
+                f"({__version__}) reads; upgrade humansplat")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"pipeline config must be a JSON object, got "
+                              f"{type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"_class_name", "_humansplat_version"})
+        if unknown:
+            raise ConfigError(f"pipeline config: unknown field(s) {unknown}; known: "
+                              f"{sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> PipelineConfig:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{p} is not valid JSON ({err})") from err
+        return cls.from_dict(data)
+
+    def write(self, path: str | os.PathLike) -> Path:
+        p = Path(path)
+        data = {"_class_name": "HumanSplatPipeline", "_humansplat_version": __version__,
+                **self.to_dict()}
+        p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return p
+
+    def replace(self, **changes: Any) -> PipelineConfig:
+        return replace(self, **changes)
+
+
+def default_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    """fp32 on CPU; on CUDA bf16 where supported, else fp16 (autocast of the transformer,
+    SV3D weights). Strings "fp32"/"fp16"/"bf16" are accepted."""
+    if isinstance(dtype, str):
+        names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
+                 "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+        if dtype not in names:
+            raise ConfigError(f"dtype must be one of {sorted(names)}, got {dtype!r}")
+        dtype = names[dtype]
+    if dtype is None:
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ConfigError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
+    if device.type != "cuda" and dtype != torch.float32:
+        raise ConfigError(f"{dtype} runs on CUDA only; on {device} use float32")
+    return dtype
+
+
+_AUTOCAST_NAMES = {torch.float32: None, torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def autocast_name(dtype: torch.dtype) -> str | None:
+    """The model's per-call ``autocast`` argument for a pipeline dtype (None = fp32)."""
+    return _AUTOCAST_NAMES[dtype]
