@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix
 from ..prior.parts import PART_NAMES
 
@@ -133,5 +134,5 @@ def make_motion(name: str, n_frames: int | None = None) -> Motion:
     """The motion called ``name`` (one of :data:`MOTIONS`), with its default length unless
     ``n_frames`` is given."""
     if name not in MOTIONS:
-        raise ValueError(f"unknown motion {name!r}; choose one of {', '.join(MOTIONS)}")
+        raise ConfigError(f"unknown motion {name!r}; choose one of {', '.join(MOTIONS)}")
     return MOTIONS[name]() if n_frames is None else MOTIONS[name](n_frames)
