@@ -57,7 +57,7 @@ class Motion:
 
 def _frames(n_frames: int) -> Tensor:
     if not isinstance(n_frames, int) or n_frames < 1:
-        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+        raise ConfigError(f"n_frames must be a positive int, got {n_frames!r}")
     return torch.arange(n_frames, dtype=torch.float32) / n_frames  # phase in [0, 1)
 
 
