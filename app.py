@@ -14,8 +14,12 @@ from __future__ import annotations
 import spaces  # noqa: I001 - first: on ZeroGPU it must patch CUDA before torch is imported
 from spaces.config import Config as SpacesConfig
 
+import atexit
 import logging
 import random
+import shutil
+import sys
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -23,23 +27,30 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from humansplat.errors import HumanSplatError, InvalidImageError
-from humansplat.prior.preprocess import FOREGROUND_RATIO, FOREGROUND_RATIO_RANGE
+from humansplat.logs import configure as configure_logging
 from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, Failed,
                                Finished, PhotoCheck, Preview, ProgressUpdate, RunOptions,
                                SessionStore, SplatReady, animate_result, check_motion,
+                               check_photo,
                                check_part_view, estimate_animation_gpu_seconds,
                                estimate_gpu_seconds, load_photo, load_pipeline, part_view,
                                run_events, summary_markdown)
+from humansplat.webapp import inputs as I
+from humansplat.webapp.gate import Rule, install_gate
+from humansplat.webapp.memory import limit_malloc_arenas, returning_memory
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+# our own log lines only; third-party ones with --verbose or HUMANSPLAT_LOG_LEVEL=debug
+configure_logging("--verbose" in sys.argv[1:])
 log = logging.getLogger("humansplat.app")
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*")
                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
-MAX_SEED = 2**31 - 1
+MAX_SEED = I.MAX_SEED
 
+limit_malloc_arenas()  # before any worker thread: RSS stays flat over many runs
 SETTINGS = AppSettings.from_env()
+HEAVY, LIGHT, LIGHT_LIMIT = "device", "files", 2  # concurrency groups: device work, part views
 ON_ZERO_GPU = SpacesConfig.zero_gpu
 PIPE, NOTICES = load_pipeline(SETTINGS, on_zero_gpu=ON_ZERO_GPU)
 ON_CPU = PIPE.device.type == "cpu" and not ON_ZERO_GPU
@@ -47,10 +58,14 @@ USES_DIFFUSION = PIPE.config.view_synthesizer == "sv3d"
 DEFAULT_STEPS = int(getattr(PIPE.synthesizer, "default_steps", 50) or 50)
 LIMITS = PhotoCheck(max_bytes=SETTINGS.max_upload_mb * 2**20,
                     max_megapixels=SETTINGS.max_megapixels)
-# Session folders live inside Gradio's own file cache: outputs are served from there without
-# being copied anywhere else, and deleting a session's folder really removes its files.
-SESSIONS = SessionStore(Path(get_upload_folder()) / "humansplat-sessions",
-                        upload_root=get_upload_folder(), ttl_s=SETTINGS.session_ttl_s)
+# Runs write into private folders next to Gradio's file cache (never served); each file handed
+# to a caller is published inside the cache under a random folder of its own (a hard link).
+_UPLOADS = Path(get_upload_folder())
+_UPLOADS.mkdir(parents=True, exist_ok=True)
+_WORK = Path(tempfile.mkdtemp(prefix="humansplat-work-", dir=_UPLOADS.parent))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
+SESSIONS = SessionStore(_UPLOADS / "humansplat-sessions", work_root=_WORK, upload_root=_UPLOADS,
+                        ttl_s=SETTINGS.session_ttl_s)
 SESSIONS.protect(EXAMPLES)
 if ON_CPU:
     log.info("no GPU on this host: running the offline CPU path (%s)", PIPE)
@@ -97,29 +112,19 @@ def animate_on_device(result_dir: str, motion: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# checks before queueing
+# checks before queueing (types and ranges were checked on the raw JSON by the gate, see below)
 # --------------------------------------------------------------------------------------------
 
-def _checks(photo, seed, foreground_ratio, num_steps, guidance) -> list[str | None]:
-    def number_in(value, lo, hi, what):
-        try:
-            ok = value is not None and lo <= float(value) <= hi
-        except (TypeError, ValueError):
-            ok = False
-        return None if ok else f"{what} must be between {lo} and {hi}."
-
-    return [_photo_message(photo),
-            number_in(seed, 0, MAX_SEED, "The seed"),
-            number_in(foreground_ratio, *FOREGROUND_RATIO_RANGE, "The foreground ratio"),
-            number_in(num_steps, 1, 200, "The number of diffusion steps"),
-            number_in(guidance, 1.0, 10.0, "The guidance")]
-
-
-def _photo_message(photo) -> str | None:
+def _photo_message(photo, request: gr.Request) -> str | None:
+    """None when the photo can be used; it is then copied into the session's own folder, and
+    the run reads that copy. A refused photo stays claimed by this session: it goes when the
+    session ends, unless another session uses the same file."""
+    if photo is None:
+        return check_photo(None)
     try:
-        load_photo(photo, LIMITS)
-    except InvalidImageError as err:
-        SESSIONS.discard_upload(photo)  # refused: no reason to keep it on the server
+        own = SESSIONS.adopt_upload(request.session_hash, photo)
+        load_photo(own, LIMITS)
+    except (ValueError, InvalidImageError) as err:
         return str(err)
     return None
 
@@ -128,17 +133,14 @@ def _verdicts(messages) -> list:
     return [gr.validate(m is None, m or "") for m in messages]
 
 
-def validate_ui(photo, seed, randomize, foreground_ratio, remove_background, num_steps, guidance):
-    photo_msg, seed_msg, fg_msg, steps_msg, g_msg = _checks(photo, seed, foreground_ratio,
-                                                            num_steps, guidance)
-    return _verdicts([photo_msg, None if randomize else seed_msg, None, fg_msg, None,
-                      steps_msg, g_msg])
+def validate_ui(photo, seed, randomize, foreground_ratio, remove_background, num_steps, guidance,
+                request: gr.Request):
+    return _verdicts([_photo_message(photo, request)] + [None] * 6)
 
 
-def validate_api(image, seed, foreground_ratio, remove_background, num_steps, guidance):
-    photo_msg, seed_msg, fg_msg, steps_msg, g_msg = _checks(image, seed, foreground_ratio,
-                                                            num_steps, guidance)
-    return _verdicts([photo_msg, seed_msg, fg_msg, None, steps_msg, g_msg])
+def validate_api(image, seed, foreground_ratio, remove_background, num_steps, guidance,
+                 request: gr.Request):
+    return _verdicts([_photo_message(image, request)] + [None] * 5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,10 +149,9 @@ def validate_api(image, seed, foreground_ratio, remove_background, num_steps, gu
 
 def _prepare(photo, seed, foreground_ratio, remove_background, num_steps, guidance,
              request: gr.Request):
-    SESSIONS.track_upload(request.session_hash, photo)
     try:
-        loaded = load_photo(photo, LIMITS)
-    except InvalidImageError as err:
+        loaded = load_photo(SESSIONS.adopt_upload(request.session_hash, photo), LIMITS)
+    except (ValueError, InvalidImageError) as err:
         raise gr.Error(str(err), title="This photo cannot be used") from None
     options = RunOptions(seed=int(seed), foreground_ratio=float(foreground_ratio),
                          remove_background=bool(remove_background),
@@ -158,6 +159,14 @@ def _prepare(photo, seed, foreground_ratio, remove_background, num_steps, guidan
                          guidance=float(guidance) if USES_DIFFUSION else None,
                          video_size=SETTINGS.video_size)
     return loaded, options
+
+
+def _publisher(request: gr.Request):
+    """Maps the session's private files to the public paths handed to the caller."""
+    def publish(path):
+        return SESSIONS.publish(request.session_hash, path)
+
+    return publish
 
 
 def _fail(event: Failed):
@@ -170,22 +179,23 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
     seed = random.randint(0, MAX_SEED) if randomize else int(seed)
     loaded, options = _prepare(photo, seed, foreground_ratio, remove_background, num_steps,
                                guidance, request)
+    pub = _publisher(request)
     yield {seed_in: seed, body_out: None, views_out: None, latents_out: None, video_out: None,
            model_out: None, ply_btn: gr.DownloadButton(value=None, interactive=False),
            splat_btn: gr.DownloadButton(value=None, interactive=False), files_out: None,
            summary_out: "", part_in: gr.Radio(value="photo", interactive=False),
            animate_btn: gr.Button(interactive=False), animation_out: None}
-    with SESSIONS.run(request.session_hash) as run_dir, \
+    with returning_memory(), SESSIONS.run(request.session_hash) as run_dir, \
             closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
         for event in events:
             if isinstance(event, ProgressUpdate):
                 progress(event.fraction, desc=event.message)
                 yield gr.skip()
             elif isinstance(event, Preview):
-                yield {body_out: event.body, views_out: event.views,
-                       latents_out: event.latents}
+                yield {body_out: pub(event.body), views_out: pub(event.views),
+                       latents_out: pub(event.latents)}
             elif isinstance(event, SplatReady):  # Finished too
-                f = event.files
+                f = {k: pub(v) for k, v in event.files.items()}
                 # the viewer loads the compact .splat; the .ply download is the full file
                 out = {model_out: f["splat"], summary_out: summary_markdown(event.meta),
                        ply_btn: gr.DownloadButton(value=f["ply"], interactive=True),
@@ -201,18 +211,22 @@ def reconstruct_ui(photo, seed, randomize, foreground_ratio, remove_background, 
                 _fail(event)
 
 
-def reconstruct_api(image, seed=0, foreground_ratio=FOREGROUND_RATIO, remove_background=True,
-                    num_steps=50, guidance=2.5, request: gr.Request = None,
-                    progress=gr.Progress()):
+def reconstruct_api(image, seed=I.SEED.default, foreground_ratio=I.FOREGROUND_RATIO.default,
+                    remove_background=I.REMOVE_BACKGROUND.default,
+                    num_steps=I.NUM_STEPS.default, guidance=I.GUIDANCE.default,
+                    request: gr.Request = None, progress=gr.Progress()):
     """Reconstruct a 3D Gaussian splat of the person in a photo.
 
     Args:
-        image: a photo of one person (JPEG, PNG or WebP, within the server's size limits).
-        seed: random seed (same seed, same result).
-        foreground_ratio: share of the crop the person fills, 0.3 to 1.
-        remove_background: composite the person on white before reconstruction.
-        num_steps: diffusion steps (used only when the SV3D view synthesizer is active).
-        guidance: maximum classifier-free guidance (SV3D only).
+        image: a photo of one person (JPEG, PNG or WebP, within the server's size limits),
+            uploaded by this client.
+        seed: random seed (same seed, same result): {seed}.
+        foreground_ratio: share of the crop the person fills: {foreground_ratio}.
+        remove_background: composite the person on white before reconstruction: true or
+            false.
+        num_steps: diffusion steps (used only when the SV3D view synthesizer is active):
+            {num_steps}.
+        guidance: maximum classifier-free guidance (SV3D only): {guidance}.
 
     Returns:
         Paths of gaussians.ply (INRIA 3DGS layout, y-down), gaussians.splat, orbit.mp4 (360
@@ -221,32 +235,38 @@ def reconstruct_api(image, seed=0, foreground_ratio=FOREGROUND_RATIO, remove_bac
     """
     loaded, options = _prepare(image, seed, foreground_ratio, remove_background, num_steps,
                                guidance, request)
-    with SESSIONS.run(request.session_hash) as run_dir, \
+    pub = _publisher(request)
+    with returning_memory(), SESSIONS.run(request.session_hash) as run_dir, \
             closing(reconstruct_on_device(loaded, options, str(run_dir))) as events:
         for event in events:
             if isinstance(event, ProgressUpdate):
                 progress(event.fraction, desc=event.message)
             elif isinstance(event, Finished):
                 f = event.files
-                return f["ply"], f["splat"], f["video"], f["views"], f["meta"]
+                return tuple(pub(f[k]) for k in ("ply", "splat", "video", "views", "meta"))
             elif isinstance(event, Failed):
                 _fail(event)
     raise gr.Error("The run ended without a result.")
 
+
+# one range per setting: the API description quotes the same ranges the gate checks
+reconstruct_api.__doc__ = reconstruct_api.__doc__.format(
+    **{p.name: p.range_text for p in (I.SEED, I.FOREGROUND_RATIO, I.NUM_STEPS, I.GUIDANCE)})
 
 NO_RESULT = ("There is no reconstruction in this session yet: reconstruct a photo first "
              "(API callers: call /reconstruct with the same client before this).")
 
 
 def _on_latest_result(request: gr.Request, work, what: str):
-    """Run ``work(result_dir)`` on the session's latest complete result, its folder kept
-    alive meanwhile; a readable error when there is none or the work fails."""
-    with SESSIONS.use(request.session_hash):
+    """Run ``work(result_dir)`` on the session's latest complete result (chosen by the server
+    from the calling session, never from the call's data), its folder kept alive meanwhile;
+    returns the published output. A readable error when there is none or the work fails."""
+    with returning_memory(), SESSIONS.use(request.session_hash):
         result = SESSIONS.latest_result(request.session_hash)
         if result is None:
             raise gr.Error(NO_RESULT, title=f"Nothing to {what}", print_exception=False)
         try:
-            return work(str(result))
+            return SESSIONS.publish(request.session_hash, work(str(result)))
         except HumanSplatError as err:  # the visitor's to fix (e.g. no such part here)
             raise gr.Error(str(err), title=f"Cannot {what} this", print_exception=False) \
                 from None
@@ -302,8 +322,9 @@ def validate_part(part):
 
 
 def remember_photo(photo, request: gr.Request):
-    # every photo this page received is deleted when its session ends, used or not
-    SESSIONS.track_upload(request.session_hash, photo)
+    # the session claims what this page received: no other session's clean-up deletes it,
+    # and this session's deletes it when it ends (unless another session uses it)
+    SESSIONS.claim_upload(request.session_hash, photo)
 
 
 def open_session(request: gr.Request):
@@ -326,7 +347,8 @@ Outputs appear as each stage finishes."""
 
 PRIVACY = f"""**Privacy.** Your photo and its results are kept only for your session: they are
 deleted when you close this page (API sessions: when the client closes, or after
-{SETTINGS.session_ttl_s // 60} minutes at the latest). Nothing is stored for training. Please
+{SETTINGS.session_ttl_s // 60} minutes without activity). Each file's link is random and gives
+that one file only. Nothing is stored for training. Please
 upload only photos you have the right to use. Example photos: public domain (NASA) and CC0
 (see `examples/README.md`)."""
 
@@ -339,6 +361,21 @@ def _notices() -> str:
                      "a GPU.")
     return "\n\n".join(f"> {line}" for line in lines)
 
+
+def _slider(p: I.NumberInput, **kw) -> gr.Slider:
+    """A slider over the setting's one range (the gate and the API docs use the same)."""
+    kw.setdefault("value", p.default)
+    return gr.Slider(p.lo, p.hi, step=p.step, label=p.label, **kw)
+
+
+def _checkbox(p: I.SwitchInput) -> gr.Checkbox:
+    return gr.Checkbox(p.default, label=p.label)
+
+
+# the checkpoint's default, inside the one range the app takes
+_DEFAULT_FG = min(max(PIPE.config.foreground_ratio, I.FOREGROUND_RATIO.lo),
+                  I.FOREGROUND_RATIO.hi)
+_DEFAULT_STEPS = min(max(DEFAULT_STEPS, I.NUM_STEPS.lo), I.NUM_STEPS.hi)
 
 with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) as demo:
     gr.Markdown(HEADER)
@@ -356,17 +393,14 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
             with gr.Accordion("Advanced options", open=False):
                 with gr.Row():
-                    seed_in = gr.Slider(0, MAX_SEED, value=0, step=1, label="Seed")
-                    randomize_in = gr.Checkbox(False, label="Randomize seed")
-                fg_in = gr.Slider(0.5, 1.0, value=PIPE.config.foreground_ratio, step=0.01,
-                                  label="Foreground ratio",
-                                  info="how much of the crop the person fills")
-                bg_in = gr.Checkbox(True, label="Remove background")
+                    seed_in = _slider(I.SEED)
+                    randomize_in = _checkbox(I.RANDOMIZE)
+                fg_in = _slider(I.FOREGROUND_RATIO, value=_DEFAULT_FG,
+                                info="how much of the crop the person fills")
+                bg_in = _checkbox(I.REMOVE_BACKGROUND)
                 with gr.Group(visible=USES_DIFFUSION):
-                    steps_in = gr.Slider(1, 200, value=DEFAULT_STEPS, step=1,
-                                         label="Diffusion steps (SV3D)")
-                    guidance_in = gr.Slider(1.0, 10.0, value=2.5, step=0.1,
-                                            label="Max guidance (SV3D, triangular CFG)")
+                    steps_in = _slider(I.NUM_STEPS, value=_DEFAULT_STEPS)
+                    guidance_in = _slider(I.GUIDANCE)
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo_in], label="Examples",
                             examples_per_page=12)
@@ -427,31 +461,46 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
     ui_outputs = [seed_in, body_out, views_out, latents_out, video_out, model_out, ply_btn,
                   splat_btn, files_out, summary_out, part_in, animate_btn, animation_out]
     run_event = run_btn.click(reconstruct_ui, ui_inputs, ui_outputs, validator=validate_ui,
-                              concurrency_id="reconstruct", api_visibility="private")
+                              concurrency_id=HEAVY, api_visibility="private")
     stop_btn.click(None, cancels=[run_event], api_visibility="private")
-    api_btn.click(reconstruct_api, [photo_in, seed_in, fg_in, bg_in, steps_in, guidance_in],
-                  api_outputs, validator=validate_api, api_name="reconstruct",
-                  concurrency_id="reconstruct")
-    # animations share the reconstruction's concurrency limit (both are device work); part
-    # views are file conversions (about 0.1 s) and get their own, so that they never
-    # wait behind a reconstruction
-    animate_btn.click(animate, [motion_in], [animation_out], validator=validate_motion,
-                      api_name="animate_ui", concurrency_id="reconstruct",
-                      api_visibility="private")
-    animate_api_btn.click(animate, [motion_api_in], [animation_api_out],
-                          validator=validate_motion, api_name="animate",
-                          concurrency_id="reconstruct")
-    part_in.input(show_part_view, [part_in], [model_out], validator=validate_part,
-                  api_name="part_view_ui", concurrency_id="part_view",
-                  api_visibility="private")
-    part_api_btn.click(show_part_view, [part_api_in], [part_api_out], validator=validate_part,
-                       api_name="part_view", concurrency_id="part_view")
+    api_event = api_btn.click(reconstruct_api,
+                              [photo_in, seed_in, fg_in, bg_in, steps_in, guidance_in],
+                              api_outputs, validator=validate_api, api_name="reconstruct",
+                              concurrency_id=HEAVY)
+    # animations are device work like reconstructions (one concurrency group, one queue
+    # limit); part views are file conversions (about 0.1 s) with their own group, never
+    # counted against the queue limit, so they never wait behind a reconstruction
+    animate_ui_event = animate_btn.click(animate, [motion_in], [animation_out],
+                                         validator=validate_motion, api_name="animate_ui",
+                                         concurrency_id=HEAVY, api_visibility="private")
+    animate_event = animate_api_btn.click(animate, [motion_api_in], [animation_api_out],
+                                          validator=validate_motion, api_name="animate",
+                                          concurrency_id=HEAVY)
+    part_ui_event = part_in.input(show_part_view, [part_in], [model_out],
+                                  validator=validate_part, api_name="part_view_ui",
+                                  concurrency_id=LIGHT, concurrency_limit=LIGHT_LIMIT,
+                                  api_visibility="private")
+    part_event = part_api_btn.click(show_part_view, [part_api_in], [part_api_out],
+                                    validator=validate_part, api_name="part_view",
+                                    concurrency_id=LIGHT, concurrency_limit=LIGHT_LIMIT)
     photo_in.change(remember_photo, [photo_in], None, queue=False, show_progress="hidden",
                     api_visibility="private")
     demo.load(open_session, api_visibility="private")
     demo.unload(close_session)
 
-demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
+# Gradio's own max_size is not held under a burst and counts light calls too: the gate holds
+# the limit for device work, checks every call's JSON exactly as sent (types, ranges, photo
+# provenance) and keeps framework internals out of refusals (humansplat/webapp/gate.py).
+# api_open=False: no direct /run/ route around the queue and its checks.
+demo.queue(max_size=None, default_concurrency_limit=SETTINGS.concurrency, api_open=False)
+GATE = install_gate(demo, {
+    run_event["id"]: Rule(I.RECONSTRUCT_UI, heavy=True),
+    api_event["id"]: Rule(I.RECONSTRUCT_API, heavy=True),
+    animate_ui_event["id"]: Rule((I.MOTION,), heavy=True),
+    animate_event["id"]: Rule((I.MOTION,), heavy=True),
+    part_ui_event["id"]: Rule((I.PART,)),
+    part_event["id"]: Rule((I.PART,)),
+}, SESSIONS, size=SETTINGS.queue_size, heavy_concurrency_id=HEAVY)
 
 if __name__ == "__main__":
     if SETTINGS.mcp_server:

@@ -4,7 +4,7 @@ Chromium) the click on Reconstruct to the first result (the fitted body), to the
 
     python benchmarks/app_cold_start.py [--repeats 3] [--checkpoint SRC] [--threads 1]
 
-Checkpoint: SRC, else the bundled ``checkpoints/humansplat-tiny`` when present, else an
+Checkpoint: SRC, else the bundled ``humansplat/checkpoints/humansplat-tiny`` when present, else an
 untrained ``tiny`` transformer with random weights saved to a temporary folder (the same shapes
 and compute as the bundled one). Needs ``chromium`` + ``chromedriver`` for the click figures
 (without them only launch-to-serving is measured).

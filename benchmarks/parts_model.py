@@ -2,7 +2,7 @@
 subjects: per-part IoU of the rendered label maps (argmax of the rendered part probabilities,
 where both the render and the ground truth show the person), full-body views.
 
-    python benchmarks/parts_model.py [--checkpoint checkpoints/humansplat-tiny] [--subjects 16]
+    python benchmarks/parts_model.py [--checkpoint humansplat/checkpoints/humansplat-tiny] [--subjects 16]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from common import machine_info, write_result  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="checkpoints/humansplat-tiny")
+    ap.add_argument("--checkpoint", default="humansplat/checkpoints/humansplat-tiny")
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--split", default="test")
     ap.add_argument("--subjects", type=int, default=16)

@@ -3,7 +3,7 @@
     python benchmarks/pipeline.py [--checkpoint SRC] [--photo PATH] [--video-size 256]
                                   [--repeats 3] [--threads N] [--device cpu|cuda] [--out PATH]
 
-Checkpoint: SRC, else the bundled ``checkpoints/humansplat-tiny`` when present, else an
+Checkpoint: SRC, else the bundled ``humansplat/checkpoints/humansplat-tiny`` when present, else an
 untrained ``tiny`` transformer with random weights (the same shapes and compute as the
 trained one, so the same time; the table says which ran). The pipeline is loaded once
 (timed as ``load_pipeline``); the first run includes one-time start-up costs (mediapipe's

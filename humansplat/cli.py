@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from .errors import ConfigError, HumanSplatError, MissingWeightsError, OutputFolderError
+from .logs import configure as configure_logging
 
 EXIT_BAD_INPUT = 2  # the user's to fix (a HumanSplatError)
 EXIT_BUG = 1  # anything else: a traceback
@@ -294,6 +295,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="humansplat", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--verbose", action="store_true", help="also show third-party libraries' "
+                   "log lines and warnings (same as HUMANSPLAT_LOG_LEVEL=debug)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="re-render a saved Gaussian .ply from orbit views")
@@ -328,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder (one subfolder per photo; complete when it holds "
                     "meta.json)")
     rc.add_argument("--checkpoint", default=None, help="pipeline folder or Hub repo id "
-                    "(default: $HUMANSPLAT_CHECKPOINT or the bundled checkpoints/humansplat-tiny)")
+                    "(default: $HUMANSPLAT_CHECKPOINT or the bundled humansplat-tiny)")
     rc.add_argument("--revision", default=None, help="Hub revision of --checkpoint")
     rc.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN / hf auth login)")
     rc.add_argument("--seed", type=int, default=0)
@@ -372,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)  # train, eval
     from .extras import register as register_extras
 
-    register_extras(sub)  # animate, parts, compact
+    register_extras(sub)  # animate, parts, compact, export
     from .train.dataset import register as register_data
 
     register_data(sub)  # data synth, data preview
@@ -388,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        configure_logging(args.verbose)  # before the commands import mediapipe & co.
         from .runtime import fix_threads
 
         fix_threads()  # once, before any run ($HUMANSPLAT_THREADS)

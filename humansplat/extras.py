@@ -1,4 +1,4 @@
-"""Command-line entry points beyond the paper: ``animate``, ``parts``, ``compact``.
+"""Command-line entry points beyond the paper: ``animate``, ``parts``, ``compact``, ``export``.
 
 ``humansplat.cli`` calls :func:`register` once; each command lives with its library code
 (``avatar.animate``, ``parts_export``) except ``compact``, which is small enough for here.
@@ -27,12 +27,15 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``animate``, ``parts`` and ``compact`` to the ``humansplat`` subparsers."""
+    """Add ``animate``, ``parts``, ``compact`` and ``export`` to the ``humansplat``
+    subparsers."""
     from .avatar.animate import register as register_animate
+    from .export.command import register as register_export
     from .parts_export import register as register_parts
 
     register_animate(subparsers)
     register_parts(subparsers)
+    register_export(subparsers)
     c = subparsers.add_parser(
         "compact", help="write a small web splat (.splat or SH0 .ply), pruned and sorted",
         description="Write a compact copy of a Gaussian .ply for web viewers: .splat "

@@ -7,7 +7,8 @@ missing, where we looked, and how to provide it.
 Sources, in the order :func:`resolve_source` tries them:
 
 - ``None``: ``$HUMANSPLAT_CHECKPOINT`` when set, else the bundled folder
-  ``checkpoints/humansplat-tiny/`` of this repository (always offline);
+  ``humansplat/checkpoints/humansplat-tiny/``: package data, so it is inside the installed
+  package (editable or not, from any working directory) and always offline;
 - an existing local folder;
 - a Hub repo id ``owner/name``: :func:`huggingface_hub.snapshot_download` (with
   ``HF_HUB_OFFLINE=1`` or ``local_files_only=True`` only the local cache is read).
@@ -28,8 +29,8 @@ __all__ = ["ALLOW_PATTERNS", "BUNDLED_CHECKPOINT", "CHECKPOINT_ENV", "ResolvedSo
 #: files a checkpoint download may fetch: configs, model cards, safetensors weights
 ALLOW_PATTERNS = ["*.json", "*.md", "*.txt", "*.safetensors", "*/*.json", "*/*.md",
                   "*/*.txt", "*/*.safetensors"]
-#: the default checkpoint shipped with the repository
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "humansplat-tiny"
+#: the default checkpoint, shipped inside the package (pyproject's package-data)
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "humansplat-tiny"
 #: environment variable naming the default checkpoint (folder or Hub repo id)
 CHECKPOINT_ENV = "HUMANSPLAT_CHECKPOINT"
 
@@ -81,8 +82,8 @@ def resolve_source(source: str | os.PathLike | None = None, *, revision: str | N
         if not BUNDLED_CHECKPOINT.is_dir():
             raise MissingWeightsError(
                 f"the bundled checkpoint is missing: no folder {BUNDLED_CHECKPOINT} (it ships "
-                "with the repository; a package installed without the repository has none). "
-                + _how_to_provide())
+                "as package data of humansplat; this installation lacks it, e.g. a build "
+                "that dropped package data). " + _how_to_provide())
         return ResolvedSource(BUNDLED_CHECKPOINT, str(BUNDLED_CHECKPOINT), "bundled")
     src = os.fspath(source)
     p = Path(src).expanduser()

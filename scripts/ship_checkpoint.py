@@ -3,7 +3,7 @@ come from `humansplat eval` result files (nothing typed by hand).
 
     python scripts/ship_checkpoint.py --run runs/tiny --eval runs/eval_test/results.json \
         --eval runs/eval_hard/results.json [--ablations runs/ablations/eval/results.json] \
-        -o checkpoints/humansplat-tiny
+        -o humansplat/checkpoints/humansplat-tiny
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main() -> None:
     ap.add_argument("--eval", action="append", default=[])
     ap.add_argument("--ablations")
     ap.add_argument("--hours", type=float, required=True, help="training wall time")
-    ap.add_argument("-o", "--out", default="checkpoints/humansplat-tiny")
+    ap.add_argument("-o", "--out", default="humansplat/checkpoints/humansplat-tiny")
     args = ap.parse_args()
 
     from humansplat.model import LatentReconstructionTransformer

@@ -4,7 +4,7 @@ Until the bundled checkpoint ships, the server loads a *micro* reconstruction ch
 this fixture saves (random weights: the files are real, the splat is not a good one). Small
 settings keep a run short on 2 CPU cores: a 128 px turntable, a 256 px crop, a 2 MB upload
 limit (so the oversized-upload case is cheap to make), a 1 s session heartbeat (sessions end
-within about a second of a client closing)."""
+within about a second of a client closing), a queue of ``QUEUE_SIZE`` device-work calls."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from humansplat.webapp.process import AppProcess
 ROOT = Path(__file__).resolve().parents[1]
 MAX_UPLOAD_MB = 2
 VIDEO_SIZE = 128
+QUEUE_SIZE = 4
 
 _server: AppServer | None = None  # one server per test run, shared by the test modules
 
@@ -26,10 +27,18 @@ class AppServer(AppProcess):
     def sessions_dir(self) -> Path:
         return self.temp_dir / "humansplat-sessions"
 
+    @property
+    def work_dir(self) -> Path:
+        """The private folder of the runs (next to Gradio's, never served)."""
+        found = sorted(self.temp_dir.parent.glob("humansplat-work-*"))
+        assert len(found) == 1, found
+        return found[0]
+
     def sessions(self) -> list[str]:
-        """Ids of the session folders on the server now."""
-        d = self.sessions_dir
-        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        """Ids of the session folders (public or private) on the server now: random ids,
+        never a client's session hash."""
+        return sorted({p.name for d in (self.sessions_dir, self.work_dir) if d.is_dir()
+                       for p in d.iterdir()})
 
 
 def save_micro_checkpoint(folder: Path) -> Path:
@@ -56,6 +65,7 @@ def app_server(tmp_path_factory, request) -> AppServer:
         env = {"HUMANSPLAT_CHECKPOINT": str(ckpt), "GRADIO_HEARTBEAT_INTERVAL": "1",
                "HUMANSPLAT_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
                "HUMANSPLAT_VIDEO_SIZE": str(VIDEO_SIZE), "HF_HUB_OFFLINE": "1",
+               "HUMANSPLAT_QUEUE_SIZE": str(QUEUE_SIZE),
                "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
         _server = AppServer.start(ROOT / "app.py", tmp, env)
         request.config.add_cleanup(_server.stop)

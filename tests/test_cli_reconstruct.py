@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,29 @@ PHOTO = ROOT / "examples" / "astronaut.jpg"
 
 
 def _cli(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a user's default run: no checkpoint override, default (quiet) logging
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HUMANSPLAT_CHECKPOINT", "HUMANSPLAT_LOG_LEVEL")}
+    env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-m", "humansplat.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+# Everything `humansplat reconstruct` itself writes to stderr: progress bars, per-photo error
+# lines, the failure count, the one-line command error, our own log records.
+_OWN_STDERR = re.compile(
+    r"\s*\d+%\|.*\|"  # tqdm
+    r"|(\[process \d+/\d+\] )?\[\d+/\d+\] .*: error: "
+    r"|(\[process \d+/\d+\] )?\d+ of \d+ photo\(s\) failed$"
+    r"|humansplat \w+: error: "
+    r"|\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) humansplat(\.[\w.]+)?: ")
+
+
+def foreign_stderr_lines(stderr: str) -> list[str]:
+    """Lines of a CLI run's stderr that the CLI did not write (third-party logging: absl's
+    `W0000 ...`, TF Lite's `INFO: Created ...`, `INFO:anny...`, Python warnings, ...)."""
+    lines = (ln.strip() for ln in re.split(r"[\r\n]", stderr))
+    return [ln for ln in lines if ln and not _OWN_STDERR.match(ln)]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +81,7 @@ def test_bad_photos_fail_alone_with_one_line_each(batch):
         line = next(e for e in errors if str(path) in e)
         assert reason in line.lower(), line
     assert "4 of 5 photo(s) failed" in proc.stderr
+    assert foreign_stderr_lines(proc.stderr) == []
     summary = [line for line in proc.stdout.splitlines() if "astronaut.jpg" in line]
     assert len(summary) == 1 and "Gaussians" in summary[0] and "input-view IoU" in summary[0]
     # only the good photo has a folder, and no partial folder is left behind
@@ -137,21 +159,23 @@ def test_folder_input_is_split_across_processes(tmp_path, monkeypatch, capsys, g
 
 
 def test_readme_first_command_with_the_bundled_checkpoint(tmp_path):
-    """`humansplat reconstruct examples/astronaut.jpg -o outputs`, on CPU, offline, then the
-    silhouette check from the files alone: the .ply re-rendered at meta.json's camera
-    against the person's mask (preprocessing is deterministic) has IoU > 0.8."""
+    """`humansplat reconstruct examples/astronaut.jpg -o outputs`, on CPU, offline, with the
+    bundled checkpoint and nothing but our own lines on stderr; then the silhouette check
+    from the files alone: the .ply re-rendered at meta.json's camera against the person's
+    mask (preprocessing is deterministic) has IoU > 0.8."""
     from humansplat.hub import BUNDLED_CHECKPOINT
     from humansplat.io import load_image
     from humansplat.metrics import mask_iou
     from humansplat.prior.preprocess import preprocess
 
-    if not (BUNDLED_CHECKPOINT / "model.safetensors").is_file():
-        pytest.skip(f"no bundled checkpoint yet ({BUNDLED_CHECKPOINT}/model.safetensors)")
     env_out = tmp_path / "outputs"
     proc = _cli(["reconstruct", "examples/astronaut.jpg", "-o", str(env_out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert foreign_stderr_lines(proc.stderr) == [], proc.stderr[-3000:]
     d = env_out / "astronaut"
     meta = json.loads((d / "meta.json").read_text())
+    assert meta["checkpoint"]["kind"] == "bundled"
+    assert meta["checkpoint"]["id"] == str(BUNDLED_CHECKPOINT)
     g = load_ply(d / "gaussians.ply")
     s = meta["settings"]
     pre = preprocess(load_image(PHOTO), size=s["crop_size"],

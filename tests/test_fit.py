@@ -227,7 +227,6 @@ def test_fit_real_photo(anny_body):
     """scikit-image's astronaut (upper body, bulky suit, helmet in the mask): a plausible fit
     -- the face keypoints land on the face, the shoulders on the shoulders, and the body
     covers most of the person mask."""
-    pytest.importorskip("mediapipe")
     from skimage import data
 
     from humansplat.prior.fit import fit_preprocessed

@@ -18,7 +18,7 @@ PACKAGE = "humansplat"
 #: lowest first; each entry is a layer, a tuple of components (module prefixes)
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("humansplat._version", "humansplat.errors"),
-    ("humansplat.runtime", "humansplat.config", "humansplat.hub"),
+    ("humansplat.runtime", "humansplat.logs", "humansplat.config", "humansplat.hub"),
     # maths and containers
     ("humansplat.geometry", "humansplat.cameras"),
     ("humansplat.gaussians", "humansplat.metrics"),

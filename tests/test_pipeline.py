@@ -225,12 +225,7 @@ def test_prior_only_splat_reproduces_the_silhouette(run):
 
 def test_bundled_checkpoint_reproduces_the_silhouette():
     """The bundled (trained) checkpoint: its splat at the input camera matches the mask
-    (IoU > 0.8). Skipped, with the reason, until checkpoints/humansplat-tiny/ ships."""
-    from humansplat.hub import BUNDLED_CHECKPOINT
-
-    if not (BUNDLED_CHECKPOINT / "model.safetensors").is_file():
-        pytest.skip(f"no bundled checkpoint yet ({BUNDLED_CHECKPOINT}/model.safetensors); "
-                    "the untrained micro model cannot reproduce a silhouette")
+    (IoU > 0.8). It ships as package data: missing is a failure."""
     pipe = HumanSplatPipeline.from_pretrained()
     rec = pipe(PHOTO, seed=0)
     iou = silhouette_iou_at_input(rec.gaussians, rec.fit.viewmat, rec.fit.K,

@@ -341,7 +341,6 @@ def test_bad_inputs_are_rejected():
 # ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def anny():
-    pytest.importorskip("anny")
     from humansplat.prior.body import AnnyBody
 
     return AnnyBody()
@@ -358,7 +357,7 @@ def test_unseen_views_beat_grey_and_mirror_fills(anny):
 
 
 def test_prior_gaussians_of_anny_are_labelled_and_export(anny, tmp_path):
-    plyfile = pytest.importorskip("plyfile")
+    import plyfile
     case = sq.make_case(anny, 64)
     syn = ProjectionSynthesizer(anny)
     g = syn.prior_gaussians(case.inp)

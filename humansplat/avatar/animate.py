@@ -21,7 +21,7 @@ from ..gaussians import Gaussians
 from .motions import MOTIONS, Motion, make_motion
 from .skinning import BODY_PARAMS_FILE, Avatar, BodyParams, bind
 
-__all__ = ["load_avatar", "motion_frames", "animation_cameras", "save_motion_video",
+__all__ = ["load_avatar", "motion_placement", "motion_frames", "animation_cameras", "save_motion_video",
            "animate_reconstruction", "animate_folder", "register"]
 
 PLY_FILE = "gaussians.ply"
@@ -55,6 +55,13 @@ def _yaw_matrix(yaw: Tensor) -> Tensor:
     return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(-1, 3, 3)
 
 
+def motion_placement(motion: Motion, orient: Tensor, transl: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-frame global orientation [T,3,3] and position [T,3] of ``motion`` for a body
+    placed at ``orient`` [3,3] / ``transl`` [3]: the motion's yaw turns the orientation
+    about the vertical, its root offset moves the position."""
+    return _yaw_matrix(motion.yaw) @ orient[None], transl[None] + motion.root_offset
+
+
 def motion_frames(avatar: Avatar, motion: Motion, *, chunk: int = 8) -> Iterator[Gaussians]:
     """The avatar posed at every frame of ``motion`` (``chunk`` frames per body pass):
     the motion's joint rotations replace the fitted pose, its yaw turns the fitted
@@ -65,8 +72,7 @@ def motion_frames(avatar: Avatar, motion: Motion, *, chunk: int = 8) -> Iterator
     body_pose = motion.body_pose(m)  # [T,J-1,3,3]
     R_fit = p.global_orient.float()
     R_fit = axis_angle_to_matrix(R_fit) if R_fit.ndim == 1 else R_fit
-    orient = _yaw_matrix(motion.yaw) @ R_fit[None]  # [T,3,3]
-    transl = p.transl.float()[None] + motion.root_offset  # [T,3]
+    orient, transl = motion_placement(motion, R_fit, p.transl.float())  # [T,3,3], [T,3]
     for s in range(0, len(motion), chunk):
         yield from avatar.pose_batch(body_pose[s:s + chunk], global_orient=orient[s:s + chunk],
                                      transl=transl[s:s + chunk])

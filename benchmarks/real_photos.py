@@ -1,0 +1,298 @@
+"""Faithfulness to real photos: the splat re-rendered at each photo's own camera (issue 15).
+
+    python benchmarks/real_photos.py [--label before] [--cases a,b] [--split dev|held-out|all]
+                                     [--save-dir DIR] [--checkpoint SRC] [--out PATH]
+    python benchmarks/real_photos.py --compare BEFORE.json AFTER.json [--markdown OUT.md]
+
+Every case runs ``HumanSplatPipeline.from_pretrained()`` (the bundled checkpoint unless
+``--checkpoint``) with default settings and seed 0, then renders the splat at the input
+camera the reconstruction records (``meta["camera"]``: the square crop the pipeline fitted),
+at the photo's own resolution (one pixel per photo pixel of the crop, at most 1024), resamples
+the original photo into that camera with the pipeline's own crop warp, and scores (``humansplat.eval.photo_fidelity``):
+
+- PSNR (dB) and SSIM of the person inside an INDEPENDENT person mask: mediapipe Pose's
+  segmentation head (``humansplat.eval.independent_mask``), not the selfie segmenter the
+  pipeline cuts the person out with;
+- IoU: the splat's alpha (> 0.5) vs that mask, inside the photo;
+- masks: IoU of the pipeline's own person mask with the independent one: the IoU a splat
+  that follows the pipeline's mask exactly would score. The two segmenters disagree where
+  the reference is weak: on astronaut the pose mask leaves out the helmet she holds (the
+  selfie mask keeps it: 12 % of the photo), on cameraman it smears past the camera;
+- beyond: the share of the splat's opacity that projects past the photo edges the person is
+  cut by (``cut_edges`` of the independent mask; "-" when the person is not cut);
+- Gaussians after pruning, and seconds for ``pipe(photo)`` (no exports; the CPU is shared,
+  the JSON records the load average).
+Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
+
+Photos (examples/README.md has their licences). Crops of one photo are extra cases of that
+photo, not new photos. ``split``: "dev" photos may be looked at while developing the
+reconstruction; "held-out" ones (grace_hopper.jpg and its crop: one photo, two framings) must not
+be looked at or tuned on while developing (use ``--split dev`` then): run them only
+to report.
+
+There is no full-body photo among them: no public-domain / CC0 full-body photo of a person
+ships in a PyPI package we could find (see examples/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# before torch loads OpenMP: on a shared small CPU a spinning second thread costs 5-10x
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
+
+from common import machine_info, write_result
+
+TARGET_PSNR_DB = 25.0
+TARGET_IOU = 0.92
+TARGET_BEYOND = 0.02
+
+
+@dataclass(frozen=True)
+class Case:
+    """One photo (a file in examples/, optionally cropped to ``crop`` = (x0, y0, x1, y1))."""
+
+    name: str
+    file: str
+    what: str
+    split: str  # "dev" or "held-out"
+    crop: tuple[int, int, int, int] | None = None
+    #: where the independent mask is computed: "photo" (the whole file, then cropped: the
+    #: pose detector needs the head and hips, which a crop may cut away) or "crop"
+    mask_on: str = "photo"
+
+    def load(self, *, whole: bool = False) -> np.ndarray:
+        """The photo as the pipeline gets it (``whole``: the file before cropping): uint8 RGB
+        [H,W,3], grayscale replicated."""
+        from PIL import Image
+
+        with Image.open(ROOT / "examples" / self.file) as im:
+            im = im.convert("RGB")
+            if self.crop is not None and not whole:
+                im = im.crop(self.crop)
+            return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+    def independent_mask(self) -> np.ndarray:
+        """float32 [H,W] of :meth:`load`: the independent person mask (see ``mask_on``)."""
+        from humansplat.eval.independent_mask import independent_person_mask
+
+        if self.crop is None or self.mask_on == "crop":
+            return independent_person_mask(self.load())
+        x0, y0, x1, y1 = self.crop
+        return np.ascontiguousarray(independent_person_mask(self.load(whole=True))[y0:y1, x0:x1])
+
+
+CASES = (
+    Case("astronaut", "astronaut.jpg", "upper body, colour, studio, orange suit, helmet held",
+         "dev"),
+    Case("cameraman", "cameraman_gray.png", "grayscale, outdoors, dark coat, bent over a "
+         "tripod, cut at the knees", "dev"),
+    Case("cameraman_waist", "cameraman_gray.png", "crop of cameraman: cut at the waist "
+         "(bottom edge)", "dev", (0, 0, 512, 340)),
+    Case("astronaut_left_cut", "astronaut.jpg", "crop of astronaut: cut through the arm and "
+         "shoulder at the left edge", "dev", (90, 0, 512, 512)),
+    Case("grace_hopper", "grace_hopper.jpg", "portrait, colour, dark uniform and cap, flag "
+         "behind, cut at the chest", "held-out"),
+    Case("grace_hopper_shoulders", "grace_hopper.jpg", "crop of grace_hopper: head and "
+         "shoulders, cut at bottom and right", "held-out", (60, 0, 512, 400)),
+)
+
+
+def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 1024) -> dict:
+    """Scores of one reconstruction ``rec`` of ``photo`` uint8 [H,W,3] against its
+    independent person ``mask`` float [H,W] (see the module docstring), in the input camera
+    at the photo's own resolution (one pixel per photo pixel, at most ``max_size``)."""
+    from humansplat.eval.photo_fidelity import (
+        beyond_edge_fraction,
+        cut_edges,
+        input_camera_from_meta,
+        input_view_scores,
+        photo_at_input_camera,
+        render_at_camera,
+    )
+
+    cam = input_camera_from_meta(rec.meta).native(max_size)
+    view = photo_at_input_camera(photo, mask, cam)
+    rgb, alpha = render_at_camera(rec.gaussians, cam.viewmat, cam.K, cam.width, cam.height)
+    scores = input_view_scores(rgb, alpha, view)
+    # how far the pipeline's own person mask (selfie segmentation) agrees with the
+    # independent one: IoU against the independent mask is hard to push past this
+    pipe_mask = getattr(rec, "mask", None)
+    if pipe_mask is not None:
+        import cv2
+
+        from humansplat.metrics import mask_iou as silhouette_iou
+
+        pm = cv2.resize(np.asarray(pipe_mask, np.float32), (cam.width, cam.height),
+                        interpolation=cv2.INTER_AREA)
+        inside = view.inside > 0.5
+        scores["mask_agreement"] = silhouette_iou(torch.from_numpy(pm * inside),
+                                                  torch.from_numpy(view.mask * inside))
+    edges = cut_edges(mask)
+    H, W = mask.shape
+    beyond = beyond_edge_fraction(rec.gaussians, cam, (W, H), edges) if edges else None
+    return {**scores, "eval_px": cam.width, "cut_edges": list(edges), "beyond_cut_edge": beyond,
+            "beyond_any_edge": beyond_edge_fraction(rec.gaussians, cam, (W, H)),
+            "gaussians": len(rec.gaussians)}
+
+
+def run_case(pipe, case: Case, save_dir: Path | None = None) -> dict:
+    photo = case.load()
+    mask = case.independent_mask()
+    t0 = time.perf_counter()
+    rec = pipe(photo, seed=0)
+    seconds = time.perf_counter() - t0
+    row = {"case": case.name, "file": case.file, "crop": list(case.crop) if case.crop else None,
+           "split": case.split, "what": case.what, "photo_size": [photo.shape[1], photo.shape[0]],
+           **evaluate_case(rec, photo, mask), "seconds": seconds,
+           "loadavg_1min": os.getloadavg()[0],  # the CPU is shared: how busy it was
+           "notes": list(rec.meta["input"].get("notes", []))}
+    if save_dir is not None:
+        from PIL import Image
+
+        out = save_dir / case.name
+        rec.save(out, video=False)
+        Image.fromarray(photo).save(out / "photo.png")  # the figure script's left panel
+        row["saved"] = str(out)
+    return row
+
+
+def _fmt(v, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'case':24s} {'split':8s} {'PSNR dB':>8s} {'SSIM':>6s} {'IoU':>6s} "
+            f"{'masks':>6s} {'beyond':>7s} {'Gaussians':>9s} {'s':>6s}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['case']:24s} {r['split']:8s} error: {r['error']}")
+            continue
+        beyond = "-" if r["beyond_cut_edge"] is None else f"{100 * r['beyond_cut_edge']:.1f}%"
+        lines.append(f"{r['case']:24s} {r['split']:8s} {r['psnr']:8.2f} {r['ssim']:6.3f} "
+                     f"{r['iou']:6.3f} {_fmt(r.get('mask_agreement'), '6.3f'):>6s} "
+                     f"{beyond:>7s} {r['gaussians']:9d} {r['seconds']:6.1f}")
+    ok = [r for r in rows if "error" not in r]
+    if ok:
+        lines.append(f"{'mean':24s} {'':8s} {np.mean([r['psnr'] for r in ok]):8.2f} "
+                     f"{np.mean([r['ssim'] for r in ok]):6.3f} {np.mean([r['iou'] for r in ok]):6.3f}")
+        hit = sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in ok)
+        lines.append(f"targets PSNR >= {TARGET_PSNR_DB:g} dB and IoU >= {TARGET_IOU:g}: "
+                     f"{hit}/{len(ok)} cases")
+    return "\n".join(lines)
+
+
+def compare_markdown(before: dict, after: dict) -> str:
+    """A before/after markdown table of two result JSONs (cases matched by name)."""
+    b = {r["case"]: r for r in before["rows"] if "error" not in r}
+    a = {r["case"]: r for r in after["rows"] if "error" not in r}
+    names = [r["case"] for r in after["rows"] if r["case"] in b and r["case"] in a]
+    lb, la = before.get("label", "before"), after.get("label", "after")
+
+    def pair(key, spec, scale=1, suffix=""):
+        def cell(r):
+            v = r.get(key)
+            return "-" if v is None else format(v * scale, spec) + suffix
+        return lambda n: f"{cell(b[n])} → {cell(a[n])}"
+
+    cols = [("PSNR (dB)", pair("psnr", ".1f")), ("SSIM", pair("ssim", ".3f")),
+            ("IoU", pair("iou", ".3f")), ("masks agree", pair("mask_agreement", ".3f")),
+            ("beyond cut edge", pair("beyond_cut_edge", ".1f", 100, " %")),
+            ("Gaussians", pair("gaussians", ",d")), ("seconds", pair("seconds", ".1f"))]
+    title = (f"Real photos, {lb} → {la} (`python benchmarks/real_photos.py`; targets: PSNR "
+             f">= {TARGET_PSNR_DB:g} dB, IoU >= {TARGET_IOU:g}, beyond cut edge < "
+             f"{100 * TARGET_BEYOND:g} %)")
+    lines = [title, "",
+             "| photo | split | " + " | ".join(c for c, _ in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for n in names:
+        lines.append(f"| {n} | {a[n]['split']} | " + " | ".join(f(n) for _, f in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--label", default="run", help="tag stored in the JSON (e.g. before, after)")
+    ap.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    ap.add_argument("--split", choices=("dev", "held-out", "all"), default="all")
+    ap.add_argument("--checkpoint", default=None, help="default: the bundled checkpoint")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's "
+                    "default)")
+    ap.add_argument("--save-dir", default=None,
+                    help="also save each reconstruction (no turntable) + photo.png here")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/results/real_photos_<label>.json)")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="write a before/after markdown table of two JSONs and exit")
+    ap.add_argument("--markdown", default=None, help="with --compare: write the table here")
+    args = ap.parse_args(argv)
+
+    if args.compare:
+        before, after = (json.loads(Path(p).read_text()) for p in args.compare)
+        md = compare_markdown(before, after)
+        print(md)
+        if args.markdown:
+            Path(args.markdown).write_text(md)
+            print(f"wrote {args.markdown}")
+        return 0
+
+    cases = [c for c in CASES if args.split in ("all", c.split)]
+    if args.cases:
+        want = args.cases.split(",")
+        unknown = sorted(set(want) - {c.name for c in CASES})
+        if unknown:
+            ap.error(f"unknown case(s) {unknown}; known: {[c.name for c in CASES]}")
+        cases = [c for c in cases if c.name in want]
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from humansplat.errors import HumanSplatError
+    from humansplat.eval.independent_mask import INDEPENDENT_MASK_NAME
+    from humansplat.pipeline import HumanSplatPipeline
+
+    t0 = time.perf_counter()
+    pipe = HumanSplatPipeline.from_pretrained(args.checkpoint)
+    load_s = time.perf_counter() - t0
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    rows = []
+    for c in cases:
+        try:
+            rows.append(run_case(pipe, c, save_dir))
+        except HumanSplatError as err:  # a photo the pipeline refuses is a result too
+            rows.append({"case": c.name, "file": c.file, "split": c.split, "error": str(err)})
+        print(table(rows[-1:]).splitlines()[-1] if "error" in rows[-1] else
+              f"{c.name}: PSNR {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.3f}, "
+              f"IoU {rows[-1]['iou']:.3f}, {rows[-1]['gaussians']} Gaussians, "
+              f"{rows[-1]['seconds']:.1f} s", flush=True)
+    print()
+    print(table(rows))
+    result = {"benchmark": "real_photos", "label": args.label,
+              "checkpoint": pipe.checkpoint_info(), "independent_mask": INDEPENDENT_MASK_NAME,
+              "camera": "the reconstruction's input camera at the photo's resolution (eval_px)",
+              "targets": {"psnr_db": TARGET_PSNR_DB, "iou": TARGET_IOU,
+                          "beyond_cut_edge": TARGET_BEYOND},
+              "load_pipeline_s": load_s, "rows": rows, "machine": machine_info(str(pipe.device))}
+    out = args.out or ROOT / "benchmarks" / "results" / f"real_photos_{args.label}.json"
+    write_result(result, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

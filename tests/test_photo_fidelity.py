@@ -1,0 +1,264 @@
+"""The real-photo benchmark's core (humansplat.eval.photo_fidelity, benchmarks/real_photos.py)
+at micro size: a splat built by unprojecting a known photo through its input camera must
+score as a near-perfect copy, a shifted one must not, and the cut-edge share must count
+exactly the opacity placed beyond the photo's edge."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from humansplat.cameras import pixel_rays, project_points
+from humansplat.eval.photo_fidelity import (
+    InputCamera,
+    beyond_edge_fraction,
+    cut_edges,
+    input_camera_from_meta,
+    input_view_scores,
+    photo_at_input_camera,
+    render_at_camera,
+)
+from humansplat.gaussians import Gaussians
+from humansplat.prior.fit import input_camera
+
+_SPEC = importlib.util.spec_from_file_location(
+    "real_photos", Path(__file__).resolve().parents[1] / "benchmarks" / "real_photos.py")
+rp = importlib.util.module_from_spec(_SPEC)
+sys.modules.setdefault("real_photos", rp)  # dataclasses look their module up
+_SPEC.loader.exec_module(rp)
+
+W, H, S = 80, 60, 128
+CROP_BOX = (-10.0, -15.0, 90.0, 85.0)  # square, reaches beyond the photo on every side
+DEPTH = 2.6  # the input camera's distance to the origin
+
+
+def _photo() -> tuple[np.ndarray, np.ndarray]:
+    """A smooth textured 'person' (an ellipse cut by the bottom edge) on a gradient."""
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5
+    person = ((x - 42) / 18) ** 2 + ((y - 50) / 30) ** 2 < 1.0
+    bg = np.stack([x / W, 0.3 + 0 * x, y / H], -1)
+    fg = np.stack([0.5 + 0.4 * np.sin(y / 5), 0.6 + 0.3 * np.cos(x / 6), 0.2 + 0 * x], -1)
+    rgb = np.where(person[..., None], fg, bg)
+    return (rgb * 255 + 0.5).astype(np.uint8), person.astype(np.float32)
+
+
+def _camera() -> InputCamera:
+    cam = input_camera(S, S)
+    return InputCamera(cam.viewmats[0], cam.Ks[0], S, S, CROP_BOX)
+
+
+def _unprojected_splat(photo: np.ndarray, mask: np.ndarray, cam: InputCamera) -> Gaussians:
+    """One small Gaussian per crop pixel whose centre falls on the person in the photo,
+    coloured from the photo by the crop box alone (independent of the warp under test)."""
+    origins, dirs = pixel_rays(cam.viewmat[None], cam.K[None], S, S)
+    v, u = np.mgrid[0:S, 0:S] + 0.5
+    xs = np.floor(u / cam.scale + CROP_BOX[0]).astype(int)
+    ys = np.floor(v / cam.scale + CROP_BOX[1]).astype(int)
+    ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
+    on = np.zeros((S, S), bool)
+    on[ok] = mask[ys[ok], xs[ok]] > 0.5
+    sel = torch.from_numpy(on)
+    t = DEPTH / dirs[0, ..., 2].abs()  # to the plane z = 0 (the camera looks along -z)
+    means = (origins[0] + dirs[0] * t[..., None])[sel]
+    colors = torch.from_numpy(photo[ys[on], xs[on]].astype(np.float32) / 255.0)
+    n = len(means)
+    px = DEPTH / float(cam.K[0, 0])  # one pixel in metres at that depth
+    return Gaussians(means=means.float(), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
+                     scales=torch.full((n, 3), 0.45 * px), opacities=torch.full((n,), 0.99),
+                     colors=colors)
+
+
+def _micro_rec(g: Gaussians, cam: InputCamera) -> SimpleNamespace:
+    """A stand-in Reconstruction: what the benchmark reads of one (gaussians, meta)."""
+    return SimpleNamespace(gaussians=g, meta={
+        "camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
+        "input": {"crop_box": list(CROP_BOX), "original_size": [W, H], "source": None}})
+
+
+def test_photo_view_matches_crop_geometry():
+    photo, mask = _photo()
+    cam = _camera()
+    view = photo_at_input_camera(photo, mask, cam)
+    assert view.rgb.shape == (S, S, 3) and view.mask.shape == view.inside.shape == (S, S)
+    # the photo's edges in camera pixels, and nothing of the photo beyond them
+    left, top, right, bottom = cam.photo_rect((W, H))
+    assert (left, top) == pytest.approx((10 * 1.28, 15 * 1.28))
+    assert (right, bottom) == pytest.approx((90 * 1.28, 75 * 1.28))
+    assert view.inside[:, : int(left) - 1].max() == 0 and view.inside[int(bottom) + 1:].max() == 0
+    assert view.inside[30:80, 30:80].min() == 1.0
+    # the identity crop returns the photo itself
+    same = InputCamera(cam.viewmat, cam.K, 60, 60, (0.0, 0.0, 60.0, 60.0))
+    v2 = photo_at_input_camera(photo[:, :60], mask[:, :60], same)
+    np.testing.assert_allclose(v2.rgb, photo[:, :60] / 255.0, atol=1e-6)
+
+
+def test_unprojected_photo_scores_as_a_copy_and_a_shifted_one_does_not():
+    photo, mask = _photo()
+    cam = _camera()
+    view = photo_at_input_camera(photo, mask, cam)
+    g = _unprojected_splat(photo, mask, cam)
+    rgb, alpha = render_at_camera(g, cam.viewmat, cam.K, S, S)
+    good = input_view_scores(rgb, alpha, view)
+    assert good["psnr"] > 25.0 and good["ssim"] > 0.85 and good["iou"] > 0.9, good
+    shifted = Gaussians(means=g.means + torch.tensor([0.25, 0.0, 0.0]), quats=g.quats,
+                        scales=g.scales, opacities=g.opacities, colors=g.colors)
+    rgb, alpha = render_at_camera(shifted, cam.viewmat, cam.K, S, S)
+    bad = input_view_scores(rgb, alpha, view)
+    assert bad["iou"] < good["iou"] - 0.2 and bad["psnr"] < good["psnr"] - 5, (good, bad)
+
+
+def test_scores_need_a_mask_and_matching_shapes():
+    photo, mask = _photo()
+    view = photo_at_input_camera(photo, np.zeros_like(mask), _camera())
+    with pytest.raises(ValueError, match="empty"):
+        input_view_scores(torch.ones(S, S, 3), torch.ones(S, S), view)
+    with pytest.raises(ValueError, match="do not match"):
+        input_view_scores(torch.ones(S, S + 1, 3), torch.ones(S, S + 1), view)
+
+
+def test_cut_edges():
+    _, mask = _photo()
+    assert cut_edges(mask) == ("bottom",)
+    m = np.zeros((50, 40), np.float32)
+    assert cut_edges(m) == ()
+    m[10:50, 0:25] = 1.0  # through the bottom-left corner
+    assert cut_edges(m) == ("bottom", "left")
+
+
+def test_beyond_edge_fraction_counts_opacity_past_the_cut_edge():
+    cam = _camera()
+    left, _, _, bottom = cam.photo_rect((W, H))
+    # pixels: 3 inside the photo, 1 below its bottom edge, 1 beyond the left one
+    pix = torch.tensor([[30.0, 30.0], [40.0, 20.0], [20.0, 40.0],
+                        [30.0, bottom + 4.0], [left - 3.0, 30.0]])
+    ones = torch.ones(len(pix), 1)
+    d_cam = torch.cat([pix, ones], 1) @ torch.linalg.inv(cam.K).T
+    R, t = cam.viewmat[:3, :3], cam.viewmat[:3, 3]
+    pts_cam = d_cam / d_cam[:, 2:3] * 2.0  # 2 m in front of the camera
+    means = (pts_cam - t) @ R  # camera -> world
+    behind = (torch.tensor([[30.0, bottom + 4.0, -2.0]]) - t) @ R  # never counts
+    uv, _ = project_points(means, cam.viewmat[None], cam.K[None])
+    assert torch.allclose(uv[0], pix, atol=1e-3)
+    op = torch.tensor([0.5, 0.5, 0.5, 1.0, 0.5, 1.0])
+    n = len(op)
+    g = Gaussians(means=torch.cat([means, behind]), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
+                  scales=torch.full((n, 3), 0.01), opacities=op, colors=torch.ones(n, 3))
+    assert beyond_edge_fraction(g, cam, (W, H), ("bottom",)) == pytest.approx(1.0 / 3.0)
+    assert beyond_edge_fraction(g, cam, (W, H), ("left",)) == pytest.approx(0.5 / 3.0)
+    assert beyond_edge_fraction(g, cam, (W, H)) == pytest.approx(1.5 / 3.0)
+    assert beyond_edge_fraction(g, cam, (W, H), ()) == 0.0
+    with pytest.raises(ValueError, match="unknown edge"):
+        beyond_edge_fraction(g, cam, (W, H), ("bottom", "under"))
+
+
+def test_input_camera_from_meta_round_trip():
+    cam = _camera()
+    meta = {"camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(),
+                       "image_size": [S, S]}, "input": {"crop_box": list(CROP_BOX)}}
+    back = input_camera_from_meta(json.loads(json.dumps(meta)))
+    assert torch.allclose(back.viewmat, cam.viewmat) and back.crop_box == CROP_BOX
+    with pytest.raises(ValueError, match="no usable input camera"):
+        input_camera_from_meta({"camera": {}})
+
+
+def test_benchmark_evaluate_case_on_a_micro_reconstruction():
+    """The benchmark's per-case scoring on a stand-in reconstruction (meta + gaussians)."""
+    photo, mask = _photo()
+    cam = _camera()
+
+    rec = _micro_rec(_unprojected_splat(photo, mask, cam), cam)
+    rec.mask = photo_at_input_camera(photo, mask, cam).mask  # the pipeline's mask, [S,S]
+    row = rp.evaluate_case(rec, photo, mask)
+    assert row["mask_agreement"] == pytest.approx(1.0)
+    assert row["psnr"] > 25 and row["iou"] > 0.9 and row["cut_edges"] == ["bottom"]
+    assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(rec.gaussians)
+
+
+def test_table_and_before_after_markdown():
+    row = {"case": "a", "split": "dev", "psnr": 12.44, "ssim": 0.56, "iou": 0.778,
+           "beyond_cut_edge": 0.029, "gaussians": 6007, "seconds": 30.0}
+    after = dict(row, psnr=26.01, iou=0.93, beyond_cut_edge=0.004, gaussians=41000)
+    err = {"case": "b", "split": "held-out", "error": "no person"}
+    text = rp.table([row, err])
+    assert "12.44" in text and "error: no person" in text and "0/1 cases" in text
+    md = rp.compare_markdown({"label": "before", "rows": [row, err]},
+                             {"label": "after", "rows": [after, err]})
+    assert "| a | dev | 12.4 → 26.0 | 0.560 → 0.560 | 0.778 → 0.930 | - → - | 2.9 % → 0.4 % |" in md
+    assert "6,007 → 41,000" in md and "| b |" not in md
+
+
+def test_cases_are_real_files_with_a_held_out_split():
+    names = [c.name for c in rp.CASES]
+    assert len(names) == len(set(names)) >= 5
+    assert {c.split for c in rp.CASES} == {"dev", "held-out"}
+    assert sum(c.split == "held-out" for c in rp.CASES) >= 2
+    readme = (Path(rp.ROOT) / "examples" / "README.md").read_text()
+    for c in rp.CASES:
+        assert (Path(rp.ROOT) / "examples" / c.file).is_file() and c.file in readme
+
+
+def test_reconstruction_beyond_edges_reads_the_meta():
+    from humansplat.eval.photo_fidelity import reconstruction_beyond_edges
+
+    photo, mask = _photo()
+    cam = _camera()
+
+    g = _unprojected_splat(photo, mask, cam)
+    assert reconstruction_beyond_edges(_micro_rec(g, cam), ("bottom",)) == 0.0
+    low = Gaussians(means=g.means - torch.tensor([0.0, 0.5, 0.0]), quats=g.quats,
+                    scales=g.scales, opacities=g.opacities, colors=g.colors)
+    assert reconstruction_beyond_edges(_micro_rec(low, cam), ("bottom",)) > 0.3
+    with pytest.raises(ValueError, match="original photo size"):
+        reconstruction_beyond_edges(SimpleNamespace(gaussians=g, meta={
+            **_micro_rec(g, cam).meta, "input": {"crop_box": list(CROP_BOX)}}))
+
+
+def test_readme_figure_of_a_micro_reconstruction(tmp_path):
+    _spec = importlib.util.spec_from_file_location(
+        "readme_figures", Path(__file__).resolve().parents[1] / "scripts" / "readme_figures.py")
+    rf = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(rf)
+    from PIL import Image
+
+    photo, mask = _photo()
+    cam = _camera()
+    g = _unprojected_splat(photo, mask, cam)
+    rec = tmp_path / "micro"
+    rec.mkdir()
+    g.save_ply(rec / "gaussians.ply", y_down=True)  # as Reconstruction.save writes it
+    (rec / "meta.json").write_text(json.dumps(_micro_rec(g, cam).meta))
+    Image.fromarray(photo).save(rec / "photo.png")
+    size = 48
+    img = rf.figure(rec, size=size)
+    assert img.dtype == np.uint8 and img.shape == (size + rf.LABEL_PX + 4, 5 * size + 12, 3)
+    # panel 2 (the re-render) shows the photo's person where panel 1 does
+    p1 = img[2:2 + size, 2:2 + size].astype(float)
+    p2 = img[2:2 + size, 4 + size:4 + 2 * size].astype(float)
+    person = np.asarray(Image.fromarray((photo_at_input_camera(photo, mask, cam).mask * 255)
+                                        .astype(np.uint8)).resize((size, size))) > 200
+    assert np.abs(p1 - p2)[person].mean() < 20
+    n = rf.save_small_png(img, tmp_path / "fig.png", max_kb=150)
+    assert n == (tmp_path / "fig.png").stat().st_size < 150 * 1024
+
+
+def test_native_camera_is_the_same_view_at_the_photos_resolution():
+    cam = _camera()
+    nat = cam.native()
+    assert nat.width == nat.height == 100  # the crop box's side in photo pixels
+    assert nat.scale == pytest.approx(1.0)
+    assert nat.photo_rect((W, H)) == pytest.approx((10.0, 15.0, 90.0, 75.0))
+    p = torch.tensor([[0.1, 0.2, 0.3]])
+    uv, _ = project_points(p, cam.viewmat[None], cam.K[None])
+    uv2, _ = project_points(p, nat.viewmat[None], nat.K[None])
+    assert torch.allclose(uv2, uv * 100 / S, atol=1e-4)
+    assert cam.native(max_size=64).width == 64
+    photo, mask = _photo()
+    g = _unprojected_splat(photo, mask, cam)
+    view = photo_at_input_camera(photo, mask, nat)
+    rgb, alpha = render_at_camera(g, nat.viewmat, nat.K, nat.width, nat.height)
+    assert input_view_scores(rgb, alpha, view)["iou"] > 0.9
