@@ -3,13 +3,12 @@ references (the photo itself, a step edge, a cut photo's frame), without a check
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from humansplat.cameras import orbit_cameras
 from humansplat.errors import ConfigError
+from humansplat.eval.metrics import psnr as psnr_metric
 from humansplat.gaussians import Gaussians
 from humansplat.pipeline import PipelineConfig
 from humansplat.refine import (FaithfulConfig, PhotoEvidence, carve_by_mask, frame_mask,
@@ -21,11 +20,6 @@ from humansplat.render import rasterize
 
 S = 96  # crop size of the toy photo
 RADIUS = 2.6
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
-    mse = float(((a - b) ** 2)[where].mean())
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def _toy_evidence(cut_row: int | None = None) -> PhotoEvidence:
@@ -117,7 +111,8 @@ def test_photo_gaussians_rerender_the_photo_at_its_camera():
     pg = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8), resolution=S)
     img, alpha = _render(pg.gaussians, ev.camera, S)
     inside = ev.mask > 0.5
-    psnr = _psnr(img, ev.composite.permute(1, 2, 0), inside[..., None].expand(-1, -1, 3))
+    psnr = float(psnr_metric(img.permute(2, 0, 1)[None], ev.composite[None],
+                             inside.float()[None]))
     sil = alpha > 0.5
     iou = float((sil & inside).sum() / (sil | inside).sum())
     assert psnr > 27.0, psnr

@@ -68,7 +68,7 @@ def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *
     conf = confidence.float().clamp(0, 1)
     filled = push_pull_fill(depth[None].float(), conf)[0]
     # a small floor: filled cells still vote, far less than confident ones
-    conf = conf.clamp(min=1e-3)
+    conf = conf.clamp(min=1e-4)
     guide_lo = F.interpolate(guide[None].float(), size=(h, w), mode="area")[0]  # [C,h,w]
     # each output pixel's position in coarse-cell coordinates, and its nearest cell
     ys = (torch.arange(H, dtype=torch.float32) + 0.5) * h / H - 0.5
