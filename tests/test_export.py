@@ -108,7 +108,7 @@ def test_glb_is_valid_and_reads_back(exported):
     import trimesh
     from pygltflib import GLTF2
 
-    folder, g, path, asset, seconds = exported
+    _, _, path, asset, seconds = exported
     report = _validate(path)
     assert report["info"]["hasSkins"] and report["info"]["hasTextures"]
     assert report["info"]["animationCount"] == len(MOTIONS)
@@ -160,7 +160,7 @@ def test_animation_in_the_file_is_the_body_models_motion(exported, anny_body):
     from humansplat.avatar.motions import make_motion
     from humansplat.export.skin import bind_pose, motion_transforms
 
-    folder, g, path, asset, _ = exported
+    folder, _, path, _, _ = exported
     gltf = GLTF2().load(str(path))
     prim = gltf.meshes[0].primitives[0]
     X = _accessor(gltf, prim.attributes.POSITION).astype(np.float64)
