@@ -53,14 +53,13 @@ def render_glb(path, viewmat: Tensor, K: Tensor, width: int, height: int) -> Mes
 def compare_glb_to_splat(path, gaussians, camera) -> dict:
     """{"iou", "psnr"} of the GLB at ``path`` against the splat ``gaussians`` at
     ``camera`` (an ``asset.InputCamera``)."""
-    from ..eval.metrics import psnr
-    from ..prior.fit import silhouette_iou
+    from ..metrics import mask_iou, psnr
     from .views import render_splat_views
 
     c = camera
     view = render_splat_views(gaussians, c.viewmat[None], c.K[None], c.width, c.height)[0]
     mesh = render_glb(path, c.viewmat, c.K, c.width, c.height)
     ref = view.rgb + (1 - view.alpha[..., None])  # the splat on white
-    iou = silhouette_iou(mesh.coverage.float(), (view.alpha > 0.5).float())
+    iou = mask_iou(mesh.coverage.float(), view.alpha)
     p = float(psnr(mesh.rgb.permute(2, 0, 1)[None], ref.permute(2, 0, 1)[None].clamp(0, 1)))
     return {"iou": float(iou), "psnr": p}
