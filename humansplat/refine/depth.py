@@ -90,8 +90,9 @@ def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *
             wgt = wy[:, None] * wx[None, :] * torch.exp(-diff * inv_r) * conf[ny][:, nx]
             num += wgt * filled[ny][:, nx]
             den += wgt
-    out = num / den.clamp(min=1e-12)
-    # where no neighbour looked alike at all, the smooth fill is the honest answer
+    # where no neighbour looked alike at all, the smooth fill is the honest answer; blended
+    # in continuously (a hard switch would turn float noise upstream into jumps)
     smooth = F.interpolate(filled[None, None], size=(H, W), mode="bilinear",
                            align_corners=False)[0, 0]
-    return torch.where(den > 1e-8, out, smooth)
+    prior = 1e-6
+    return (num + prior * smooth) / (den + prior)
