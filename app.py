@@ -6,7 +6,8 @@ Layout and wiring only: the model lives in ``humansplat.pipeline``; validation, 
 the streaming run and the GPU-time estimate in ``humansplat.webapp``. Settings come from
 environment variables (README, "Web demo"). Endpoints for API callers: ``/reconstruct``
 (plain file paths: .ply, .splat, .mp4, views.png, meta.json), then, in the same session,
-``/animate`` (an .mp4 of that result moving) and ``/part_view`` (a .splat by body part).
+``/animate`` (an .mp4 of that result moving), ``/part_view`` (a .splat by body part) and
+``/export`` (a rigged, textured .glb of the person).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from humansplat.webapp import (MOTION_CHOICES, PART_VIEW_CHOICES, AppSettings, F
                                estimate_gpu_seconds, load_photo, load_pipeline, part_view,
                                run_events, summary_markdown)
 from humansplat.webapp import inputs as I
+from humansplat.webapp.avatar_export import (EXPORT_POSES, check_export_pose,
+                                             estimate_export_gpu_seconds, export_result)
 from humansplat.webapp.gate import Rule, install_gate
 from humansplat.webapp.memory import limit_malloc_arenas, returning_memory
 
@@ -109,6 +112,15 @@ def animate_on_device(result_dir: str, motion: str) -> str:
     # the fitted body's model is the pipeline's (on the device); the splat is read from files
     return animate_result(result_dir, motion, body_model=PIPE.body_model,
                           size=SETTINGS.video_size)
+
+
+def _export_seconds(result_dir: str, pose: str) -> int:
+    return estimate_export_gpu_seconds()
+
+
+@spaces.GPU(duration=_export_seconds)
+def export_on_device(result_dir: str, pose: str) -> str:
+    return export_result(result_dir, pose, body_model=PIPE.body_model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +306,28 @@ def animate(motion, request: gr.Request):
                              "animate")
 
 
+def export_avatar(pose, request: gr.Request):
+    """A rigged, textured 3D model (binary glTF) of this session's latest reconstruction.
+
+    Call /reconstruct first with the same client (its session). The mesh wraps the splat,
+    its colours are baked from it, and it carries the fitted body's skeleton, skinning
+    weights and the walk, wave and turn motions as animations (Blender, Unity, the web).
+
+    Args:
+        pose: the pose the mesh is stored in: input (as in the photo, lined up with the
+            splat), apose or tpose.
+
+    Returns:
+        Path of a .glb file.
+    """
+    return _on_latest_result(request, lambda result: export_on_device(result, pose), "export")
+
+
+def export_avatar_ui(pose, request: gr.Request):
+    path = export_avatar(pose, request)
+    return path, gr.DownloadButton(value=path, interactive=True)
+
+
 def show_part_view(part, request: gr.Request):
     """The splat of this session's latest reconstruction coloured by body part.
 
@@ -319,6 +353,10 @@ def validate_motion(motion):
 
 def validate_part(part):
     return _verdicts([check_part_view(part)])[0]
+
+
+def validate_pose(pose):
+    return _verdicts([check_export_pose(pose)])[0]
 
 
 def remember_photo(photo, request: gr.Request):
@@ -428,6 +466,17 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
                         animation_out = gr.Video(label="The reconstruction, reposed",
                                                  autoplay=True, loop=True, interactive=False,
                                                  height=260, elem_id="animation", scale=3)
+                with gr.Tab("Avatar (.glb)", elem_id="avatar-tab"):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=2, min_width=200):
+                            pose_in = gr.Radio(list(EXPORT_POSES), value="input",
+                                               label="Pose of the mesh", elem_id="pose")
+                            avatar_btn = gr.Button("Make avatar", elem_id="make-avatar")
+                            glb_btn = gr.DownloadButton("Download avatar (.glb)",
+                                                        interactive=False, elem_id="glb")
+                        avatar_out = gr.Model3D(label="Rigged, textured avatar (walking)",
+                                                height=300, interactive=False,
+                                                elem_id="avatar-viewer", scale=3)
             model_out = gr.Model3D(label="3D Gaussians (drag to orbit)", height=420,
                                    interactive=False, elem_id="viewer")
             part_in = gr.Radio(list(PART_VIEW_CHOICES), value="photo", label="Show in the viewer",
@@ -456,6 +505,9 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
         part_api_in = gr.Textbox(value="all", label="part")
         part_api_out = gr.File(label="parts.splat")
         part_api_btn = gr.Button(visible=False)
+        pose_api_in = gr.Textbox(value="input", label="pose")
+        avatar_api_out = gr.File(label="avatar.glb")
+        export_api_btn = gr.Button(visible=False)
 
     ui_inputs = [photo_in, seed_in, randomize_in, fg_in, bg_in, steps_in, guidance_in]
     ui_outputs = [seed_in, body_out, views_out, latents_out, video_out, model_out, ply_btn,
@@ -483,6 +535,13 @@ with gr.Blocks(title="HumanSplat", delete_cache=(600, SETTINGS.session_ttl_s)) a
     part_event = part_api_btn.click(show_part_view, [part_api_in], [part_api_out],
                                     validator=validate_part, api_name="part_view",
                                     concurrency_id=LIGHT, concurrency_limit=LIGHT_LIMIT)
+    # exports render the splat and bake a texture: device work, like animations
+    export_ui_event = avatar_btn.click(export_avatar_ui, [pose_in], [avatar_out, glb_btn],
+                                       validator=validate_pose, api_name="export_ui",
+                                       concurrency_id=HEAVY, api_visibility="private")
+    export_event = export_api_btn.click(export_avatar, [pose_api_in], [avatar_api_out],
+                                        validator=validate_pose, api_name="export",
+                                        concurrency_id=HEAVY)
     photo_in.change(remember_photo, [photo_in], None, queue=False, show_progress="hidden",
                     api_visibility="private")
     demo.load(open_session, api_visibility="private")
@@ -500,6 +559,8 @@ GATE = install_gate(demo, {
     animate_event["id"]: Rule((I.MOTION,), heavy=True),
     part_ui_event["id"]: Rule((I.PART,)),
     part_event["id"]: Rule((I.PART,)),
+    export_ui_event["id"]: Rule((I.POSE,), heavy=True),
+    export_event["id"]: Rule((I.POSE,), heavy=True),
 }, SESSIONS, size=SETTINGS.queue_size, heavy_concurrency_id=HEAVY)
 
 if __name__ == "__main__":

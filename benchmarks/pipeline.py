@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 from common import machine_info, write_result  # noqa: E402
 
 STAGE_ORDER = ("load", "preprocess", "body_fit", "view_synthesis", "model_inputs",
-               "reconstruction", "export_ply", "export_splat", "export_views",
+               "reconstruction", "faithful", "export_ply", "export_splat", "export_views",
                "export_latents", "export_body_png", "export_body_obj", "export_video",
                "export_meta", "total")
 

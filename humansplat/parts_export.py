@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, MissingFileError
 from .gaussians import Gaussians
 from .io.splat_files import save_ply
 from .prior.parts import NUM_PARTS, PART_COLORS, PART_NAMES
@@ -187,8 +187,8 @@ def _load_labelled(source: Path) -> Gaussians:
     if g.labels is None:
         params_file = ply.parent / "body.npz"
         if not params_file.is_file():
-            raise ValueError(f"{ply} has no part labels and there is no body.npz next to it "
-                             "to label the Gaussians from the fitted body")
+            raise MissingFileError(f"{ply} has no part labels and there is no body.npz next "
+                                   "to it to label the Gaussians from the fitted body")
         from .avatar.skinning import BodyParams
 
         params = BodyParams.load(params_file)

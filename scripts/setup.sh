@@ -27,6 +27,11 @@ if [ "$want_test" = 1 ]; then
     (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
       || echo "setup: chromium could not be installed; browser tests will be skipped"
   fi
+  # the Khronos glTF validator for the export tests (skipped with the reason without npm)
+  if command -v npm >/dev/null 2>&1; then
+    npm install --silent --prefix "$HOME/.cache/humansplat/gltf-validator" gltf-validator \
+      >/dev/null || echo "setup: gltf-validator could not be installed; its check is skipped"
+  fi
 fi
 # pyenv's shims learn about new console scripts (`humansplat`) only on a rehash
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi

@@ -18,7 +18,7 @@ from PIL import Image
 
 from app_server import ROOT, app_server  # noqa: F401  (session fixture)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(480)]
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 # flags checked with Debian's chromium: software WebGL so the splat viewer renders headless

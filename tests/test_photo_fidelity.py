@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from humansplat.cameras import pixel_rays, project_points
+from humansplat.io import save_ply
 from humansplat.eval.photo_fidelity import (
     InputCamera,
     beyond_edge_fraction,
@@ -230,7 +231,7 @@ def test_readme_figure_of_a_micro_reconstruction(tmp_path):
     g = _unprojected_splat(photo, mask, cam)
     rec = tmp_path / "micro"
     rec.mkdir()
-    g.save_ply(rec / "gaussians.ply", y_down=True)  # as Reconstruction.save writes it
+    save_ply(g, rec / "gaussians.ply", y_down=True)  # as Reconstruction.save writes it
     (rec / "meta.json").write_text(json.dumps(_micro_rec(g, cam).meta))
     Image.fromarray(photo).save(rec / "photo.png")
     size = 48

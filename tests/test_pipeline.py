@@ -71,7 +71,9 @@ def test_reconstruction_holds_what_the_contract_says(run):
     assert rec.crop.shape == rec.overlay.shape == (MICRO_CROP, MICRO_CROP, 3)
     assert rec.mask.shape == (MICRO_CROP, MICRO_CROP)
     assert len(rec.input_camera) == 1 and len(rec.cameras) == 4
-    assert 0 < len(rec.gaussians) <= cfg.n_gaussians
+    # the model's Gaussians, with its input views replaced by one per photo pixel (refine)
+    assert 0 < len(rec.gaussians) <= cfg.n_gaussians + pipe.config.input_resolution ** 2
+    assert rec.info["faithful"]["photo_gaussians"] > 0
     assert rec.gaussians.labels is not None and rec.gaussians.device.type == "cpu"
     assert set(STAGES) <= set(rec.timings)
     assert rec.info["view_synthesizer"] == "projection" and rec.info["space"] == "pixel"

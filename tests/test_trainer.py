@@ -167,3 +167,33 @@ def test_background_workers_load_the_same_batches(toy):
         for k in a:
             if isinstance(a[k], torch.Tensor):
                 assert torch.equal(a[k], b[k]), k
+
+
+def test_a_non_finite_loss_skips_the_whole_step_and_keeps_the_data_order(tmp_path, toy,
+                                                                          monkeypatch):
+    """A NaN loss at the first micro-batch of a step: the step is skipped (on every process,
+    after they agree), its other micro-batches are drained, and the next step reads exactly
+    the micro-batches it would have read without the NaN."""
+    import humansplat.train.trainer as tr
+
+    loaded, used = [], []
+    real_collate, real_loss = tr.collate_samples, tr.training_loss
+
+    def collate(samples):
+        loaded.append(real_collate(samples))
+        return loaded[-1]
+
+    def loss_fn(renders, batch, *a, **k):
+        loss, terms = real_loss(renders, batch, *a, **k)
+        used.append(next(i for i, b in enumerate(loaded) if b is batch))
+        return (loss * float("nan") if len(used) == 1 else loss), terms
+
+    monkeypatch.setattr(tr, "collate_samples", collate)
+    monkeypatch.setattr(tr, "training_loss", loss_fn)
+    cfg = _cfg(tmp_path, 3)
+    cfg.optim.grad_accum = 2
+    log: list[str] = []
+    res = Trainer(cfg, dataset=toy, sample_dataset=toy, log=log.append, progress=False).train()
+    assert res.steps == 3 and any("non-finite loss" in m for m in log)
+    # micro-batch 1 (step 0's second) was drained unused; steps 1 and 2 read their own
+    assert used == [0, 2, 3, 4, 5]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix
 from ..prior.parts import PART_NAMES
 
@@ -56,7 +57,7 @@ class Motion:
 
 def _frames(n_frames: int) -> Tensor:
     if not isinstance(n_frames, int) or n_frames < 1:
-        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+        raise ConfigError(f"n_frames must be a positive int, got {n_frames!r}")
     return torch.arange(n_frames, dtype=torch.float32) / n_frames  # phase in [0, 1)
 
 
@@ -133,5 +134,5 @@ def make_motion(name: str, n_frames: int | None = None) -> Motion:
     """The motion called ``name`` (one of :data:`MOTIONS`), with its default length unless
     ``n_frames`` is given."""
     if name not in MOTIONS:
-        raise ValueError(f"unknown motion {name!r}; choose one of {', '.join(MOTIONS)}")
+        raise ConfigError(f"unknown motion {name!r}; choose one of {', '.join(MOTIONS)}")
     return MOTIONS[name]() if n_frames is None else MOTIONS[name](n_frames)

@@ -90,8 +90,8 @@ def _check_choices(pose: str, motions: Sequence[str]) -> None:
 @torch.no_grad()
 def build_avatar(gaussians: Gaussians, params: BodyParams, body_model, *,
                  input_camera: InputCamera | None = None, pose: str = "input",
-                 motions: Sequence[str] = ("walk",), texture_size: int = 1024,
-                 view_size: int = 160, name: str = "humansplat_avatar",
+                 motions: Sequence[str] = ("walk",), texture_size: int = 512,
+                 view_size: int = 128, name: str = "humansplat_avatar",
                  surface: SurfaceConfig | None = None) -> AvatarAsset:
     """Build the avatar of a reconstruction (its splat, fitted ``params`` and the
     ``body_model`` they belong to). ``input_camera``: the photo's camera (its view of the
@@ -139,6 +139,12 @@ def build_avatar(gaussians: Gaussians, params: BodyParams, body_model, *,
         positions = (L @ (positions - A0[:, :3, 3])[..., None]).squeeze(-1) + A1[:, :3, 3]
         normals = torch.nn.functional.normalize(
             (polar_rotation(L) @ normals[..., None]).squeeze(-1), dim=-1)
+        # the clothed feet (not the body's) on y = 0: move the bind placement with them
+        dy = -float(positions[:, 1].min())
+        positions = positions + torch.tensor([0.0, dy, 0.0])
+        bind.transl = bind.transl + torch.tensor([0.0, dy, 0.0])
+        bind.bone_transforms = bind.bone_transforms.clone()
+        bind.bone_transforms[:, 1, 3] += dy
     heads = rest_heads(m, params)
     bind_globals = joint_globals(bind.bone_transforms, heads)
     animations = []

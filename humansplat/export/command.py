@@ -40,7 +40,7 @@ def load_input_camera(meta_path):
 
 def export_folder(folder, output=None, *, format: str = "glb", pose: str = "input",
                   motions: Sequence[str] = ("walk",), body_model=None,
-                  texture_size: int = 1024):
+                  texture_size: int = 512):
     """Export the reconstruction in ``folder`` (gaussians.ply, body.npz, meta.json) to
     ``output`` (default ``FOLDER/avatar.glb`` / ``FOLDER/avatar.obj``). Returns
     (path written, the :class:`~humansplat.export.asset.AvatarAsset`)."""
@@ -111,7 +111,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--motion", action="append", choices=sorted(MOTIONS), default=None,
                    help="a motion to include as an animation (repeat for several; default "
                    "walk)")
-    e.add_argument("--texture-size", type=int, default=1024, choices=(512, 1024, 2048),
+    e.add_argument("--texture-size", type=int, default=512, choices=(512, 1024, 2048),
                    help="texture side in pixels")
     e.set_defaults(func=_cmd_export)
     return e

@@ -24,7 +24,7 @@ from ..io.paths import as_path, atomic_path
 from .asset import AvatarAsset
 from .skin import local_trs
 
-__all__ = ["write_glb", "glb_bytes"]
+__all__ = ["glb_bytes", "write_glb"]
 
 _FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -110,19 +110,16 @@ def glb_bytes(asset: AvatarAsset) -> bytes:
     for anim in asset.animations:
         times = buf.accessor(anim.times.numpy(), "SCALAR", _FLOAT, bounds=True)
         at, aq, as_ = local_trs(anim.globals, asset.joint_parents)  # [T,J,...]
-        samplers, channels = [], []
-
-        def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
-            samplers.append({"input": times, "output": buf.accessor(values, kind, _FLOAT),
-                             "interpolation": "LINEAR"})
-            channels.append({"sampler": len(samplers) - 1,
-                             "target": {"node": node, "path": path}})
-
+        tracks = []  # (node, path, values, accessor type)
         for j in range(J):
-            channel(j, "translation", at[:, j].numpy(), "VEC3")
-            channel(j, "rotation", aq[:, j].numpy(), "VEC4")
+            tracks.append((j, "translation", at[:, j].numpy(), "VEC3"))
+            tracks.append((j, "rotation", aq[:, j].numpy(), "VEC4"))
             if j in roots or bool((as_[:, j] - 1).abs().max() > 1e-6):
-                channel(j, "scale", as_[:, j, None].expand(-1, 3).numpy(), "VEC3")
+                tracks.append((j, "scale", as_[:, j, None].expand(-1, 3).numpy(), "VEC3"))
+        samplers = [{"input": times, "output": buf.accessor(values, kind, _FLOAT),
+                     "interpolation": "LINEAR"} for _, _, values, kind in tracks]
+        channels = [{"sampler": i, "target": {"node": node, "path": path}}
+                    for i, (node, path, _, _) in enumerate(tracks)]
         animations.append({"name": anim.name, "samplers": samplers, "channels": channels})
 
     gltf = {

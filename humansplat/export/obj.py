@@ -34,13 +34,12 @@ def write_obj(asset: AvatarAsset, path) -> dict[str, Path]:
     vt[:, 1] = 1.0 - vt[:, 1]
     vn = asset.normals.numpy().astype(np.float64)
     f = asset.faces.numpy().astype(np.int64) + 1
-    with atomic_path(obj) as tmp:
-        with open(tmp, "w", encoding="ascii", newline="\n") as fh:
-            fh.write(f"# humansplat avatar: {len(v)} vertices, {len(f)} triangles\n"
-                     f"mtllib {mtl.name}\no {asset.name}\n")
-            np.savetxt(fh, v, fmt="v %.6f %.6f %.6f")
-            np.savetxt(fh, vt, fmt="vt %.6f %.6f")
-            np.savetxt(fh, vn, fmt="vn %.5f %.5f %.5f")
-            fh.write("usemtl baked\n")
-            np.savetxt(fh, np.repeat(f, 3, axis=1), fmt="f %d/%d/%d %d/%d/%d %d/%d/%d")
+    with atomic_path(obj) as tmp, open(tmp, "w", encoding="ascii", newline="\n") as fh:
+        fh.write(f"# humansplat avatar: {len(v)} vertices, {len(f)} triangles\n"
+                 f"mtllib {mtl.name}\no {asset.name}\n")
+        np.savetxt(fh, v, fmt="v %.6f %.6f %.6f")
+        np.savetxt(fh, vt, fmt="vt %.6f %.6f")
+        np.savetxt(fh, vn, fmt="vn %.5f %.5f %.5f")
+        fh.write("usemtl baked\n")
+        np.savetxt(fh, np.repeat(f, 3, axis=1), fmt="f %d/%d/%d %d/%d/%d %d/%d/%d")
     return {"obj": obj, "mtl": mtl, "texture": png}

@@ -24,8 +24,7 @@ from torch import Tensor
 
 from ..avatar.motions import Motion
 from ..avatar.skinning import BodyParams, polar_rotation, smpl_rotations_to_body_pose
-from ..prior.body import axis_angle_to_matrix
-from ..geometry import rotmat_to_quat
+from ..geometry import axis_angle_to_matrix, rotmat_to_quat
 
 __all__ = ["POSES", "BindPose", "skin_weights", "bind_pose", "rest_heads", "joint_globals",
            "local_trs", "motion_transforms"]

@@ -37,7 +37,7 @@ class SurfaceConfig:
 
     min_offset: float = -0.06
     max_offset: float = 0.22
-    steps: int = 41
+    steps: int = 33
     depth_tolerance: float = 0.03
     alpha_threshold: float = 0.5  # the first view's (the input camera's) silhouette
     hull_alpha: float = 0.15  # the other views' (their fuzz must not shrink the hull)
@@ -89,7 +89,7 @@ def smooth_on_mesh(values: np.ndarray, A, iters: int, lam: float = 0.5) -> np.nd
     return x
 
 
-def harmonic_fill(values: np.ndarray, known: np.ndarray, A, iters: int = 200) -> np.ndarray:
+def harmonic_fill(values: np.ndarray, known: np.ndarray, A, iters: int = 100) -> np.ndarray:
     """Values [V,...] where ``known`` is False replaced by a diffusion of the known ones
     (Jacobi iterations of the graph Laplace equation with the known values fixed); vertices
     no known one reaches get the mean of the known ones."""

@@ -171,7 +171,7 @@ def pull_push_fill(img: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def bake_texture(mesh: TexturedMesh, surface: ClothedSurface, uv: Tensor, face_uv: Tensor,
-                 views: list[SplatView], *, size: int = 1024, depth_tolerance: float = 0.03,
+                 views: list[SplatView], *, size: int = 512, depth_tolerance: float = 0.03,
                  body_scale: float = 1.0) -> tuple[np.ndarray, dict]:
     """The colour texture (uint8 [size,size,3]) of ``mesh`` baked from ``views`` (see the
     module docstring), and statistics (share of the surface's texels some view saw)."""
@@ -209,7 +209,7 @@ def bake_texture(mesh: TexturedMesh, surface: ClothedSurface, uv: Tensor, face_u
 
 def sample_texture(texture: np.ndarray, uv: Tensor) -> Tensor:
     """Bilinear texture lookup: uv [M,2] in the image convention -> colours [M,3] in [0,1]."""
-    t = torch.as_tensor(texture).float() / 255.0
+    t = torch.as_tensor(np.array(texture)).float() / 255.0
     S_h, S_w = t.shape[:2]
     px = torch.stack([uv[:, 0] * S_w, uv[:, 1] * S_h], 1)
     return sample_image(t, px)

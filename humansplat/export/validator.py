@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["validator_dir", "validator_available", "validate_gltf"]
+__all__ = ["validate_gltf", "validator_available", "validator_dir"]
 
 _SCRIPT = r"""
 const fs = require('fs');
@@ -50,7 +50,7 @@ def validate_gltf(path, timeout_s: float = 120.0) -> dict:
         raise RuntimeError(f"cannot validate glTF: {why}")
     env = {**os.environ, "NODE_PATH": str(validator_dir() / "node_modules")}
     proc = subprocess.run(["node", "-e", _SCRIPT, str(Path(path).resolve())], env=env,
-                          capture_output=True, text=True, timeout=timeout_s)
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"gltf-validator failed on {path}: {proc.stderr.strip()[:500]}")
     return json.loads(proc.stdout)

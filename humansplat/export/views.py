@@ -23,8 +23,7 @@ __all__ = ["SplatView", "render_splat_views", "export_cameras", "sample_image"]
 
 # orbit views around the splat: (azimuths, elevation) rings; the input camera comes first
 ORBIT_RINGS = (((0, 45, 90, 135, 180, 225, 270, 315), 5.0),
-               ((22.5, 112.5, 202.5, 292.5), 50.0),
-               ((67.5, 157.5, 247.5, 337.5), -40.0))
+               ((22.5, 112.5, 202.5, 292.5), 50.0))
 
 
 @dataclass
@@ -56,7 +55,7 @@ class SplatView:
         return uv[0].reshape(*shp, 2), z[0].reshape(shp)
 
 
-def export_cameras(g: Gaussians, size: int = 256, margin: float = 1.25,
+def export_cameras(g: Gaussians, size: int = 128, margin: float = 1.25,
                    fovy_deg: float = DEFAULT_FOVY_DEG) -> Cameras:
     """Orbit cameras (``ORBIT_RINGS``) that hold every visible Gaussian with a margin, so
     that leaving a view's frame means leaving the splat."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..gaussians import SH_C0, Gaussians
 from .paths import as_path
 from .splat_files import PART_PROPERTY, _gaussian_arrays, save_splat, write_vertex_ply
@@ -86,7 +87,7 @@ def save_compact(g: Gaussians, path, *, y_down: bool = True, prune: bool = True)
         return save_splat(g, p, y_down=y_down)  # sorts by opacity * volume itself
     if suffix == ".ply":
         return save_compact_ply(g, p, y_down=y_down, prune=False)
-    raise ValueError(f"save_compact: path must end in .splat or .ply, got {p.name!r}")
+    raise ConfigError(f"save_compact: path must end in .splat or .ply, got {p.name!r}")
 
 
 def compact_bytes_per_gaussian(fmt: str, labels: bool = True) -> int:

@@ -48,6 +48,18 @@ class PipelineConfig:
         bundled tiny checkpoint's head reaches a mean per-part IoU of 0.13 on held-out
         subjects vs 0.80 for the nearest body part (benchmarks/parts_model.py, parts.py),
         so "body" is the default.
+    faithful: make the splat faithful to the photo (``humansplat.refine``): the input view
+        as Gaussians at the photo's resolution, the other views carved by the photo's mask,
+        a short test-time refinement; False gives the model's Gaussians as they are.
+    input_resolution: input-view Gaussians per side of the crop, re-sampled from the photo
+        at its native resolution up to this cap (never below ``crop_size``): the density
+        setting (512: ~60-90k Gaussians for a full-body photo).
+    refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
+        the 2-core CPU three steps at 512 px take longer than the whole 15 s budget),
+        "always" or "off";
+    refine_seconds / refine_steps: it stops at whichever comes first.
+    beyond_edge: a photo cut at the person ("cut": the splat holds what the photo shows,
+        nothing beyond its edge; "complete": keep the model's guess of the rest).
     """
 
     body_model: str = "anny"
@@ -66,6 +78,12 @@ class PipelineConfig:
     foreground_ratio: float = FOREGROUND_RATIO
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
+    faithful: bool = True
+    input_resolution: int = 512
+    refine: str = "cuda"
+    refine_seconds: float = 2.0
+    refine_steps: int = 30
+    beyond_edge: str = "cut"
     format_version: int = 1
 
     def __post_init__(self) -> None:
@@ -97,6 +115,11 @@ class PipelineConfig:
                 Path(self.reconstruction_subfolder).is_absolute():
             bad("reconstruction_subfolder", f"must be a relative folder inside the checkpoint, "
                 f"got {self.reconstruction_subfolder!r}")
+        if self.refine not in ("cuda", "always", "off"):
+            bad("refine", f"must be 'cuda', 'always' or 'off', got {self.refine!r}")
+        if not float(self.refine_seconds) >= 0:
+            bad("refine_seconds", f"must be >= 0, got {self.refine_seconds!r}")
+        self.faithful_config()  # validates input_resolution, refine_seconds, beyond_edge
         if self.format_version != 1:
             bad("format_version", f"{self.format_version} is newer than this humansplat "
                 f"({__version__}) reads; upgrade humansplat")
@@ -134,6 +157,17 @@ class PipelineConfig:
 
     def replace(self, **changes: Any) -> PipelineConfig:
         return replace(self, **changes)
+
+    def faithful_config(self, device: str = "cpu"):
+        """The ``refine.FaithfulConfig`` these fields select for a run on ``device``."""
+        from ..refine import FaithfulConfig
+
+        on = self.refine == "always" or (self.refine == "cuda" and
+                                         torch.device(device).type == "cuda")
+        return FaithfulConfig(resolution=self.input_resolution,
+                              refine_seconds=float(self.refine_seconds) if on else 0.0,
+                              refine_steps=self.refine_steps,
+                              beyond_edge=self.beyond_edge)
 
 
 def default_device(device) -> torch.device:

@@ -396,18 +396,38 @@ class HumanSplatPipeline:
                 g = self._projection_synth().prior_gaussians(p.synth_input)
             else:
                 g = gaussians[i]
+                if self.config.faithful:
+                    g = self._make_faithful(p, g)
             n_raw = len(g)
             g = g.prune(self.config.min_opacity) if self.config.min_opacity > 0 else g
             if self.config.part_labels == "body" or g.labels is None:
                 from ..parts_export import assign_labels
 
                 g = assign_labels(g, self.body_model, p.fit, overwrite=True)
-            p.timings["reconstruction"] = (time.perf_counter() - t) + \
+            p.timings["reconstruction"] = (time.perf_counter() - t) - \
+                p.timings.get("faithful", 0.0) + \
                 (0.0 if p.prior_only else model_seconds)
             if progress is not None:
                 progress(len(STAGES), len(STAGES), "reconstruction")
             recs.append(self._reconstruction(p, g, n_raw))
         return recs
+
+    def _make_faithful(self, p: Prepared, g):
+        """The model's Gaussians made faithful to the photo (``humansplat.refine``)."""
+        from ..refine import PhotoEvidence, make_faithful, output_view_cameras
+        from .meta import jsonable
+
+        t = time.perf_counter()
+        ev = PhotoEvidence.from_preprocessed(p.pre, p.fit.cameras, photo=p.loaded.rgb,
+                                             max_size=self.config.input_resolution)
+        # deterministic: the refinement draws no random numbers
+        res = make_faithful(g, grid=self.model.config.gaussian_grid,
+                            view_cameras=output_view_cameras(self.model.config, p.inputs),
+                            evidence=ev, config=self.config.faithful_config(self.device),
+                            device=self.device)
+        p.info["faithful"] = jsonable(res.info)
+        p.timings["faithful"] = time.perf_counter() - t
+        return res.gaussians
 
     def __call__(self, image, *, seed: int = 0, foreground_ratio: float | None = None,
                  remove_background: bool = True, num_steps: int | None = None,

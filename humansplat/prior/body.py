@@ -722,7 +722,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.build_cache:
         ap.print_help()
         return 0
-    logging.basicConfig(level=logging.INFO)
+    from ..logs import configure
+
+    configure()  # our lines only (anny's INFO records with HUMANSPLAT_LOG_LEVEL=debug)
     t0 = time.perf_counter()
     d = ensure_anny_cache(args.cache_dir)
     size = sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**20

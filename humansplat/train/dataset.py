@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError, MissingFileError
+
 __all__ = [
     "SynthDataConfig",
     "SyntheticHumans",
@@ -363,7 +365,7 @@ def _check_info(root: Path, split: str, cfg: SynthDataConfig, seed: int, count: 
     if info_path.exists():
         old = json.loads(info_path.read_text())
         if old.get("config") != info["config"] or old.get("seed") != info["seed"]:
-            raise ValueError(
+            raise ConfigError(
                 f"{info_path} was generated with other settings ({old.get('config')}, seed "
                 f"{old.get('seed')}); delete {root / split} or use another --out")
     from ..io.paths import atomic_path
@@ -548,7 +550,7 @@ def save_preview(root, path, *, splits: Sequence[str] = ("train", "test", "hard"
     sets = [SyntheticHumans(root, s, targets=None) for s in splits]
     sets = [d for d in sets if len(d)]
     if not sets:
-        raise ValueError(f"no generated shards under {root}")
+        raise MissingFileError(f"no generated shards under {root}")
     palette = torch.tensor(list(PART_COLORS) + [(255, 255, 255)], dtype=torch.float32) / 255
     rows = []
     for k in range(n):

@@ -16,7 +16,7 @@ from ..prior.preprocess import FOREGROUND_RATIO as _FG_DEFAULT
 from ..prior.preprocess import FOREGROUND_RATIO_RANGE as _FG_RANGE
 
 __all__ = ["NumberInput", "SwitchInput", "TextInput", "PhotoInput", "SEED", "FOREGROUND_RATIO",
-           "REMOVE_BACKGROUND", "RANDOMIZE", "NUM_STEPS", "GUIDANCE", "MOTION", "PART",
+           "REMOVE_BACKGROUND", "RANDOMIZE", "NUM_STEPS", "GUIDANCE", "MOTION", "PART", "POSE",
            "IMAGE", "RECONSTRUCT_API", "RECONSTRUCT_UI", "check_inputs", "MAX_SEED"]
 
 MAX_SEED = 2**31 - 1
@@ -122,6 +122,7 @@ GUIDANCE = NumberInput("guidance", "Max guidance (SV3D, triangular CFG)", 1.0, 1
 IMAGE = PhotoInput("image")
 MOTION = TextInput("motion")
 PART = TextInput("part")
+POSE = TextInput("pose")
 
 #: the inputs of each endpoint, in order
 RECONSTRUCT_API = (IMAGE, SEED, FOREGROUND_RATIO, REMOVE_BACKGROUND, NUM_STEPS, GUIDANCE)

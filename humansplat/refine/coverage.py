@@ -1,0 +1,71 @@
+"""Carving by the photo's mask: what the photo shows as background is not the person.
+
+The input camera sees the person's whole silhouette, so a Gaussian of the other views whose
+centre projects onto the photo's background (outside the person mask, grown by a few pixels
+for the mask's own error) cannot belong to the person: it is a floater, or the naked body's
+guess where the photo shows something thinner. It is dropped: a visual-hull test with the
+one silhouette that is real.
+
+Cropped photos: a crop pixel outside the original photo was never seen. With
+``beyond_edge="cut"`` (the default) Gaussians projecting there are dropped too, so the
+splat holds what the photo shows (the visible part, closed by the model's other views
+inside the frame) and nothing invented beyond the photo's cut edge. ``"complete"`` keeps
+the model's guess beyond the edge (carving only inside the photo).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..gaussians import Gaussians
+from .evidence import PhotoEvidence
+
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame"]
+
+BEYOND_EDGE = ("cut", "complete")
+
+
+def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
+                  beyond_edge: str = "cut", threshold: float = 0.5,
+                  surface: Tensor | None = None, margin: float = 0.03) -> Tensor:
+    """[N] bool: the Gaussians of ``g`` to keep (module docs). grow_px: pixels the mask is
+    grown by before the test; threshold: mask level that counts as the person.
+
+    surface [R,R] (any R): camera z of what the photo shows at each pixel (the photo
+    Gaussians' depth). A Gaussian more than ``margin`` metres in front of it, where the
+    person is, would hide the surface the photo shows: the photo says that space is empty,
+    so it is dropped too (free-space carving)."""
+    if beyond_edge not in BEYOND_EDGE:
+        raise ValueError(f"beyond_edge must be one of {BEYOND_EDGE}, got {beyond_edge!r}")
+    S = ev.size
+    person = (ev.mask >= threshold).float()[None, None]
+    if grow_px > 0:
+        person = F.max_pool2d(person, 2 * grow_px + 1, 1, grow_px)
+    person = person[0, 0] > 0
+    uv, z = ev.project(g.means)
+    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
+    on_person = torch.zeros(len(g), dtype=torch.bool)
+    in_frame = torch.zeros(len(g), dtype=torch.bool)
+    on_person[in_crop] = person[iv[in_crop], iu[in_crop]]
+    in_frame[in_crop] = ev.frame[iv[in_crop], iu[in_crop]]
+    keep = on_person & in_frame if beyond_edge == "cut" else on_person | ~in_frame
+    if surface is not None:
+        R = surface.shape[-1]
+        su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
+        sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
+        solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
+        in_front = in_crop & solid & (z < surface[sv, su] - margin)
+        keep &= ~in_front
+    return keep
+
+
+def opacity_beyond_frame(g: Gaussians, ev: PhotoEvidence) -> float:
+    """Share of the splat's total opacity whose centres project beyond the photo's edge
+    at the input camera (0 for a splat that holds only what the photo shows)."""
+    total = float(g.opacities.sum())
+    if total <= 0:
+        return 0.0
+    return float(g.opacities[ev.beyond_frame(g.means)].sum()) / total

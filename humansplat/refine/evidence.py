@@ -1,0 +1,126 @@
+"""What the photo says, in the crop's pixels: the evidence the splat is made faithful to.
+
+:class:`PhotoEvidence` holds the crop's colours (raw, and composited on the background),
+the person's soft mask, the input camera, and which crop pixels lie inside the original
+photo (a crop may extend beyond a photo cut at the person's waist: nothing there was seen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..cameras import Cameras, project_points
+
+__all__ = ["PhotoEvidence", "frame_mask"]
+
+
+def frame_mask(size: int, crop_box, scale: float, original_size) -> Tensor:
+    """[S,S] bool: the crop pixels whose centres lie inside the original photo.
+    crop_box (x0, y0, x1, y1) in photo pixels, scale crop px per photo px,
+    original_size (width, height)."""
+    x0, y0 = float(crop_box[0]), float(crop_box[1])
+    W, H = (float(v) for v in original_size)
+    c = torch.arange(size, dtype=torch.float64) + 0.5
+    px = c / scale + x0  # photo coordinates of the crop's pixel centres
+    py = c / scale + y0
+    inx = (px >= 0) & (px <= W)
+    iny = (py >= 0) & (py <= H)
+    return iny[:, None] & inx[None, :]
+
+
+@dataclass
+class PhotoEvidence:
+    """One photo's crop, as tensors (CPU, float32).
+
+    image:     [3,S,S] the crop's colours before compositing (what the camera saw).
+    composite: [3,S,S] the crop composited on ``background`` with the mask (the target of
+               the re-render at the input camera).
+    mask:      [S,S] the person's soft mask in [0,1].
+    camera:    the input camera, 1 camera of S x S px.
+    frame:     [S,S] bool, inside the original photo.
+    background: RGB the splat is rendered on.
+    """
+
+    image: Tensor
+    composite: Tensor
+    mask: Tensor
+    camera: Cameras
+    frame: Tensor
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        S = self.mask.shape[-1]
+        if self.image.shape != (3, S, S) or self.composite.shape != (3, S, S) \
+                or self.mask.shape != (S, S) or self.frame.shape != (S, S):
+            raise ValueError(f"PhotoEvidence: image/composite [3,S,S], mask/frame [S,S], got "
+                             f"{tuple(self.image.shape)}, {tuple(self.composite.shape)}, "
+                             f"{tuple(self.mask.shape)}, {tuple(self.frame.shape)}")
+        if len(self.camera) != 1 or (self.camera.width, self.camera.height) != (S, S):
+            raise ValueError(f"PhotoEvidence: camera must be 1 camera of {S}x{S} px")
+
+    @property
+    def size(self) -> int:
+        return int(self.mask.shape[-1])
+
+    @classmethod
+    def from_preprocessed(cls, pre, camera: Cameras, photo: np.ndarray | None = None,
+                          max_size: int | None = None,
+                          background=(1.0, 1.0, 1.0)) -> "PhotoEvidence":
+        """From ``prior.preprocess.Preprocessed`` and the fitted input camera.
+
+        photo: the original photo (uint8 [H,W,3]); with it the crop is re-sampled from the
+        photo at its native resolution (one pixel per photo pixel of the crop box, at most
+        ``max_size`` and at least the crop's size) instead of the pipeline's small crop;
+        the mask is the pipeline's, upsampled."""
+        S = pre.size
+        side = float(pre.crop_box[2] - pre.crop_box[0])
+        N = S
+        if photo is not None:
+            N = max(S, int(round(side)))
+            if max_size is not None:
+                N = max(S, min(N, int(max_size)))
+        mask = torch.from_numpy(np.asarray(pre.mask, np.float32)).clamp(0, 1)
+        if N == S:
+            image = torch.from_numpy(np.asarray(pre.rgb_raw)).permute(2, 0, 1).float() / 255.0
+        else:
+            import cv2
+
+            k = N / side
+            x0, y0 = float(pre.crop_box[0]), float(pre.crop_box[1])
+            m = np.array([[k, 0.0, (0.5 - x0) * k - 0.5], [0.0, k, (0.5 - y0) * k - 0.5]])
+            bg = tuple(int(round(255 * v)) for v in background)
+            warped = cv2.warpAffine(np.ascontiguousarray(photo[..., :3]), m, (N, N),
+                                    flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
+            image = torch.from_numpy(warped).permute(2, 0, 1).float() / 255.0
+            mask = torch.nn.functional.interpolate(mask[None, None], size=(N, N),
+                                                   mode="bilinear", align_corners=False)[0, 0]
+        bgt = torch.tensor(background, dtype=torch.float32)[:, None, None]
+        comp = image * mask + bgt * (1 - mask)
+        cam = camera.to("cpu", torch.float32)
+        if (cam.width, cam.height) != (N, N):
+            cam = cam.resized(N, N)
+        return cls(image=image, composite=comp, mask=mask, camera=cam,
+                   frame=frame_mask(N, pre.crop_box, N / side, pre.original_size),
+                   background=tuple(float(v) for v in background))
+
+    def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """World points [N,3] -> (crop pixels [N,2], camera z [N])."""
+        uv, z = project_points(points.detach().float().cpu(), self.camera.viewmats,
+                               self.camera.Ks)
+        return uv[0], z[0]
+
+    def beyond_frame(self, points: Tensor) -> Tensor:
+        """[N] bool: points in front of the camera that project outside the original photo
+        (beyond its edge, or outside the crop altogether)."""
+        uv, z = self.project(points)
+        S = self.size
+        iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+        inside_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S)
+        ok = torch.zeros(len(uv), dtype=torch.bool)
+        ok[inside_crop] = self.frame[iv[inside_crop], iu[inside_crop]]
+        return (z > 0) & ~ok

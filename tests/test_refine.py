@@ -1,0 +1,250 @@
+"""humansplat.refine: the splat made faithful to the photo, checked against independent
+references (the photo itself, a step edge, a cut photo's frame), without a checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from humansplat.cameras import orbit_cameras
+from humansplat.errors import ConfigError
+from humansplat.eval.metrics import psnr as psnr_metric
+from humansplat.gaussians import Gaussians
+from humansplat.pipeline import PipelineConfig
+from humansplat.refine import (FaithfulConfig, PhotoEvidence, carve_by_mask, frame_mask,
+                               input_view_ids, make_faithful, opacity_beyond_frame,
+                               refine_to_photo)
+from humansplat.refine.depth import joint_bilateral_upsample, push_pull_fill
+from humansplat.refine.input_view import photo_gaussians
+from humansplat.render import rasterize
+
+S = 96  # crop size of the toy photo
+RADIUS = 2.6
+
+
+def _toy_evidence(cut_row: int | None = None) -> PhotoEvidence:
+    """A person-like shape (ellipse body + head) with a smooth random texture, seen by the
+    orbit camera at azimuth 0; with ``cut_row`` the photo ends at that crop row."""
+    g = torch.Generator().manual_seed(0)
+    v, u = torch.meshgrid(torch.arange(S) + 0.5, torch.arange(S) + 0.5, indexing="ij")
+    body = ((u - S / 2) / (0.18 * S)) ** 2 + ((v - 0.58 * S) / (0.36 * S)) ** 2 <= 1
+    head = ((u - S / 2) ** 2 + (v - 0.17 * S) ** 2) <= (0.09 * S) ** 2
+    mask = (body | head).float()
+    tex = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(S, S),
+                                          mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
+    frame = torch.ones(S, S, dtype=torch.bool)
+    if cut_row is not None:
+        frame[cut_row:] = False
+        mask = mask * frame
+    comp = tex * mask + (1 - mask)
+    return PhotoEvidence(image=tex, composite=comp, mask=mask, camera=cam, frame=frame)
+
+
+def _render(g: Gaussians, cam, size: int):
+    c = cam.resized(size, size)
+    img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.rgb, c.viewmats, c.Ks,
+                              size, size, backgrounds=torch.ones(1, 3))
+    return img[0], alpha[0, ..., 0]
+
+
+def _model_like(ev: PhotoEvidence, grid: int = 16, n_views: int = 3,
+                full_body: bool = True) -> tuple[Gaussians, object]:
+    """Gaussians in a model's layout: view 0 at the input camera (a flat surface at the
+    body's depth, coarse), views 1.. around it (a blob spanning the whole body height, as a
+    model's guess of a full body would), plus their cameras."""
+    from humansplat.cameras import Cameras, pixel_rays
+
+    cams_o = orbit_cameras([0.0, 90.0, 180.0][:n_views], 0.0, RADIUS, width=grid, height=grid)
+    cams = Cameras(cams_o.viewmats, cams_o.Ks, grid, grid)
+    o, d = pixel_rays(cams.viewmats, cams.Ks, grid, grid)
+    means = (o + RADIUS * d).reshape(-1, 3)
+    n = len(means)
+    per = grid * grid
+    m_lo = torch.nn.functional.interpolate(ev.mask[None, None], size=(grid, grid),
+                                           mode="area")[0, 0].reshape(-1)
+    op = torch.full((n,), 0.9)
+    op[:per] = m_lo.clamp(0.01, 0.95)
+    if not full_body:
+        op[per:] = 0.9
+    q = torch.zeros(n, 4)
+    q[:, 0] = 1
+    g = Gaussians(means=means, quats=q, scales=torch.full((n, 3), 0.02), opacities=op,
+                  colors=torch.full((n, 3), 0.5))
+    return g, cams
+
+
+# -- depth ------------------------------------------------------------------------------
+
+def test_push_pull_fills_holes_from_trusted_neighbours():
+    d = torch.zeros(1, 16, 16)
+    w = torch.zeros(16, 16)
+    d[0, :, :8], w[:, :8] = 2.0, 1.0  # left half trusted at 2 m, right half unknown
+    out = push_pull_fill(d, w)[0]
+    assert torch.allclose(out[:, :8], torch.full((16, 8), 2.0))
+    assert torch.allclose(out[:, 8:], torch.full((16, 8), 2.0), atol=1e-5)
+
+
+def test_joint_bilateral_keeps_the_photo_edge_that_bilinear_smears():
+    """A step in depth at the same place as a step in the photo: the edge-aware upsample
+    keeps both sides exact where bilinear blends them over several pixels."""
+    h, H = 8, 64
+    lo = torch.full((h, h), 2.0)
+    lo[:, 4:] = 3.0
+    guide = torch.zeros(3, H, H)
+    guide[:, :, 32:] = 1.0
+    up = joint_bilateral_upsample(lo, torch.ones(h, h), guide)
+    bil = torch.nn.functional.interpolate(lo[None, None], size=(H, H), mode="bilinear",
+                                          align_corners=False)[0, 0]
+    err = (up - torch.where(guide[0] > 0.5, 3.0, 2.0)).abs()
+    err_bil = (bil - torch.where(guide[0] > 0.5, 3.0, 2.0)).abs()
+    assert float(err.max()) < 0.02
+    assert float(err_bil.max()) > 0.3
+
+
+# -- the input view at the photo's resolution -------------------------------------------
+
+def test_photo_gaussians_rerender_the_photo_at_its_camera():
+    """One Gaussian per pixel, colour from the photo, opacity from the mask: rendered at the
+    photo's own camera they give the photo back (PSNR inside the mask, IoU)."""
+    ev = _toy_evidence()
+    pg = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8), resolution=S)
+    img, alpha = _render(pg.gaussians, ev.camera, S)
+    inside = ev.mask > 0.5
+    psnr = float(psnr_metric(img.permute(2, 0, 1)[None], ev.composite[None],
+                             inside.float()[None]))
+    sil = alpha > 0.5
+    iou = float((sil & inside).sum() / (sil | inside).sum())
+    assert psnr > 27.0, psnr
+    assert iou > 0.9, iou  # a 96 px toy: a one-pixel rim is ~4 % of its area
+    assert len(pg.gaussians) == int((ev.mask >= 0.02).sum())
+    # every Gaussian lies on its pixel's ray at the given depth
+    z = pg.gaussians.means @ ev.camera.viewmats[0, 2, :3] + ev.camera.viewmats[0, 2, 3]
+    torch.testing.assert_close(z, torch.full_like(z, RADIUS), atol=1e-4, rtol=0)
+
+
+def test_density_follows_the_resolution_setting():
+    ev = _toy_evidence()
+    n = [len(photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8),
+                             resolution=r).gaussians) for r in (48, 96)]
+    assert 3.0 < n[1] / n[0] < 4.5  # ~ area ratio 4; the soft rim counts at both
+
+
+# -- carving and cut edges ---------------------------------------------------------------
+
+def test_frame_mask_of_a_crop_beyond_the_photo():
+    # a 100 px photo (width and height), crop box reaching 50 px below its bottom edge
+    f = frame_mask(150, (0.0, 0.0, 150.0, 150.0), 1.0, (100, 100))
+    assert bool(f[:100, :100].all()) and not bool(f[100:].any()) and not bool(f[:, 100:].any())
+
+
+def test_carving_drops_what_the_photo_shows_as_background():
+    ev = _toy_evidence()
+    cam = ev.camera
+    from humansplat.cameras import pixel_rays
+
+    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
+    pts = (o + RADIUS * d)[0]  # [S,S,3] on each pixel's ray
+    g = Gaussians(means=pts.reshape(-1, 3), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(S * S, 4),
+                  scales=torch.full((S * S, 3), 0.01), opacities=torch.full((S * S,), 0.9),
+                  colors=torch.full((S * S, 3), 0.5))
+    keep = carve_by_mask(g, ev, grow_px=0)
+    assert torch.equal(keep, (ev.mask > 0.5).reshape(-1))
+    # free space: the photo's surface at 2.6 m; a Gaussian 0.2 m in front of it is carved
+    front = g[(ev.mask > 0.5).reshape(-1)]
+    front.means = front.means + 0.2 * torch.nn.functional.normalize(
+        cam.centers[0] - front.means, dim=-1)
+    keep = carve_by_mask(front, ev, surface=torch.full((S, S), RADIUS))
+    assert not bool(keep.any())
+
+
+@pytest.mark.parametrize("mode", ["cut", "complete"])
+def test_cut_photo_keeps_nothing_beyond_its_edge(mode):
+    """A photo cut at 60 % of the person's height and a model that guesses a whole body:
+    by default under 2 % of the splat's opacity projects beyond the photo's edge; the
+    "complete" option keeps the guess."""
+    ev = _toy_evidence(cut_row=int(0.6 * S))
+    g, cams = _model_like(ev)
+    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
+                        config=FaithfulConfig(resolution=S, refine_seconds=0,
+                                              beyond_edge=mode))
+    frac = opacity_beyond_frame(res.gaussians, ev)
+    assert res.info["opacity_beyond_frame"] == pytest.approx(frac)
+    if mode == "cut":
+        assert frac < 0.02, frac
+    else:
+        assert frac > 0.05, frac
+    assert res.info["model_views_replaced"] == [0]
+
+
+def test_make_faithful_replaces_the_input_view_and_keeps_the_others():
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
+                        config=FaithfulConfig(resolution=64, refine_seconds=0))
+    n_photo = res.info["photo_gaussians"]
+    assert n_photo == int((torch.nn.functional.interpolate(
+        ev.mask[None, None], size=(64, 64), mode="bilinear", antialias=True)[0, 0]
+        >= 0.02).sum())
+    assert len(res.gaussians) == n_photo + 2 * 256 - res.info["model_gaussians_carved"]
+    assert input_view_ids(cams, ev.camera) == [0]
+
+
+# -- test-time refinement ----------------------------------------------------------------
+
+def test_refinement_lowers_the_photo_loss_within_its_budget():
+    ev = _toy_evidence()
+    pg = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8), resolution=48)
+    g, cams = _model_like(ev)
+    others = g[256:]
+    budget = 20.0
+    r = refine_to_photo(pg.gaussians, others, ev, seconds=budget, max_steps=8,
+                        reg_cameras=cams[torch.tensor([1, 2])], backend="torch")
+    assert r.steps == 8 and len(r.history) == 8
+    assert r.loss_after < 0.85 * r.loss_before, (r.loss_before, r.loss_after)
+    assert all(b < a for a, b in zip(r.history, r.history[1:])), r.history
+    assert r.seconds < budget + 5
+    assert len(r.photo) == len(pg.gaussians) and len(r.others) == len(others)
+    # a budget too small for one step leaves the splat as it was
+    r0 = refine_to_photo(pg.gaussians, others, ev, seconds=0.0, max_steps=8)
+    assert r0.steps == 0
+    torch.testing.assert_close(r0.photo.colors, pg.gaussians.colors, atol=1e-3, rtol=0)
+
+
+def test_refinement_gsplat_path():
+    """backend="gsplat": runs on CUDA (the loss falls there too); on a CPU it is refused
+    with a clear message instead of silently using another renderer."""
+    ev = _toy_evidence()
+    pg = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8), resolution=48)
+    g, _ = _model_like(ev)
+    from humansplat.render import gsplat_available
+
+    if not gsplat_available():
+        with pytest.raises(ValueError, match="gsplat"):
+            refine_to_photo(pg.gaussians, g[256:], ev, seconds=10, max_steps=2,
+                            backend="gsplat", device="cpu")
+        pytest.skip("no CUDA GPU with gsplat kernels: the gsplat refinement runs on a GPU only")
+    r = refine_to_photo(pg.gaussians, g[256:], ev, seconds=30, max_steps=10,
+                        backend="gsplat", device="cuda")
+    assert r.backend == "gsplat" and r.steps == 10 and r.loss_after < r.loss_before
+
+
+# -- settings ----------------------------------------------------------------------------
+
+def test_pipeline_settings_validate():
+    cfg = PipelineConfig()
+    assert cfg.faithful and cfg.input_resolution >= 256
+    fc = cfg.faithful_config()
+    assert fc.resolution == cfg.input_resolution and fc.beyond_edge == "cut"
+    with pytest.raises(ConfigError, match="beyond_edge"):
+        PipelineConfig(beyond_edge="legs")
+    with pytest.raises(ConfigError, match="resolution"):
+        PipelineConfig(input_resolution=4)
+    with pytest.raises(ConfigError, match="refine_seconds"):
+        PipelineConfig(refine_seconds=-1)
+    with pytest.raises(ConfigError, match="refine"):
+        PipelineConfig(refine="sometimes")
+    # the refinement runs on a GPU by default (too slow for the CPU budget), or as asked
+    assert fc.refine_seconds == 0 and cfg.faithful_config("cuda").refine_seconds > 0
+    assert PipelineConfig(refine="always").faithful_config().refine_seconds > 0
+    assert PipelineConfig.from_dict({"body_model": "anny"}).faithful  # old files: defaults
