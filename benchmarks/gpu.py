@@ -189,8 +189,9 @@ def _rel(a, b) -> float:
 # ============================================================================================
 
 def record_mediapipe(photo: Path, out: Path) -> Path:
-    """Run the pipeline's front half on ``photo`` with the real mediapipe models and save
-    every segmenter / pose answer, in call order, to ``out`` (.npz)."""
+    """Run the bundled pipeline's front half on ``photo`` with the real mediapipe models and
+    save every segmenter / pose answer, in call order, to ``out`` (.npz). The calls depend on
+    the crop size, so this records what the bundled checkpoint's settings ask for."""
     import numpy as np
 
     from humansplat import HumanSplatPipeline
@@ -225,7 +226,7 @@ def record_mediapipe(photo: Path, out: Path) -> Path:
 
     segmentation._DEFAULT, landmarks._DEFAULT = RecSeg(), RecPose()
     try:
-        HumanSplatPipeline.prior_only().prepare(str(photo))
+        HumanSplatPipeline.from_pretrained().prepare(str(photo))
     finally:
         segmentation._DEFAULT, landmarks._DEFAULT = seg, pose
     arrays["calls"] = np.asarray(calls)
@@ -505,9 +506,10 @@ def sec_transformer(ctx: Ctx) -> None:
             ctx.emit(cases=rows)
 
 
-def _sv3d_paper_pipeline(ctx: Ctx, body_model, frames: int):
+def _sv3d_paper_pipeline(ctx: Ctx, base, frames: int):
     """SV3D (random weights, fp16 on CUDA) + the ``paper`` transformer (random weights): the
-    full path's wiring, at micro sizes for the smoke run."""
+    full path's wiring, at micro sizes for the smoke run. Shares ``base``'s body model and
+    crop size (so a mediapipe recording made for ``base`` also serves it)."""
     import torch
 
     from humansplat import HumanSplatPipeline
@@ -531,8 +533,9 @@ def _sv3d_paper_pipeline(ctx: Ctx, body_model, frames: int):
     synth = SV3DSynthesizer(sv, num_frames=frames, resolution=res)
     torch.manual_seed(0)
     model = LatentReconstructionTransformer(mcfg)
-    config = PipelineConfig(view_synthesizer="sv3d", space="sd-vae", sv3d_frames=frames)
-    return HumanSplatPipeline(config, body_model=body_model, synthesizer=synth,
+    config = PipelineConfig(view_synthesizer="sv3d", space="sd-vae", sv3d_frames=frames,
+                            crop_size=base.config.crop_size)
+    return HumanSplatPipeline(config, body_model=base.body_model, synthesizer=synth,
                               space=synth.space, model=model, device=ctx.device)
 
 
@@ -566,7 +569,7 @@ def sec_pipeline(ctx: Ctx) -> None:
     steps = 2 if ctx.smoke else 10
     for frames in (4, 21):
         t0 = time.perf_counter()
-        big = _sv3d_paper_pipeline(ctx, pipe.body_model, frames)
+        big = _sv3d_paper_pipeline(ctx, pipe, frames)
         load_s = time.perf_counter() - t0
         if ctx.cuda:
             big.finish([big.resynthesize(prepared, num_steps=1)])  # warm-up
@@ -623,7 +626,7 @@ def sec_zerogpu(ctx: Ctx) -> None:
         measure("warm-up", pipe, RunOptions(video_size=video), "projection")
         runs.clear()
     measure("bundled (projection)", pipe, RunOptions(video_size=video), "projection")
-    big = _sv3d_paper_pipeline(ctx, pipe.body_model, 4)
+    big = _sv3d_paper_pipeline(ctx, pipe, 4)
     measure("sv3d4+paper (random weights)", big, RunOptions(video_size=video, num_steps=steps),
             "sv3d")
 

@@ -92,13 +92,18 @@ def test_mediapipe_replay_reproduces_the_crop(tmp_path):
     from humansplat.prior import landmarks, segmentation
     from humansplat.prior.preprocess import preprocess
 
+    from humansplat.hub import resolve_source
+    from humansplat.pipeline import PIPELINE_CONFIG_NAME, PipelineConfig
+
+    # the bundled checkpoint's crop size: what benchmarks/gpu.py's runs ask the models for
+    size = PipelineConfig.read(resolve_source(None).path / PIPELINE_CONFIG_NAME).crop_size
     rec = gpu.record_mediapipe(gpu.PHOTO, tmp_path / "mp.npz")
-    live = preprocess(load_image(str(gpu.PHOTO)))
+    live = preprocess(load_image(str(gpu.PHOTO)), size=size)
     saved = segmentation._DEFAULT, landmarks._DEFAULT
     try:
         gpu.install_mediapipe_replay(rec)
-        replayed = preprocess(load_image(str(gpu.PHOTO)))
-        again = preprocess(load_image(str(gpu.PHOTO)))  # a second run replays from the top
+        replayed = preprocess(load_image(str(gpu.PHOTO)), size=size)
+        again = preprocess(load_image(str(gpu.PHOTO)), size=size)  # replays from the top
     finally:
         segmentation._DEFAULT, landmarks._DEFAULT = saved
     for r in (replayed, again):
