@@ -4,7 +4,6 @@ that leave the body, part maps that agree with the body, resumable generation.""
 
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -218,15 +217,13 @@ def test_resume_skips_complete_shards(tmp_path):
     assert len(list_shards(tmp_path, "test")) == 2
 
 
-def test_tiny_generation_through_the_cli_is_fast(tmp_path):
+def test_tiny_generation_through_the_cli(tmp_path):
+    # speed lives in benchmarks/synth.py, not here: a shared CI machine makes timings noise
     from humansplat.cli import main
 
-    t0 = time.perf_counter()
     rc = main(["data", "synth", "--out", str(tmp_path), "--train", "2", "--test", "1",
                "--hard", "0", "--resolution", "64", "--input-size", "128", "--no-progress"])
-    elapsed = time.perf_counter() - t0
     assert rc == 0
-    assert elapsed < 30, elapsed
     assert len(SyntheticHumans(tmp_path, "train")) == 2
     assert len(SyntheticHumans(tmp_path, "test")) == 1
     assert list_shards(tmp_path, "hard") == []
