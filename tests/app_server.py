@@ -52,7 +52,8 @@ def save_micro_checkpoint(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     LatentReconstructionTransformer(get_preset("micro")).save_pretrained(folder)
-    PipelineConfig(crop_size=256).write(folder / "pipeline.json")
+    # 256 px photo Gaussians: these servers test sessions and wiring, not fidelity
+    PipelineConfig(crop_size=256, input_resolution=256).write(folder / "pipeline.json")
     return folder
 
 

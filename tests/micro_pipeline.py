@@ -26,7 +26,8 @@ def make_micro_checkpoint(folder: Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         model = LatentReconstructionTransformer(get_preset("micro"))
     model.save_pretrained(folder)
-    PipelineConfig(crop_size=MICRO_CROP).write(folder / "pipeline.json")
+    # photo Gaussians at the crop size: micro runs test wiring, not fidelity
+    PipelineConfig(crop_size=MICRO_CROP, input_resolution=MICRO_CROP).write(folder / "pipeline.json")
     return folder
 
 
