@@ -80,11 +80,14 @@ class Reconstruction:
 
     # -- files --------------------------------------------------------------------------
     def save(self, out_dir, *, video: bool = True, video_size: int = 256,
-             progress: Progress | None = None) -> dict[str, Path]:
+             progress: Progress | None = None, video_workers: int | None = None
+             ) -> dict[str, Path]:
         """Write the outputs (``OUTPUT_FILES``; no ``video`` when ``video=False``) into
         ``out_dir`` and return their paths. ``.ply``/``.splat`` are written y-down for splat
         viewers (the header records it; ``load_ply`` undoes it). ``progress(done, total,
-        stage)`` follows the exports. On any error nothing complete-looking is left."""
+        stage)`` follows the exports. ``video_workers``: threads rendering the turntable
+        (None: 2 on a CPU with 2 or more cores, else 1; the frames are the same bits
+        whatever the count). On any error nothing complete-looking is left."""
         from PIL import Image
 
         from .avatar.skinning import BodyParams
@@ -136,7 +139,10 @@ class Reconstruction:
                 if progress is not None:
                     vp = lambda d, n: progress(done + d / n, total, "export: turntable")  # noqa: E731
                 g = self.gaussians.to(_render_device())
-                save_orbit_video(g, tmp / names["video"], size=video_size, progress=vp)
+                workers = video_workers if video_workers is not None else \
+                    (1 if g.device.type == "cuda" else min(2, os.cpu_count() or 1))
+                save_orbit_video(g, tmp / names["video"], size=video_size, progress=vp,
+                                 workers=workers)
                 step("video", t)
             self.timings.update(timings)
             meta = dict(self.meta)

@@ -143,7 +143,7 @@ def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
         return Image.fromarray(pixels.astype(np.uint8)) if ok else None
 
     t1 = time.perf_counter()
-    _wait(browser, recoloured, 30, "the viewer to show the body parts").save(
+    _wait(browser, recoloured, 150, "the viewer to show the body parts").save(
         tmp_path / "viewer_parts.png")
     parts_s = time.perf_counter() - t1
     # the Animate tab: pick a motion, press Animate, the video appears

@@ -45,7 +45,7 @@ def _person(anny_body, folder):
     with torch.no_grad():
         out = m(**params.forward_args())
     from humansplat.avatar.surface import closest_points_on_mesh
-    from humansplat.render.mesh import vertex_normals
+    from humansplat.geometry import vertex_normals
 
     hit = closest_points_on_mesh(g.means, out.vertices[0], m.faces)
     n = vertex_normals(out.vertices[0], m.faces)[m.faces[hit.face]]

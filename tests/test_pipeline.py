@@ -409,8 +409,8 @@ def test_bare_and_referenced_weights(run, micro_ckpt, tmp_path):
     # a pipeline.json whose weights live elsewhere; save_pretrained makes it self-contained
     ref = tmp_path / "ref"
     ref.mkdir()
-    PipelineConfig(crop_size=MICRO_CROP, reconstruction_repo=str(micro_ckpt)).write(
-        ref / "pipeline.json")
+    PipelineConfig(crop_size=MICRO_CROP, input_resolution=MICRO_CROP,
+                   reconstruction_repo=str(micro_ckpt)).write(ref / "pipeline.json")
     p = HumanSplatPipeline.from_pretrained(ref)
     assert p.model_source.path == micro_ckpt.resolve()
     assert p.checkpoint_info()["reconstruction"]["id"] == str(micro_ckpt.resolve())

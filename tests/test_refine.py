@@ -186,7 +186,7 @@ def test_make_faithful_replaces_the_input_view_and_keeps_the_others():
     assert n_photo == int((torch.nn.functional.interpolate(
         ev.mask[None, None], size=(64, 64), mode="bilinear", antialias=True)[0, 0]
         >= 0.02).sum())
-    assert len(res.gaussians) == n_photo + 2 * 256 - res.info["model_gaussians_carved"]
+    assert len(res.gaussians) == n_photo + 2 * 256 - res.info["gaussians_carved"]
     assert input_view_ids(cams, ev.camera) == [0]
 
 
@@ -248,3 +248,56 @@ def test_pipeline_settings_validate():
     assert fc.refine_seconds == 0 and cfg.faithful_config("cuda").refine_seconds > 0
     assert PipelineConfig(refine="always").faithful_config().refine_seconds > 0
     assert PipelineConfig.from_dict({"body_model": "anny"}).faithful  # old files: defaults
+
+
+def test_generated_views_make_the_back_a_back_and_leave_the_input_view_alone():
+    """The model's back view as real models leave it (sparse, half transparent, 20 cm behind
+    the photo's surface) lets the photo's own Gaussians show through from behind; the
+    synthesizer's back view (a green garment) as Gaussians hides them, and the input view
+    renders as before."""
+    from humansplat.cameras import Cameras, pixel_rays
+    from humansplat.refine import GeneratedViews
+
+    ev = _toy_evidence()
+    grid = 16
+    cams = orbit_cameras([0.0, 180.0], 0.0, RADIUS, width=grid, height=grid)
+    o, d = pixel_rays(cams.viewmats, cams.Ks, grid, grid)
+    depth = torch.tensor([RADIUS, RADIUS - 0.2])[:, None, None, None]  # back: 20 cm behind
+    means = (o + depth * d).reshape(-1, 3)
+    per = grid * grid
+    m_lo = torch.nn.functional.interpolate(ev.mask[None, None], size=(grid, grid),
+                                           mode="area")[0, 0].reshape(-1)
+    op = torch.cat([m_lo.clamp(0.01, 0.95), 0.3 * m_lo.flip(0).clamp(0.01, 1)])
+    q = torch.zeros(2 * per, 4)
+    q[:, 0] = 1
+    g = Gaussians(means=means, quats=q, scales=torch.full((2 * per, 3), 0.02), opacities=op,
+                  colors=torch.full((2 * per, 3), 0.5))
+    view_cams = Cameras(cams.viewmats, cams.Ks, grid, grid)
+    R = 64
+    gen_cams = orbit_cameras([0.0, 180.0], 0.0, RADIUS, width=R, height=R)
+    back_mask = torch.nn.functional.interpolate(ev.mask[None, None], size=(R, R),
+                                                mode="area")[0, 0].flip(1)  # mirrored
+    green = torch.tensor([0.1, 0.7, 0.2])[:, None, None]
+    images = torch.stack([torch.ones(3, R, R), green * back_mask + (1 - back_mask)])
+    masks = torch.stack([torch.zeros(R, R), back_mask])
+    gen = GeneratedViews(images, masks, gen_cams)
+    cfg = FaithfulConfig(resolution=S, refine_seconds=0, view_resolution=R)
+    with_views = make_faithful(g, grid=grid, view_cameras=view_cams, evidence=ev,
+                               config=cfg, generated=gen)
+    without = make_faithful(g, grid=grid, view_cameras=view_cams, evidence=ev, config=cfg)
+    off = make_faithful(g, grid=grid, view_cameras=view_cams, evidence=ev, generated=gen,
+                        config=FaithfulConfig(resolution=S, refine_seconds=0, view_resolution=0))
+    assert with_views.info["model_views_from_generated"] == [1]
+    assert off.info["model_views_from_generated"] == [] and len(off.gaussians) == \
+        len(without.gaussians)
+    back = orbit_cameras([180.0], 0.0, RADIUS, width=S, height=S)
+    inside = torch.nn.functional.interpolate(back_mask[None, None], size=(S, S),
+                                             mode="nearest")[0, 0] > 0.99
+    assert int(inside.sum()) > 500
+    for res, near_green in ((with_views, True), (without, False)):
+        img, _ = _render(res.gaussians, back, S)
+        err = (img - green.view(1, 1, 3)).abs().mean(-1)[inside]
+        assert (float(err.mean()) < 0.1) == near_green, float(err.mean())
+    a, _ = _render(with_views.gaussians, ev.camera, S)
+    b, _ = _render(without.gaussians, ev.camera, S)
+    assert float(psnr_metric(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None])) > 40.0

@@ -211,6 +211,40 @@ def test_the_back_of_a_shirt_gets_the_shirt_colour_not_the_arm_in_front():
     assert (back[:, torso_px] - BLUE[:, None]).abs().mean() < 0.03
 
 
+def test_a_badge_on_the_front_is_not_copied_onto_the_back():
+    """A blue shirt with a small red badge on its front: the back view is the shirt's blue
+    everywhere (back_lowpass); copying the photo as it is (back_lowpass=0) puts the badge
+    on the back, which is what the default must not do."""
+    V, F, L = spheres([((0.0, 0.0, 0.0), (0.4, 0.6, 0.2), TORSO)])
+    S = 64
+    c0 = cam.orbit_cameras([0.0], width=S, height=S)
+    r = rasterize_mesh(V, F, c0.viewmats[0], c0.Ks[0], S, S)
+    image = torch.ones(3, S, S)
+    image[:, r.coverage] = BLUE[:, None]
+    badge = torch.zeros(S, S, dtype=torch.bool)
+    badge[28:32, 37:41] = True  # off-centre: the front/back look-up is not a mirror
+    assert bool(r.coverage[badge].all())
+    assert int(badge.sum()) < 0.03 * int(r.coverage.sum())  # a detail, not the garment
+    image[:, badge] = torch.tensor([0.9, 0.1, 0.1])[:, None]
+    inp = make_input(V, F, L, S=S, image=image)
+    for lowpass, copied in ((0.03, False), (0.0, True)):
+        out = ProjectionSynthesizer(back_lowpass=lowpass, mirror_weight=0.0)(inp)
+        back = out.previews[2]
+        red = (back[0] > 0.5) & (back[2] < 0.4)
+        assert bool(red.any()) == copied, (lowpass, int(red.sum()))
+        if not copied:
+            rb = rasterize_mesh(V, F, out.cameras.viewmats[2], out.cameras.Ks[2], S, S)
+            inner = torch.nn.functional.max_pool2d((~rb.coverage).float()[None, None], 5, 1,
+                                                   2)[0, 0] == 0
+            assert (back[:, inner] - BLUE[:, None]).abs().mean() < 0.03
+        # the mask of every view is its person coverage: 1 on the body, 0 on the background
+        assert out.masks is not None and out.masks.shape == (4, S, S)
+        assert float(out.masks[0].sub(inp.mask.float()).abs().max()) < 1e-5
+        rb = rasterize_mesh(V, F, out.cameras.viewmats[2], out.cameras.Ks[2], S, S)
+        assert float(out.masks[2][rb.coverage].mean()) > 0.95
+        assert float(out.masks[2][~rb.coverage].mean()) < 0.05
+
+
 def test_mirror_seeds_copy_the_left_right_counterpart():
     # two "arms" at x = +-0.35 seen from the side (azimuth 70): one is seen, one is hidden
     V, F, L = spheres([((0.35, 0.0, 0.0), (0.12, 0.4, 0.12), ARM),

@@ -54,6 +54,10 @@ class PipelineConfig:
     input_resolution: input-view Gaussians per side of the crop, re-sampled from the photo
         at its native resolution up to this cap (never below ``crop_size``): the density
         setting (512: ~60-90k Gaussians for a full-body photo).
+    view_resolution: the unseen sides: Gaussians per side of each generated view (back,
+        left, right; capped at the synthesizer's view size), coloured from that view and
+        opaque where it shows the person, beside the model's sparse ones (so the front
+        never shows through the back); 0: the model's alone.
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
         the 2-core CPU three steps at 512 px take longer than the whole 15 s budget),
         "always" or "off";
@@ -80,6 +84,7 @@ class PipelineConfig:
     part_labels: str = "body"
     faithful: bool = True
     input_resolution: int = 512
+    view_resolution: int = 128
     refine: str = "cuda"
     refine_seconds: float = 2.0
     refine_steps: int = 30
@@ -165,6 +170,7 @@ class PipelineConfig:
         on = self.refine == "always" or (self.refine == "cuda" and
                                          torch.device(device).type == "cuda")
         return FaithfulConfig(resolution=self.input_resolution,
+                              view_resolution=self.view_resolution,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,
                               beyond_edge=self.beyond_edge)

@@ -414,7 +414,7 @@ class HumanSplatPipeline:
 
     def _make_faithful(self, p: Prepared, g):
         """The model's Gaussians made faithful to the photo (``humansplat.refine``)."""
-        from ..refine import PhotoEvidence, make_faithful, output_view_cameras
+        from ..refine import GeneratedViews, PhotoEvidence, make_faithful, output_view_cameras
         from .meta import jsonable
 
         t = time.perf_counter()
@@ -424,6 +424,8 @@ class HumanSplatPipeline:
         res = make_faithful(g, grid=self.model.config.gaussian_grid,
                             view_cameras=output_view_cameras(self.model.config, p.inputs),
                             evidence=ev, config=self.config.faithful_config(self.device),
+                            generated=None if p.synth.masks is None else GeneratedViews(
+                                p.synth.previews, p.synth.masks, p.synth.cameras),
                             device=self.device)
         p.info["faithful"] = jsonable(res.info)
         p.timings["faithful"] = time.perf_counter() - t

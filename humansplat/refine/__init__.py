@@ -11,10 +11,10 @@ from the person's mask, and a short test-time refinement against the photo.
 
 from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame
 from .evidence import PhotoEvidence, frame_mask
-from .faithful import (FaithfulConfig, FaithfulResult, input_view_ids, make_faithful,
-                       output_view_cameras)
+from .faithful import (FaithfulConfig, FaithfulResult, GeneratedViews, input_view_ids,
+                       make_faithful, output_view_cameras)
 from .test_time import RefineResult, refine_to_photo
 
-__all__ = ["BEYOND_EDGE", "FaithfulConfig", "FaithfulResult", "PhotoEvidence",
+__all__ = ["BEYOND_EDGE", "FaithfulConfig", "FaithfulResult", "GeneratedViews", "PhotoEvidence",
            "RefineResult", "carve_by_mask", "frame_mask", "input_view_ids", "make_faithful",
            "opacity_beyond_frame", "output_view_cameras", "refine_to_photo"]

@@ -31,7 +31,8 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
                   beyond_edge: str = "cut", threshold: float = 0.5,
                   surface: Tensor | None = None, margin: float = 0.03) -> Tensor:
     """[N] bool: the Gaussians of ``g`` to keep (module docs). grow_px: pixels the mask is
-    grown by before the test; threshold: mask level that counts as the person.
+    grown by before the test (negative: shrunk); threshold: mask level that counts as the
+    person.
 
     surface [R,R] (any R): camera z of what the photo shows at each pixel (the photo
     Gaussians' depth). A Gaussian more than ``margin`` metres in front of it, where the
@@ -43,6 +44,8 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
     person = (ev.mask >= threshold).float()[None, None]
     if grow_px > 0:
         person = F.max_pool2d(person, 2 * grow_px + 1, 1, grow_px)
+    elif grow_px < 0:  # shrunk: only what lies well inside the silhouette
+        person = -F.max_pool2d(-person, -2 * grow_px + 1, 1, -grow_px)
     person = person[0, 0] > 0
     uv, z = ev.project(g.means)
     iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()

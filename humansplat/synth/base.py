@@ -134,6 +134,8 @@ class SynthOutput:
     space: "pixel" or "sd-vae".
     info: what ran: at least ``synthesizer``, ``space``, ``seed``, ``steps``, ``guidance``,
         ``seconds``; synthesizers add their own keys (components, frame indices...).
+    masks: [V,H,W] float32 in [0,1], the person's coverage of each preview, when the
+        synthesizer knows it (the projection synthesizer renders it), else None.
     """
 
     features: Tensor
@@ -141,6 +143,7 @@ class SynthOutput:
     cameras: Cameras
     space: str
     info: dict[str, Any] = field(default_factory=dict)
+    masks: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -158,6 +161,9 @@ class SynthOutput:
         if (self.cameras.width, self.cameras.height) != (prev.shape[-1], prev.shape[-2]):
             raise ValueError(f"SynthOutput.cameras are {self.cameras.width}x{self.cameras.height} "
                              f"but previews are {prev.shape[-1]}x{prev.shape[-2]}")
+        if self.masks is not None and tuple(self.masks.shape) != (V,) + tuple(prev.shape[-2:]):
+            raise ValueError(f"SynthOutput.masks must be [V,H,W] like the previews, "
+                             f"got {tuple(self.masks.shape)}")
 
     def __len__(self) -> int:
         return int(self.features.shape[0])

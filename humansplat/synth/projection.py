@@ -35,7 +35,9 @@ Steps (:meth:`ProjectionSynthesizer.texture`, then :meth:`~ProjectionSynthesizer
    :func:`rasterize_mesh` (``supersample`` x ``supersample`` samples per pixel) and every
    sample is coloured at full photo resolution: the photo where it shows the point (step 2),
    else where it shows the mirrored point, else the photo straight in front of it when the
-   body part there is the same (front/back, as in step 3), else the filled vertex colours.
+   body part there is the same (front/back, as in step 3), without that part's rare colours
+   (``back_lowpass``: a back continues its garment and its stripes, it does not copy a logo
+   or a badge), else the filled vertex colours.
    The extras are splatted with :func:`humansplat.render.rasterize` and composited by depth.
    A target at the input view gets the input photo itself (composited on the background)
    unless ``replace_input_view=False``.
@@ -87,6 +89,7 @@ __all__ = [
     "rasterize_mesh",
     "mesh_edges",
     "body_gaussians",
+    "part_lowpass",
 ]
 
 FILL_MODES = ("full", "harmonic", "grey")
@@ -199,6 +202,67 @@ def _safe_to_sample(mask: Tensor, depth: Tensor, radius: int, jump: float) -> Te
     return ~bad
 
 
+#: colour histogram bins per channel, and the share of a part's pixels below which a
+#: colour counts as a detail (fully at RARE[0], not at all from RARE[1])
+_COLOUR_BINS = 8
+_RARE = (0.03, 0.10)
+
+
+def part_lowpass(image: Tensor, labels: Tensor, mask: Tensor, sigma: float,
+                 size: int = 128) -> Tensor:
+    """What a back takes from the front of each body part: [3,S,S] from image [3,S,S],
+    labels [S,S] (part per pixel, -1 none) and mask [S,S] bool (pixels to use).
+
+    A colour common in its part (a garment, its stripes or checks: at least 10 % of the
+    part's pixels in its colour-histogram bin) is kept as the photo shows it, so patterns
+    continue; a rare one (under 3 %: a badge, a logo, a strap, a print) is replaced by the
+    part's common colours around it (their Gaussian blur of std ``sigma`` x the side,
+    computed at ``size`` px), so it is neither copied onto the back nor smeared into a blob.
+    Pixels of no part are returned as they are."""
+    S = image.shape[-1]
+    img = image.float()
+    out = img.clone()
+    own = (labels >= 0) & mask
+    if not bool(own.any()):
+        return out
+    parts, pidx = torch.unique(labels[own], return_inverse=True)  # [P], [M]
+    B = _COLOUR_BINS
+    q = (img[:, own].T * B).long().clamp(0, B - 1)  # [M,3]
+    key = pidx * B ** 3 + (q[:, 0] * B + q[:, 1]) * B + q[:, 2]
+    counts = torch.bincount(key, minlength=len(parts) * B ** 3).float()
+    n_part = torch.bincount(pidx, minlength=len(parts)).float()
+    freq = counts[key] / n_part[pidx]
+    common = torch.zeros(S, S)
+    common[own] = ((freq - _RARE[0]) / (_RARE[1] - _RARE[0])).clamp(0, 1)
+
+    s = min(int(size), S)
+    small = lambda x: F.interpolate(x[None].float(), size=(s, s), mode="area")[0]  # noqa
+    img_s = small(img)
+    lab_s = F.interpolate(labels[None, None].float(), size=(s, s), mode="nearest")[0, 0].long()
+    sd = max(float(sigma) * s, 0.5)
+    r = max(1, int(math.ceil(3 * sd)))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sd) ** 2)
+    k = k / k.sum()
+
+    def blur(x: Tensor) -> Tensor:  # [C,s,s], separable, zero outside
+        c = x.shape[0]
+        x = F.conv2d(x[:, None], k.view(1, 1, 1, -1), padding=(0, r))
+        return F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0].reshape(c, s, s)
+
+    # per part: the blur of its common pixels only
+    w = torch.stack([small(((labels == p) & mask).float()[None] * common[None])[0]
+                     for p in parts.tolist()])  # [P,s,s]
+    num = blur((img_s[None] * w[:, None]).reshape(-1, s, s)).reshape(len(parts), 3, s, s)
+    den = blur(w)  # [P,s,s]
+    fill_s = img_s.clone()
+    for i, p in enumerate(parts.tolist()):
+        at = (lab_s == p) & (den[i] > 1e-4)
+        fill_s[:, at] = num[i][:, at] / den[i][at]
+    fill = F.interpolate(fill_s[None], size=(S, S), mode="bilinear", align_corners=False)[0]
+    blend = own.float() * (1.0 - common)
+    return (out * (1 - blend) + fill * blend).clamp(0, 1)
+
+
 # ----------------------------------------------------------------------------------------
 # the photo, as seen from the body
 # ----------------------------------------------------------------------------------------
@@ -209,7 +273,9 @@ class PhotoView:
     image [3,S,S] in [0,1]; mask [S,S] bool (safe to sample: see ``_safe_to_sample``);
     raster: the body's :class:`MeshRaster` in the input camera; labels [S,S] int64 part label
     of the body surface at each pixel (-1 where none); viewmat [4,4], K [3,3]: the input
-    camera at S px, in the world of the textured body.
+    camera at S px, in the world of the textured body; lowpass [3,S,S] or None: the photo
+    without the details of each body part (:func:`part_lowpass`), what a back takes from
+    the front.
     """
 
     image: Tensor
@@ -218,6 +284,7 @@ class PhotoView:
     labels: Tensor
     viewmat: Tensor
     K: Tensor
+    lowpass: Optional[Tensor] = None
 
     @property
     def size(self) -> int:
@@ -248,10 +315,12 @@ class PhotoView:
         py, px = self._pixel(uv)
         return self.labels[py, px]
 
-    def sample(self, uv: Tensor) -> Tensor:
-        """Bilinear colours [M,3] at pixels uv [M,2] (pixel centres at +0.5)."""
-        grid = (uv / self.size * 2.0 - 1.0)[None, None]
-        return F.grid_sample(self.image[None], grid, mode="bilinear", padding_mode="border",
+    def sample(self, uv: Tensor, *, lowpass: bool = False) -> Tensor:
+        """Bilinear colours [M,3] at pixels uv [M,2] (pixel centres at +0.5) of the photo,
+        or of its part-wise low-pass (``lowpass``, when there is one)."""
+        src = self.lowpass if lowpass and self.lowpass is not None else self.image
+        grid = (uv / self.size * 2.0 - 1.0)[None, None]  # normalised: any source resolution
+        return F.grid_sample(src[None], grid, mode="bilinear", padding_mode="border",
                              align_corners=False)[0, :, 0].T
 
     def to_camera(self, points: Tensor) -> Tensor:
@@ -347,6 +416,11 @@ class ProjectionConfig:
     front_back_exclude: parts that take no front/back colours (the back of a head is not a
         face); they are filled from their seen neighbours and mirror.
     source_smoothing: low-pass passes over the seed sources' colours.
+    back_lowpass: what a point the photo does not show takes from the photo straight in
+        front of it (front/back) is the photo without its part's rare colours (a badge, a
+        logo: replaced by the part's common colours blurred with a Gaussian of this std, a
+        fraction of the image side; :func:`part_lowpass`), so garments and their patterns
+        continue onto backs and badges do not; 0 copies the photo pixel as it is.
     seed_strength: weight of a seed against the fill's smoothness (per unit confidence).
     extras: add Gaussians for mask pixels outside the body's silhouette.
     extra_stride: pixel stride of those (None: S/256, >= 1).
@@ -372,6 +446,7 @@ class ProjectionConfig:
     mirror_weight: float = 1.0
     front_back_exclude: tuple[str, ...] = ("head",)
     source_smoothing: int = 2
+    back_lowpass: float = 0.03
     seed_strength: float = 20.0
     extras: bool = True
     extra_stride: Optional[int] = None
@@ -403,7 +478,8 @@ class ProjectionConfig:
         if not -1.0 <= self.min_cos < 1.0:
             raise ConfigError(f"ProjectionConfig.min_cos must be in [-1,1), got {self.min_cos}")
         for name in ("depth_tol", "occlusion_jump", "front_back_radius", "front_back_weight",
-                     "mirror_weight", "seed_strength", "disc_scale", "flatness"):
+                     "mirror_weight", "seed_strength", "disc_scale", "flatness",
+                     "back_lowpass"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ProjectionConfig.{name} must be >= 0, "
                                   f"got {getattr(self, name)}")
@@ -552,7 +628,10 @@ class ProjectionSynthesizer(ViewSynthesizer):
         cov = raster.coverage
         corner = raster.bary[cov].argmax(-1, keepdim=True)
         pix_labels[cov] = labels[faces[raster.face_ids[cov]].gather(1, corner)[:, 0]]
-        photo = PhotoView(image, safe, raster, pix_labels, viewmat, K)
+        lowpass = (part_lowpass(image, pix_labels, safe, cfg.back_lowpass)
+                   if cfg.fill == "full" and cfg.front_back_weight > 0 and cfg.back_lowpass > 0
+                   else None)
+        photo = PhotoView(image, safe, raster, pix_labels, viewmat, K, lowpass)
         visible, cos, uv = photo.seen(verts, normals, cfg.min_cos, cfg.depth_tol)
         sampled = photo.sample(uv)
         conf_vis = torch.where(visible, cos.clamp(min=0.05, max=1.0), torch.zeros_like(cos))
@@ -560,8 +639,11 @@ class ProjectionSynthesizer(ViewSynthesizer):
 
         # -- fill -------------------------------------------------------------------------
         sym = self._symmetry_for(N) if cfg.fill == "full" and cfg.mirror_weight > 0 else None
+        # what a back takes from the front: the part-wise low-pass, not the photo's details
+        behind = photo.sample(uv, lowpass=True) if photo.lowpass is not None else None
         colors, seeded, conf, fill_stats = self._fill(
-            sampled, visible, conf_vis, photo.to_camera(verts)[:, :2], labels, faces, sym)
+            sampled, visible, conf_vis, photo.to_camera(verts)[:, :2], labels, faces, sym,
+            behind)
         t_fill = time.perf_counter()
 
         # -- beyond the body ---------------------------------------------------------------
@@ -582,8 +664,11 @@ class ProjectionSynthesizer(ViewSynthesizer):
                             extras, photo, sym, stats)
 
     def _fill(self, sampled: Tensor, visible: Tensor, conf_vis: Tensor, cam_xy: Tensor,
-              labels: Tensor, faces: Tensor, sym: Optional[Tensor]):
-        """Colours of all vertices [N,3], seeded [N] bool, confidence [N], stats."""
+              labels: Tensor, faces: Tensor, sym: Optional[Tensor],
+              behind: Optional[Tensor] = None):
+        """Colours of all vertices [N,3], seeded [N] bool, confidence [N], stats.
+        behind [N,3]: the colours front/back seeds take from the seen vertices (default:
+        ``sampled``, low-passed like the mirror seeds)."""
         cfg = self.config
         N = sampled.shape[0]
         colors = sampled.clone()
@@ -615,19 +700,23 @@ class ProjectionSynthesizer(ViewSynthesizer):
         seed_col = np.zeros((N, 3))
         seed_w = np.zeros(N)
         if cfg.fill == "full":
-            src = c.copy()
-            if cfg.source_smoothing > 0:
+            def smoothed(x: np.ndarray) -> np.ndarray:
                 # confidence-weighted average over seen neighbours of the same part: a
                 # low-pass of the photo that does not blend a shirt with the arm beside it
+                if cfg.source_smoothing <= 0:
+                    return x
                 lab = labels.numpy()
                 Ac = A.tocoo()
                 same = lab[Ac.row] == lab[Ac.col]
                 Ak = sp.csr_matrix((Ac.data[same], (Ac.row[same], Ac.col[same])),
                                    shape=A.shape)[:, known]
                 for _ in range(cfg.source_smoothing):
-                    num = src * wk[:, None] + Ak @ (src[known] * wk[known, None])
+                    num = x * wk[:, None] + Ak @ (x[known] * wk[known, None])
                     den = wk + Ak @ wk[known]
-                    src = np.where(den[:, None] > 0, num / np.maximum(den, 1e-12)[:, None], src)
+                    x = np.where(den[:, None] > 0, num / np.maximum(den, 1e-12)[:, None], x)
+                return x
+
+            src = smoothed(c.copy())
             if cfg.front_back_weight > 0 and cfg.front_back_radius > 0:
                 # the seen vertex of the same part nearest across the view
                 from scipy.spatial import cKDTree
@@ -644,7 +733,8 @@ class ProjectionSynthesizer(ViewSynthesizer):
                     hit = np.isfinite(d)
                     src_ids, tgt = known[j[hit]], tgt_all[hit]
                     w = cfg.front_back_weight * wk[src_ids] * (1.0 - d[hit] / radius)
-                    seed_col[tgt] += w[:, None] * src[src_ids]
+                    fb = src if behind is None else smoothed(behind.double().numpy())
+                    seed_col[tgt] += w[:, None] * fb[src_ids]
                     seed_w[tgt] += w
                     stats["front_back_seeds"] = int(hit.sum())
             if sym is not None:
@@ -750,13 +840,17 @@ class ProjectionSynthesizer(ViewSynthesizer):
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution must be a positive int, got {resolution!r}")
         with torch.no_grad():
-            return self._render(body, cameras, resolution)
+            return self._render(body, cameras, resolution)[0]
 
-    def _render(self, body: TexturedBody, cameras: Cameras, resolution: int) -> Tensor:
+    def _render(self, body: TexturedBody, cameras: Cameras, resolution: int
+                ) -> tuple[Tensor, Tensor]:
+        """(views [V,3,R,R] on the background, their alphas [V,R,R])."""
         cams = cameras.to("cpu", torch.float32).resized(resolution, resolution)
         if self.config.renderer == "gaussians":
-            return _splat(self.gaussians_of(body), cams, self._background(len(cams)))[0]
-        return torch.stack([self._render_mesh_view(body, cams[c]) for c in range(len(cams))])
+            rgb, alpha = _splat(self.gaussians_of(body), cams, self._background(len(cams)))[:2]
+            return rgb, alpha[:, 0]
+        views = [self._render_mesh_view(body, cams[c]) for c in range(len(cams))]
+        return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
 
     def _surface_colors(self, body: TexturedBody, face_ids: Tensor, bary: Tensor) -> Tensor:
         """Colours [M,3] of surface points (faces [M], barycentrics [M,3]): the photo where it
@@ -790,12 +884,12 @@ class ProjectionSynthesizer(ViewSynthesizer):
             ok = found & photo.in_mask(fuv) & (photo.label_at(fuv) == part) & \
                 cfg.front_back_parts()[part]
             idx = todo.nonzero().squeeze(1)[ok]
-            out[idx] = photo.sample(fuv[ok])
+            out[idx] = photo.sample(fuv[ok], lowpass=True)
         return out
 
-    def _render_mesh_view(self, body: TexturedBody, cam: Cameras) -> Tensor:
+    def _render_mesh_view(self, body: TexturedBody, cam: Cameras) -> tuple[Tensor, Tensor]:
         """One view [3,R,R]: the mesh (supersampled, photo looked up per sample) and the
-        extras (splatted), composited by depth on the background."""
+        extras (splatted), composited by depth on the background; and its alpha [R,R]."""
         cfg = self.config
         R, ss = cam.width, cfg.supersample
         K = cam.Ks[0].clone()
@@ -814,13 +908,14 @@ class ProjectionSynthesizer(ViewSynthesizer):
         d_m = F.avg_pool2d(depth, ss)[0] / a_m.clamp(min=1e-6)
         bg = torch.tensor(cfg.background_rgb)[:, None, None]
         if body.extras is None or len(body.extras) == 0:
-            return (col_m + (1 - a_m) * bg).clamp(0, 1)
+            return (col_m + (1 - a_m) * bg).clamp(0, 1), a_m[0].clamp(0, 1)
         col_e, a_e, d_e = _splat(body.extras, cam, torch.zeros(1, 3), with_depth=True)
         col_e, a_e, d_e = col_e[0] * a_e[0], a_e[0], d_e[0]  # premultiplied
         front = (d_e < d_m) | (a_m <= 0)
         over_e = col_e + (1 - a_e) * (col_m + (1 - a_m) * bg)
         over_m = col_m + (1 - a_m) * (col_e + (1 - a_e) * bg)
-        return torch.where(front, over_e, over_m).clamp(0, 1)
+        alpha = (1.0 - (1.0 - a_m) * (1.0 - a_e))[0].clamp(0, 1)  # either covers the pixel
+        return torch.where(front, over_e, over_m).clamp(0, 1), alpha
 
     # -- the interface ----------------------------------------------------------------------
     def _synthesize(self, inp: SynthInput, *, seed: int, num_steps: Optional[int],
@@ -844,19 +939,21 @@ class ProjectionSynthesizer(ViewSynthesizer):
                     and abs(float(e) - in_el) <= 1e-3 for a, e in zip(tgt_az, tgt_el, strict=True)]
         cams = inp.target_cameras.to("cpu", torch.float32).resized(R, R)
         previews = torch.empty(len(cams), 3, R, R)
+        masks = torch.empty(len(cams), R, R)
         todo = [v for v, flag in enumerate(at_input) if not flag]
         t1 = time.perf_counter()
         if todo:
             with torch.no_grad():
-                previews[todo] = self._render(body, cams[torch.tensor(todo)], R)
+                previews[todo], masks[todo] = self._render(body, cams[torch.tensor(todo)], R)
         if any(at_input):
             bg = torch.tensor(cfg.background_rgb)[:, None, None]
             m = inp.mask.detach().float().cpu().clamp(0, 1)
             photo = inp.image.detach().float().cpu().clamp(0, 1) * m + bg * (1.0 - m)
             photo = resize_images(photo[None], R, mode="bicubic").clamp(0, 1)[0]
+            m_r = resize_images(m[None], R, mode="bilinear").clamp(0, 1)[0, 0]
             for v, flag in enumerate(at_input):
                 if flag:
-                    previews[v] = photo
+                    previews[v], masks[v] = photo, m_r
         t2 = time.perf_counter()
         if progress is not None:
             progress(2, total, "projection: rendered the views")
@@ -875,7 +972,7 @@ class ProjectionSynthesizer(ViewSynthesizer):
             **body.stats,
         }
         return SynthOutput(features=features, previews=previews, cameras=cams,
-                           space=self.space.name, info=info)
+                           space=self.space.name, info=info, masks=masks)
 
 
 def _splat(g: Gaussians, cams: Cameras, backgrounds: Tensor, *, with_depth: bool = False):
