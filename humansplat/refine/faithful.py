@@ -17,7 +17,7 @@ for back and sides, alpha 0.66 on average over the person seen from behind), so 
 photo's own Gaussians showed through from behind: the front's badge on the back. All of
 it is then carved by the photo's mask (:mod:`.coverage`); the generated views' Gaussians
 more strictly (3 sigma inside the silhouette, behind the deepest surface under them), so
-the input view renders as before (real photos: within +-0.03 dB).
+the input view renders as before (on the real photos: within 0.03 dB).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                          plane_scale=cfg.plane_scale, depth_scale=cfg.depth_scale,
                          labels_lo=labels_lo)
     t_photo = time.perf_counter() - t0
-    parts, from_view, replaced = [], [], []
+    parts, from_view, with_views = [], [], []
     for v in range(n_views):
         if v in front:
             continue
@@ -223,7 +223,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         from_view.append(torch.zeros(len(gv), dtype=torch.bool))
         if match:
             vg = _view_gaussians(gv, grid, generated, match[0], cfg)
-            replaced.append(v)
+            with_views.append(v)
             parts.append(vg)
             from_view.append(torch.ones(len(vg), dtype=torch.bool))
     others = Gaussians.cat(parts) if parts else g[:0]
@@ -249,7 +249,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     photo = pg.gaussians
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
                             "photo_gaussians": len(photo), "model_views_replaced": front,
-                            "model_views_from_generated": replaced,
+                            "model_views_from_generated": with_views,
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
                             "seconds_photo_gaussians": t_photo,
