@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from ..avatar.motions import MOTIONS
+from ..errors import ConfigError, MissingFileError
 from .skin import POSES
 
 __all__ = ["FORMATS", "load_input_camera", "export_folder", "register"]
@@ -50,14 +51,15 @@ def export_folder(folder, output=None, *, format: str = "glb", pose: str = "inpu
     from .asset import build_avatar
 
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     src = Path(folder)
+    # the user's input: one line and exit 2 in the CLI (the error policy), not a traceback
     if not src.is_dir():
-        raise FileNotFoundError(f"no such reconstruction folder: {src}")
+        raise MissingFileError(f"no such reconstruction folder: {src}")
     for name in (PLY_FILE, BODY_PARAMS_FILE):
         if not (src / name).is_file():
-            raise FileNotFoundError(f"{src} holds no {name}: not a reconstruction folder "
-                                    "(export needs gaussians.ply and body.npz)")
+            raise MissingFileError(f"{src} holds no {name}: not a reconstruction folder "
+                                   "(export needs gaussians.ply and body.npz)")
     params = BodyParams.load(src / BODY_PARAMS_FILE)
     model = body_model if body_model is not None else params.body_model()
     g = load_ply(src / PLY_FILE).to(model.device)  # y-down file, y-up in memory
