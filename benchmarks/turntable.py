@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from humansplat.io import load_ply
-    from humansplat.io.video import orbit_video_cameras, render_orbit_frames
-    from humansplat.render.lod import merge_gaussians, pixel_footprint
+    from humansplat.io.video import lod_cell, orbit_video_cameras, render_orbit_frames
+    from humansplat.render.lod import merge_gaussians
 
     lods = [float(v) for v in args.lods.split(",")]
     if 0.0 not in lods:
@@ -68,10 +68,7 @@ def main(argv=None) -> int:
                 n = len(g)
                 ps = [float("inf")]
             else:
-                centre = torch.linalg.inv(cams.viewmats[0].double())[:3, 3].float()
-                cell = lod * pixel_footprint(float(cams.Ks[0, 1, 1]),
-                                             float((g.means.mean(0) - centre).norm()))
-                n = len(merge_gaussians(g, cell))
+                n = len(merge_gaussians(g, lod_cell(g, cams, lod)))
                 ps = [_psnr_u8(a, b) for a, b in zip(frames, ref)]
             row = {"folder": str(folder), "lod_px": lod, "gaussians": n,
                    "seconds": round(seconds, 2), "speedup": round(ref_s / seconds, 2),

@@ -28,6 +28,7 @@ __all__ = [
     "orbit_framing",
     "orbit_video_cameras",
     "render_orbit_frames",
+    "lod_cell",
     "save_orbit_video",
     "image_grid",
     "save_image_grid",
@@ -148,6 +149,18 @@ def orbit_video_cameras(g: Gaussians, *, n_frames: int = 60, size: int = 256,
                          fovy_deg=fovy_deg, width=size, height=size, device=g.device)
 
 
+def lod_cell(g: Gaussians, cams: Cameras, lod_px: float) -> float | None:
+    """World size of ``lod_px`` output pixels of ``cams`` at the splat's centre (from the
+    first camera), the merge cell of :func:`render_orbit_frames`; None when undefined."""
+    from ..render.lod import pixel_footprint
+
+    if len(g) < 2 or not len(cams):
+        return None
+    centre = torch.linalg.inv(cams.viewmats[0].double())[:3, 3].to(g.means.dtype)
+    dist = float((g.means.detach().mean(0) - centre).norm())
+    return lod_px * pixel_footprint(float(cams.Ks[0, 1, 1]), dist) if dist > 0 else None
+
+
 def render_orbit_frames(g: Gaussians, cams: Cameras, *, background=(1.0, 1.0, 1.0),
                         chunk: int = 8, progress: Callable[[int, int], None] | None = None,
                         lod_px: float | None = DEFAULT_LOD_PX,
@@ -157,11 +170,11 @@ def render_orbit_frames(g: Gaussians, cams: Cameras, *, background=(1.0, 1.0, 1.
 
     lod_px: Gaussians smaller than this many pixels (at the first camera's distance from the
         splat's centre) are merged per cell first (:func:`humansplat.render.lod.merge_gaussians`):
-        a photo-resolution splat in a small video renders ~3x faster, frames ~32 dB PSNR from
+        a photo-resolution splat in a small video renders ~2x faster, frames ~32 dB PSNR from
         the unmerged ones (``benchmarks/turntable.py``). None or 0: no merging.
     workers: threads rendering chunks at once (the same frames, in order)."""
     from ..render import rasterize
-    from ..render.lod import merge_gaussians, pixel_footprint
+    from ..render.lod import merge_gaussians
 
     if not (isinstance(chunk, int) and chunk >= 1):
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
@@ -169,11 +182,9 @@ def render_orbit_frames(g: Gaussians, cams: Cameras, *, background=(1.0, 1.0, 1.
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if lod_px is not None and not (isinstance(lod_px, (int, float)) and lod_px >= 0):
         raise ValueError(f"lod_px must be a number >= 0 or None, got {lod_px!r}")
-    if lod_px and len(g) > 1 and len(cams):
-        centre = torch.linalg.inv(cams.viewmats[0].double())[:3, 3].to(g.means.dtype)
-        dist = float((g.means.detach().mean(0) - centre).norm())
-        if dist > 0:
-            g = merge_gaussians(g, lod_px * pixel_footprint(float(cams.Ks[0, 1, 1]), dist))
+    cell = lod_cell(g, cams, lod_px) if lod_px else None
+    if cell is not None:
+        g = merge_gaussians(g, cell)
     bg = torch.as_tensor(background, dtype=torch.float32, device=g.device).reshape(-1)
     if bg.shape != (3,):
         raise ValueError(f"background must be 3 floats (RGB in [0,1]), got {background!r}")
