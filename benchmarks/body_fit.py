@@ -10,6 +10,9 @@ IoU and the 3D joint error after similarity alignment (PA-MPJPE over the 21 fitt
 
     python benchmarks/body_fit.py [--out benchmarks/results/body_fit.json] [--threads 2]
                                   [--repeats 3] [--cases 12] [--images a.jpg b.png]
+                                  [--set iters_pose=140 --set silhouette_res=96 ...]
+
+``--set`` overrides a :class:`~humansplat.prior.fit.FitConfig` field (to compare settings).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def main() -> None:
                     help="std of noise added to synthetic keypoints, fraction of the size")
     ap.add_argument("--images", nargs="*", default=[], help="more real photos")
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a FitConfig field (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -132,7 +137,11 @@ def main() -> None:
     t0 = time.perf_counter()
     body = AnnyBody()
     load_s = time.perf_counter() - t0
-    cfg = FitConfig()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = type(getattr(FitConfig(), key))(value)
+    cfg = FitConfig(**overrides)
     machine = _machine(args.threads)
     print(f"machine: {machine}")
     print(f"Anny cache {anny_cache_dir()} ready in {cache_s:.2f} s; AnnyBody() {load_s:.2f} s")
