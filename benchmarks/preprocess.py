@@ -5,7 +5,8 @@ Timings: mediapipe selfie segmentation, mediapipe pose and the whole ``preproces
 Quality: mask IoU on 36 composites (her cut-out on 6 backgrounds x 6 layouts, ground truth =
 the paste's alpha; selfie segmentation takes the coffee cup and the cat for people): the
 whole-photo selfie mask for model_selection 0 and 1, and the final ``preprocess`` mask
-(segmented on the crop) for both models. The cut-out itself comes from model 0
+(segmented on the crop) for both models, with and without the colour step
+(``segmentation.refine_with_colour``; "no_colour"). The cut-out itself comes from model 0
 on the astronaut photo, which flatters model 0 slightly at the silhouette edge.
 
     python benchmarks/preprocess.py [--out benchmarks/results/preprocess.json] [--repeats 10]
@@ -146,6 +147,11 @@ def quality(cut) -> dict:
                 gt_crop = _warp_to_square(gt, _Square(x0, y0, x1 - x0, p.size), border=0)
                 row[f"preprocess_iou_model{m}"] = _iou(p.mask, gt_crop)
                 row[f"found_model{m}"] = p.n_people_detected == 1
+                # the same crop without the colour step (segmentation.refine_with_colour)
+                q = preprocess(photo, segmenter=seg, pose=pose, colour_refine=False)
+                x0, y0, x1, _ = q.crop_box
+                gt_crop = _warp_to_square(gt, _Square(x0, y0, x1 - x0, q.size), border=0)
+                row[f"preprocess_iou_no_colour_model{m}"] = _iou(q.mask, gt_crop)
             per.append(row)
     def mean(rows: list[dict], key: str) -> float:
         return float(np.mean([r[key] for r in rows])) if rows else float("nan")
@@ -155,6 +161,9 @@ def quality(cut) -> dict:
         found = [r for r in per if r[f"found_model{m}"]]
         summary[f"photo_mask_iou_model{m}"] = mean(per, f"photo_mask_iou_model{m}")
         summary[f"preprocess_iou_model{m}"] = mean(per, f"preprocess_iou_model{m}")
+        summary[f"preprocess_iou_no_colour_model{m}"] = mean(
+            [r for r in per if f"preprocess_iou_no_colour_model{m}" in r],
+            f"preprocess_iou_no_colour_model{m}")
         summary[f"found_rate_model{m}"] = len(found) / len(per)
         summary[f"preprocess_iou_when_found_model{m}"] = mean(found, f"preprocess_iou_model{m}")
     return {"summary_mean": summary, "per_composite": per}

@@ -42,6 +42,10 @@ class PipelineConfig:
     reconstruction_revision: its revision (Hub).
     crop_size: side of the square crop the body is fitted to (px).
     foreground_ratio: default share of the crop the person's longer side fills.
+    colour_mask: settle the person segmenter's uncertain pixels by colour (GrabCut on the
+        crop, ``prior.segmentation.refine_with_colour``): a dark coat over dark grass that
+        the 256-px selfie segmenter leaves half-on becomes person (benchmarks/preprocess.py,
+        real_photos.py); False: the segmenter's mask as it is.
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
@@ -80,6 +84,7 @@ class PipelineConfig:
     reconstruction_revision: str | None = None
     crop_size: int = 512
     foreground_ratio: float = FOREGROUND_RATIO
+    colour_mask: bool = True
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
@@ -112,6 +117,8 @@ class PipelineConfig:
         if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
             bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
         check_foreground_ratio(self.foreground_ratio)
+        if not isinstance(self.colour_mask, bool):
+            bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
         if self.part_labels not in ("body", "model"):
             bad("part_labels", f"must be 'body' or 'model', got {self.part_labels!r}")
         if not 0.0 <= float(self.min_opacity) < 1.0:

@@ -278,7 +278,8 @@ class HumanSplatPipeline:
         self._stage_done(0, t, timings, progress)
         t = time.perf_counter()
         pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
-                         remove_background=remove_background)
+                         remove_background=remove_background,
+                         colour_refine=self.config.colour_mask)
         self._stage_done(1, t, timings, progress)
         t = time.perf_counter()
         fit = fit_preprocessed(pre, self.body_model)

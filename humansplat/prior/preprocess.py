@@ -37,6 +37,7 @@ from .segmentation import (
     default_segmenter,
     feather,
     fill_small_holes,
+    refine_with_colour,
     split_rgb_alpha,
 )
 
@@ -504,13 +505,16 @@ def preprocess(
     background: Sequence[float] = (1.0, 1.0, 1.0),
     segmenter: PersonSegmenter | None = None,
     pose: PoseDetector | None = None,
+    colour_refine: bool = True,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
     image: LoadedImage (``rgb`` uint8 [H,W,3], ``alpha`` uint8 [H,W] or None) or an array
     [H,W] / [H,W,3] / [H,W,4], uint8 or float in [0,1]. A meaningful alpha is the mask.
     remove_background=False keeps the photo around the person in ``rgb`` (``mask`` is still
-    computed). Raises InvalidImageError (not an image, short side < 64 px) and NoPersonError.
+    computed). ``colour_refine``: settle the segmenter's uncertain pixels by colour on each
+    crop (``segmentation.refine_with_colour``; never applied to an alpha mask). Raises
+    InvalidImageError (not an image, short side < 64 px) and NoPersonError.
     """
     t_start = time.perf_counter()
     bg = _check_args(size, foreground_ratio, background)
@@ -582,12 +586,14 @@ def preprocess(
         # colour cannot change the mask or the landmarks
         seen = _warp_to_square(rgb, sq, interp=cv2.INTER_CUBIC, border=_MODEL_PAD)
         t0 = time.perf_counter()
+        inside = _inside_photo(sq, W, H)  # outside the photo is background by definition
         if use_alpha:
             prob = _warp_to_square(alpha, sq, interp=cv2.INTER_LINEAR, border=0).astype(np.float32) / 255.0
         else:
             prob = segmenter(seen)
+            if colour_refine:
+                prob = refine_with_colour(seen, prob, valid=inside)
         seg_s = time.perf_counter() - t0
-        inside = _inside_photo(sq, W, H)  # outside the photo is background by definition
         labels_crop = _warp_to_square(cand_labels, sq, src_scale=(fx, fy), interp=cv2.INTER_NEAREST, border=0)
         lm = reach = None
         if chosen.landmarks is not None:
