@@ -62,6 +62,8 @@ class PipelineConfig:
         left, right; capped at the synthesizer's view size), coloured from that view and
         opaque where it shows the person, beside the model's sparse ones (so the front
         never shows through the back); 0: the model's alone.
+    deblur_passes: forward renders at the photo's camera that correct the input-view
+        Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
         the 2-core CPU three steps at 512 px take longer than the whole 15 s budget),
         "always" or "off";
@@ -90,6 +92,7 @@ class PipelineConfig:
     faithful: bool = True
     input_resolution: int = 512
     view_resolution: int = 128
+    deblur_passes: int = 1
     refine: str = "cuda"
     refine_seconds: float = 2.0
     refine_steps: int = 30
@@ -178,6 +181,7 @@ class PipelineConfig:
                                          torch.device(device).type == "cuda")
         return FaithfulConfig(resolution=self.input_resolution,
                               view_resolution=self.view_resolution,
+                              deblur_passes=self.deblur_passes,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,
                               beyond_edge=self.beyond_edge)

@@ -56,6 +56,8 @@ class FaithfulConfig:
         guess there);
     view_resolution: Gaussians per side of each generated view (capped at the view's size)
         added beside the model's Gaussians of that view when the views are given; 0: none;
+    deblur_passes: forward renders that correct the photo Gaussians' colours for the
+        splat's own blur at the input camera (:mod:`.deblur`; 0 = off);
     refine_seconds: the test-time refinement's time budget (0 = off);
     refine_steps: its most steps; refine_size: side of its input-view render (None: the
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
@@ -70,6 +72,7 @@ class FaithfulConfig:
     carve_margin: float = -0.02
     beyond_edge: str = "cut"
     view_resolution: int = 128
+    deblur_passes: int = 1
     refine_seconds: float = 2.0
     refine_steps: int = 30
     refine_size: int | None = None
@@ -91,6 +94,9 @@ class FaithfulConfig:
                 self.view_resolution == 0 or 8 <= self.view_resolution <= 2048):
             bad("view_resolution", f"must be 0 or an int in [8, 2048], got "
                 f"{self.view_resolution!r}")
+        if isinstance(self.deblur_passes, bool) or not isinstance(self.deblur_passes, int) \
+                or self.deblur_passes < 0:
+            bad("deblur_passes", f"must be an int >= 0, got {self.deblur_passes!r}")
         if not isinstance(self.refine_steps, int) or self.refine_steps < 0:
             bad("refine_steps", f"must be an int >= 0, got {self.refine_steps!r}")
         if not 0 <= float(self.min_mask) < 1:
@@ -254,6 +260,14 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                             "gaussians_carved": n_carved,
                             "seconds_photo_gaussians": t_photo,
                             "seconds_view_gaussians": t_views}
+    if cfg.deblur_passes > 0:
+        from .deblur import deblur_colours
+
+        t = time.perf_counter()
+        photo, errs = deblur_colours(photo, pg.pixels, pg.resolution, others, ev,
+                                     passes=cfg.deblur_passes)
+        info["deblur"] = {"passes": cfg.deblur_passes, "mean_abs_error_before": errs,
+                          "seconds": time.perf_counter() - t}
     if cfg.refine_seconds > 0 and cfg.refine_steps > 0:
         from .test_time import refine_to_photo
 
