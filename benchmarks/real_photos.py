@@ -272,6 +272,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     pipe = HumanSplatPipeline.from_pretrained(args.checkpoint)
+    changes = {}
     if args.set:
         changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
         pipe.config = pipe.config.replace(**changes)
@@ -294,7 +295,8 @@ def main(argv=None) -> int:
               "camera": "the reconstruction's input camera at the photo's resolution (eval_px)",
               "targets": {"psnr_db": TARGET_PSNR_DB, "iou": TARGET_IOU,
                           "beyond_cut_edge": TARGET_BEYOND},
-              "load_pipeline_s": load_s, "rows": rows, "machine": machine_info(str(pipe.device))}
+              "settings_changed": changes, "load_pipeline_s": load_s, "rows": rows,
+              "machine": machine_info(str(pipe.device))}
     out = args.out or ROOT / "benchmarks" / "results" / f"real_photos_{args.label}.json"
     write_result(result, out)
     return 0

@@ -498,12 +498,17 @@ def test_refine_with_colour_settles_the_unsure_coat():
     assert iou(prob) < 0.6 and iou(out) > 0.95  # the coat is person, the grass beside it not
     sure = (prob > 0.85) | (prob < 0.15)
     assert np.array_equal((out > 0.5)[sure], (prob > 0.5)[sure])  # sure pixels never flip
-    agree = (out > 0.5) == (prob > 0.5)
-    assert np.array_equal(out[agree], prob[agree])  # soft values kept where both agree
-    # outside the photo is background whatever the segmenter says
+    kept = (prob > 0.5) | (out <= 0.5)
+    assert np.array_equal(out[kept], prob[kept])  # it only adds person; the rest is prob
+    # what the segmenter calls person stays, even where the colour disagrees
+    odd = prob.copy()
+    odd[140:160, 180:200] = 0.6  # grass it (wrongly) half-believes is person
+    assert (refine_with_colour(rgb, odd)[140:160, 180:200] == 0.6).all()
+    # nothing is added outside the photo (the coat's left part lies there)
     valid = np.ones_like(prob)
     valid[:, :100] = 0
-    assert (refine_with_colour(rgb, prob, valid=valid)[:, :100] <= 0.5).all()
+    out_v = refine_with_colour(rgb, prob, valid=valid)
+    assert np.array_equal(out_v[:, :100], prob[:, :100]) and (out_v[130:220, 100:160] > 0.5).all()
 
 
 def test_refine_with_colour_leaves_nothing_to_settle_alone():

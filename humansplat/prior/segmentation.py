@@ -276,14 +276,14 @@ def refine_with_colour(
     work_px: int = 256,
     iterations: int = 5,
 ) -> np.ndarray:
-    """Settle a segmenter's uncertain pixels by colour (OpenCV GrabCut).
+    """Recover person pixels the segmenter left out, by colour (OpenCV GrabCut).
 
     The selfie segmenter is a 256-px network trained on upper bodies: on a full-body crop it
     leaves low-contrast clothing half-on (a dark coat over dark grass reads ~0.4). GrabCut
     fits colour models to the pixels the segmenter is sure of (prob < ``sure[0]``:
-    background, > ``sure[1]``: person) and decides the rest by colour and edges; sure pixels
-    never change. Where it agrees with ``prob`` the soft value stays (hair, edges); where it
-    disagrees its own (bilinearly upsampled) value is taken.
+    background, > ``sure[1]``: person) and decides the rest by colour and edges. Only its
+    additions are taken: an unsure pixel (<= 0.5) it calls person takes its (bilinearly
+    upsampled) value; everything else keeps ``prob``, soft edges and hair included.
 
     rgb uint8 [H,W,3]; prob float [H,W] in [0,1]; valid bool/float [H,W] (> 0.5: inside the
     photo; outside is background by definition), default everywhere. ``work_px``: the long
@@ -328,5 +328,7 @@ def refine_with_colour(
         person = cv2.resize(person, (W, H), interpolation=cv2.INTER_LINEAR)
     if valid is not None:
         person *= np.asarray(valid, np.float32) > 0.5
-    agree = (person > 0.5) == (prob > 0.5)
-    return np.where(agree, prob, person).astype(np.float32)
+    # only ever adds: what the segmenter called person (> 0.5) stays (removing it cost
+    # 0.4-0.6 dB on three of the four dev photos, adding gained everywhere)
+    added = (person > 0.5) & (prob <= 0.5)
+    return np.where(added, person, prob).astype(np.float32)
