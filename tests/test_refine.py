@@ -344,3 +344,34 @@ def test_deblur_passes_bring_the_rerender_closer_to_the_photo():
     torch.testing.assert_close(one.opacities, pg.gaussians.opacities)
     zero, errs0 = deblur_colours(pg.gaussians, pg.pixels, S, others, ev, passes=0)
     assert errs0 == [] and torch.equal(zero.colors, pg.gaussians.colors)
+
+
+def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():
+    from humansplat.refine import push_behind
+
+    ev = _toy_evidence()
+    surface = torch.full((S, S), RADIUS)  # the photo shows a surface at the body's depth
+    cam = ev.camera
+    # Gaussians on the rays of a few pixels: on the person (centre, chest) and off it (corner)
+    from humansplat.cameras import pixel_rays
+
+    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
+    px = [(50, 48), (60, 40), (5, 5), (70, 50)]  # (row, col); the corner is background
+    fwd = cam.viewmats[0, 2, :3]
+    zs = [RADIUS + 0.01, RADIUS - 0.3, RADIUS + 0.01, RADIUS + 0.2]
+    means = torch.stack([o[0, r, c] + d[0, r, c] * (z / float(d[0, r, c] @ fwd))
+                         for (r, c), z in zip(px, zs)])
+    q = torch.zeros(4, 4)
+    q[:, 0] = 1
+    g = Gaussians(means=means, quats=q, scales=torch.full((4, 3), 0.01),
+                  opacities=torch.full((4,), 0.9), colors=torch.rand(4, 3))
+    out, moved = push_behind(g, ev, surface, margin=-0.05)
+    assert moved.tolist() == [True, True, False, False]  # on the person and < 5 cm behind
+    uv0, _ = ev.project(g.means)
+    uv1, z1 = ev.project(out.means)
+    torch.testing.assert_close(uv1, uv0, atol=1e-3, rtol=0)  # same pixels at the input view
+    torch.testing.assert_close(z1[:2], torch.full((2,), RADIUS + 0.05), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.means[2:], g.means[2:])
+    # and then the strict carve keeps them (they are behind the surface now)
+    assert carve_by_mask(out, ev, grow_px=0, surface=surface, margin=-0.05)[:2].all()
+    assert not carve_by_mask(g, ev, grow_px=0, surface=surface, margin=-0.05)[:2].any()

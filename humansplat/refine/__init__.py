@@ -9,7 +9,7 @@ from the person's mask, and a short test-time refinement against the photo.
 - :mod:`.faithful`: all of it on a model's output (:func:`make_faithful`).
 """
 
-from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame
+from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
 from .evidence import PhotoEvidence, frame_mask
 from .faithful import (FaithfulConfig, FaithfulResult, GeneratedViews, input_view_ids,
                        make_faithful, output_view_cameras)
@@ -17,4 +17,4 @@ from .test_time import RefineResult, refine_to_photo
 
 __all__ = ["BEYOND_EDGE", "FaithfulConfig", "FaithfulResult", "GeneratedViews", "PhotoEvidence",
            "RefineResult", "carve_by_mask", "frame_mask", "input_view_ids", "make_faithful",
-           "opacity_beyond_frame", "output_view_cameras", "refine_to_photo"]
+           "opacity_beyond_frame", "output_view_cameras", "push_behind", "refine_to_photo"]

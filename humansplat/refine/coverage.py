@@ -22,7 +22,7 @@ from torch import Tensor
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame"]
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame", "push_behind"]
 
 BEYOND_EDGE = ("cut", "complete")
 
@@ -63,6 +63,39 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
         in_front = in_crop & solid & (z < surface[sv, su] - margin)
         keep &= ~in_front
     return keep
+
+
+def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: float,
+                threshold: float = 0.5) -> tuple[Gaussians, Tensor]:
+    """``g`` with every Gaussian that lies where the person is and less than ``-margin``
+    behind the photo's ``surface`` [R,R] (camera z) moved back along its ray to exactly
+    ``surface - margin``, and [N] bool which moved.
+
+    A generated view's Gaussian there is the hidden side placed too close behind the front
+    (a thin model depth); dropping it (``carve_by_mask``) left holes in the back through
+    which the photo's own Gaussians showed from behind. Moving it keeps the back closed, at
+    a thickness of at least ``-margin``, and its projection at the input camera unchanged
+    (it stays hidden behind what the photo shows)."""
+    S = ev.size
+    uv, z = ev.project(g.means)
+    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
+    R = surface.shape[-1]
+    su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
+    sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
+    solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
+    goal = surface[sv, su].float() - margin  # [N]
+    move = in_crop & solid & (z < goal)
+    if not bool(move.any()):
+        return g, move
+    vm = ev.camera.viewmats[0].float()
+    centre = -vm[:3, :3].T @ vm[:3, 3]  # the camera's position in the world
+    means = g.means.detach().float().cpu().clone()
+    f = (goal[move] / z[move])[:, None]
+    means[move] = centre + (means[move] - centre) * f
+    from dataclasses import replace
+
+    return replace(g, means=means.to(g.means.device, g.means.dtype)), move
 
 
 def opacity_beyond_frame(g: Gaussians, ev: PhotoEvidence) -> float:

@@ -33,7 +33,7 @@ from torch import Tensor
 from ..cameras import Cameras
 from ..errors import ConfigError
 from ..gaussians import Gaussians
-from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame
+from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -237,6 +237,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_views = time.perf_counter() - t0 - t_photo
     keep = carve_by_mask(others, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge,
                          surface=pg.depth, margin=cfg.carve_margin)
+    n_pushed = 0
     if bool(from_view.any()):
         # the generated views' wider discs: 3 sigma inside the photo's own silhouette and
         # further behind what it shows, so they never blur or widen the input view
@@ -247,9 +248,17 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         r = math.ceil(shrink * pg.depth.shape[-1] / ev.size)
         deepest = torch.nn.functional.max_pool2d(pg.depth[None, None].float(), 2 * r + 1, 1,
                                                  r)[0, 0]
+        # ... where the model put the hidden side too close behind the front, it is moved
+        # back rather than dropped (dropping holed the back: the photo showed through)
+        margin_v = cfg.carve_margin - VIEW_CARVE_EXTRA
+        pushed, moved = push_behind(others[from_view], ev, deepest, margin=margin_v)
+        others = Gaussians.cat([others[~from_view], pushed])
+        keep = torch.cat([keep[~from_view], keep[from_view]])
+        from_view = torch.cat([from_view[~from_view], from_view[from_view]])
         keep_v = carve_by_mask(others, ev, grow_px=-shrink, beyond_edge=cfg.beyond_edge,
-                               surface=deepest, margin=cfg.carve_margin - VIEW_CARVE_EXTRA)
+                               surface=deepest, margin=margin_v)
         keep = torch.where(from_view, keep_v, keep)
+        n_pushed = int(moved.sum())
     n_carved = int((~keep).sum())
     others = others[keep]
     photo = pg.gaussians
@@ -258,6 +267,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                             "model_views_from_generated": with_views,
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
+                            "view_gaussians_pushed_back": n_pushed,
                             "seconds_photo_gaussians": t_photo,
                             "seconds_view_gaussians": t_views}
     if cfg.deblur_passes > 0:
