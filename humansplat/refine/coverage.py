@@ -27,6 +27,23 @@ __all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame", "push_behind"
 BEYOND_EDGE = ("cut", "complete")
 
 
+def _in_front_of(g: Gaussians, ev: PhotoEvidence, surface: Tensor, margin: float,
+                 threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Where each Gaussian sits against what the photo shows: ([N] bool in front of
+    ``surface`` [R,R] - ``margin`` on a person pixel (mask >= threshold), camera z [N],
+    the surface z - margin under it [N])."""
+    S = ev.size
+    uv, z = ev.project(g.means)
+    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
+    R = surface.shape[-1]
+    su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
+    sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
+    solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
+    goal = surface[sv, su].float() - margin
+    return in_crop & solid & (z < goal), z, goal
+
+
 def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
                   beyond_edge: str = "cut", threshold: float = 0.5,
                   surface: Tensor | None = None, margin: float = 0.03) -> Tensor:
@@ -56,12 +73,7 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
     in_frame[in_crop] = ev.frame[iv[in_crop], iu[in_crop]]
     keep = on_person & in_frame if beyond_edge == "cut" else on_person | ~in_frame
     if surface is not None:
-        R = surface.shape[-1]
-        su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
-        sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
-        solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
-        in_front = in_crop & solid & (z < surface[sv, su] - margin)
-        keep &= ~in_front
+        keep &= ~_in_front_of(g, ev, surface, margin, threshold)[0]
     return keep
 
 
@@ -76,16 +88,7 @@ def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: flo
     which the photo's own Gaussians showed from behind. Moving it keeps the back closed, at
     a thickness of at least ``-margin``, and its projection at the input camera unchanged
     (it stays hidden behind what the photo shows)."""
-    S = ev.size
-    uv, z = ev.project(g.means)
-    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
-    R = surface.shape[-1]
-    su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
-    sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
-    solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
-    goal = surface[sv, su].float() - margin  # [N]
-    move = in_crop & solid & (z < goal)
+    move, z, goal = _in_front_of(g, ev, surface, margin, threshold)
     if not bool(move.any()):
         return g, move
     vm = ev.camera.viewmats[0].float()
