@@ -94,12 +94,13 @@ def assign_labels(gaussians: Gaussians, body_model, params, *, overwrite: bool =
         means = gaussians.means.detach().cpu().double()  # [N,3]
         kk = min(int(k), verts.shape[0])
         _, nn = cKDTree(verts.detach().cpu().double().numpy()).query(means.numpy(), k=kk)
-        near = vert_labels[torch.as_tensor(np.asarray(nn).reshape(len(means), kk))]  # [N,k]
+        nn = torch.as_tensor(np.asarray(nn).reshape(len(means), kk), dtype=torch.long)
+        near = vert_labels[nn]  # [N,k]
         labels = near[:, 0].clone()
         mixed = (near != near[:, :1]).any(1).nonzero().squeeze(1)
         if len(mixed):
             hit = closest_points_on_mesh(means[mixed].to(m.device, m.dtype), verts, m.faces,
-                                         k=kk)
+                                         neighbours=nn[mixed])
             corner = hit.bary.argmax(1, keepdim=True)
             labels[mixed] = vert_labels[m.faces[hit.face].gather(1, corner)[:, 0].cpu()]
     return replace(gaussians, labels=labels.to(gaussians.device).long())

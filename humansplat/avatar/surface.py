@@ -112,11 +112,14 @@ def vertex_faces(faces: Tensor, num_vertices: int) -> Tensor:
 
 @torch.no_grad()
 def closest_points_on_mesh(points: Tensor, vertices: Tensor, faces: Tensor, *, k: int = 8,
-                           chunk: int = 8192, face_mask: Tensor | None = None) -> SurfaceHit:
+                           chunk: int = 8192, face_mask: Tensor | None = None,
+                           neighbours: Tensor | None = None) -> SurfaceHit:
     """Nearest mesh points of ``points`` [N,3] on the mesh (``vertices`` [V,3], ``faces``
     [F,3]), as :class:`SurfaceHit`. Candidates: the faces around the ``k`` nearest vertices
     (see the module docstring). ``face_mask`` [F] bool restricts the search to some faces
-    (their vertices only are searched); at least one face must be allowed."""
+    (their vertices only are searched); at least one face must be allowed. ``neighbours``
+    [N,k'] long: each point's nearest vertex ids when the caller already has them (no
+    ``face_mask`` then); they replace the search."""
     from scipy.spatial import cKDTree
 
     if points.ndim != 2 or points.shape[1] != 3:
@@ -132,14 +135,18 @@ def closest_points_on_mesh(points: Tensor, vertices: Tensor, faces: Tensor, *, k
             raise ValueError("face_mask allows no face")
         vf = torch.where((vf >= 0) & face_mask[vf.clamp_min(0)], vf, torch.full_like(vf, -1))
         allowed_v = (vf >= 0).any(1).nonzero().squeeze(1)
-    search = V if allowed_v is None else V[allowed_v]
-    tree = cKDTree(search.numpy())
     P = points.detach().cpu().double()
-    kk = min(k, search.shape[0])
-    _, nn = tree.query(P.numpy(), k=kk)
-    nn = torch.as_tensor(np.asarray(nn).reshape(P.shape[0], kk), dtype=torch.long)
-    if allowed_v is not None:
-        nn = allowed_v[nn]
+    if neighbours is not None:
+        if face_mask is not None or neighbours.shape[0] != P.shape[0]:
+            raise ValueError("neighbours must be [N,k] for the N points, without face_mask")
+        nn = neighbours.detach().cpu().long()
+    else:
+        search = V if allowed_v is None else V[allowed_v]
+        kk = min(k, search.shape[0])
+        _, nn = cKDTree(search.numpy()).query(P.numpy(), k=kk)
+        nn = torch.as_tensor(np.asarray(nn).reshape(P.shape[0], kk), dtype=torch.long)
+        if allowed_v is not None:
+            nn = allowed_v[nn]
     faces_out = torch.empty(P.shape[0], dtype=torch.long)
     bary_out = torch.empty(P.shape[0], 3, dtype=torch.float64)
     dist_out = torch.empty(P.shape[0], dtype=torch.float64)

@@ -15,6 +15,8 @@ the model's guess beyond the edge (carving only inside the photo).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -96,8 +98,6 @@ def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: flo
     means = g.means.detach().float().cpu().clone()
     f = (goal[move] / z[move])[:, None]
     means[move] = centre + (means[move] - centre) * f
-    from dataclasses import replace
-
     return replace(g, means=means.to(g.means.device, g.means.dtype)), move
 
 

@@ -32,7 +32,7 @@ __all__ = ["deblur_colours"]
 
 
 def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Gaussians,
-                   ev: PhotoEvidence, *, passes: int = 2, min_mask: float = 0.5,
+                   ev: PhotoEvidence, *, passes: int = 1, min_mask: float = 0.5,
                    device=None) -> tuple[Gaussians, list[float]]:
     """``photo`` with corrected colours (module docs) and the mean absolute colour error
     inside the mask before each pass (no render is spent on measuring after the last).

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -252,9 +252,9 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # back rather than dropped (dropping holed the back: the photo showed through)
         margin_v = cfg.carve_margin - VIEW_CARVE_EXTRA
         pushed, moved = push_behind(others[from_view], ev, deepest, margin=margin_v)
-        others = Gaussians.cat([others[~from_view], pushed])
-        keep = torch.cat([keep[~from_view], keep[from_view]])
-        from_view = torch.cat([from_view[~from_view], from_view[from_view]])
+        means = others.means.clone()
+        means[from_view] = pushed.means
+        others = replace(others, means=means)
         keep_v = carve_by_mask(others, ev, grow_px=-shrink, beyond_edge=cfg.beyond_edge,
                                surface=deepest, margin=margin_v)
         keep = torch.where(from_view, keep_v, keep)
