@@ -107,6 +107,10 @@ TOTAL_S = 450.0
 PHOTO = ROOT / "examples" / "astronaut.jpg"
 REPLAY_ENV = "HUMANSPLAT_MEDIAPIPE_REPLAY"
 GSPLAT_ENV = "HUMANSPLAT_BENCH_GSPLAT"  # "1": the sections may use gsplat's kernels
+#: the smoke run's body fit (PipelineConfig.body_fit): a quarter of the default's work; the
+#: smoke checks wiring, and the device run fits with the bundled defaults
+SMOKE_FIT = {"iters_global": 30, "iters_pose": 50, "iters_silhouette": 20,
+             "yaw_hypotheses": 4, "pose_hypotheses": 2}
 
 
 # ============================================================================================
@@ -549,6 +553,8 @@ def sec_pipeline(ctx: Ctx) -> None:
     runs = []
     t0 = time.perf_counter()
     pipe = HumanSplatPipeline.from_pretrained(device=ctx.device)
+    if ctx.smoke:
+        pipe.config = pipe.config.replace(body_fit=SMOKE_FIT)
     load_s = time.perf_counter() - t0
     if ctx.cuda:
         pipe(str(PHOTO))  # warm-up (kernels, allocator, caches)
@@ -600,6 +606,8 @@ def sec_zerogpu(ctx: Ctx) -> None:
     encoded = video_encoder_available()
     ctx.emit(mediapipe=mode, video_encoded=encoded, runs=[])
     pipe = HumanSplatPipeline.from_pretrained(device=ctx.device)
+    if ctx.smoke:
+        pipe.config = pipe.config.replace(body_fit=SMOKE_FIT)
     video = 64 if ctx.smoke else 256
     steps = 2 if ctx.smoke else 25
     runs = []

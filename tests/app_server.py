@@ -2,9 +2,10 @@
 
 Until the bundled checkpoint ships, the server loads a *micro* reconstruction checkpoint that
 this fixture saves (random weights: the files are real, the splat is not a good one). Small
-settings keep a run short on 2 CPU cores: a 128 px turntable, a 256 px crop, a 2 MB upload
-limit (so the oversized-upload case is cheap to make), a 1 s session heartbeat (sessions end
-within about a second of a client closing), a queue of ``QUEUE_SIZE`` device-work calls."""
+settings keep a run short on 2 CPU cores: a 128 px turntable, a 256 px crop, a quick body
+fit (``micro_pipeline.QUICK_FIT``), a 2 MB upload limit (so the oversized-upload case is
+cheap to make), a 1 s session heartbeat (sessions end within about a second of a client
+closing), a queue of ``QUEUE_SIZE`` device-work calls."""
 
 from __future__ import annotations
 
@@ -42,19 +43,13 @@ class AppServer(AppProcess):
 
 
 def save_micro_checkpoint(folder: Path) -> Path:
-    """A pipeline checkpoint folder with a randomly initialised micro transformer."""
-    import torch
-
-    from humansplat.config import get_preset
-    from humansplat.model import LatentReconstructionTransformer
-    from humansplat.pipeline import PipelineConfig
+    """A pipeline checkpoint folder with a randomly initialised micro transformer. Few
+    Gaussians (a 128 px input view, 64 px generated views): these servers test sessions and
+    wiring, not fidelity, and a software-rendered viewer slows every browser command."""
+    from micro_pipeline import make_micro_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    LatentReconstructionTransformer(get_preset("micro")).save_pretrained(folder)
-    # 256 px photo Gaussians: these servers test sessions and wiring, not fidelity
-    PipelineConfig(crop_size=256, input_resolution=256).write(folder / "pipeline.json")
-    return folder
+    return make_micro_checkpoint(folder, input_resolution=128, view_resolution=64)
 
 
 @pytest.fixture(scope="session")

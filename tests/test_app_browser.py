@@ -25,7 +25,7 @@ EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
                 "--enable-unsafe-swiftshader", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--window-size=1400,1800")
+                "--no-first-run", "--window-size=1100,1400")
 
 
 def _browser_paths():

@@ -28,7 +28,7 @@ from humansplat.pipeline import STAGES, HumanSplatPipeline, PipelineConfig
 from humansplat.reconstruction import (OUTPUT_FILES, latents_image, render_alpha,
                                        silhouette_iou_at_input)
 
-from micro_pipeline import MICRO_CROP, make_micro_checkpoint, populate_hf_cache
+from micro_pipeline import MICRO_CROP, QUICK_FIT, make_micro_checkpoint, populate_hf_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "astronaut.jpg"
@@ -78,6 +78,9 @@ def test_reconstruction_holds_what_the_contract_says(run):
     assert set(STAGES) <= set(rec.timings)
     assert rec.info["view_synthesizer"] == "projection" and rec.info["space"] == "pixel"
     assert rec.info["body_model"] == "AnnyBody" and "micro" in rec.info["reconstruction"]
+    # pipeline.json's body_fit settings are the fit's
+    fit_iters = QUICK_FIT["iters_global"] + QUICK_FIT["iters_pose"] + QUICK_FIT["iters_silhouette"]
+    assert pipe.config.body_fit == QUICK_FIT and rec.fit.diagnostics["iterations"] == fit_iters
     # progress: every stage reported, in order, with the same total
     stages = [s for _, _, s in calls if ":" not in s]
     assert stages == list(STAGES) and {n for _, n, _ in calls} == {len(STAGES)}
@@ -409,7 +412,7 @@ def test_bare_and_referenced_weights(run, micro_ckpt, tmp_path):
     # a pipeline.json whose weights live elsewhere; save_pretrained makes it self-contained
     ref = tmp_path / "ref"
     ref.mkdir()
-    PipelineConfig(crop_size=MICRO_CROP, input_resolution=MICRO_CROP,
+    PipelineConfig(crop_size=MICRO_CROP, input_resolution=MICRO_CROP, body_fit=QUICK_FIT,
                    reconstruction_repo=str(micro_ckpt)).write(ref / "pipeline.json")
     p = HumanSplatPipeline.from_pretrained(ref)
     assert p.model_source.path == micro_ckpt.resolve()
@@ -427,7 +430,8 @@ def test_pipeline_config_validation(tmp_path):
     for bad in ({"body_model": "mano"}, {"view_synthesizer": "zero123"},
                 {"space": "latent"}, {"view_synthesizer": "sv3d", "space": "pixel"},
                 {"crop_size": 16}, {"reconstruction_subfolder": "../x"},
-                {"foreground_ratio": 0.2},
+                {"foreground_ratio": 0.2}, {"body_fit": {"iters_pose": "many"}},
+                {"body_fit": {"iterations": 10}}, {"body_fit": [60]},
                 {"format_version": 2}):
         with pytest.raises(ConfigError):
             PipelineConfig(**bad)

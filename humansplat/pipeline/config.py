@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class PipelineConfig:
         None = this checkpoint (in ``reconstruction_subfolder``), else a Hub repo id or folder;
     reconstruction_revision: its revision (Hub).
     crop_size: side of the square crop the body is fitted to (px).
+    body_fit: settings of the body fit that differ from ``prior.fit.FitConfig``'s defaults,
+        by field name (e.g. ``{"iters_pose": 60}``); {} = the defaults.
     foreground_ratio: default share of the crop the person's longer side fills.
     colour_mask: settle the person segmenter's uncertain pixels by colour (GrabCut on the
         crop, ``prior.segmentation.refine_with_colour``): a dark coat over dark grass that
@@ -85,6 +87,7 @@ class PipelineConfig:
     reconstruction_subfolder: str = ""
     reconstruction_revision: str | None = None
     crop_size: int = 512
+    body_fit: dict[str, Any] = field(default_factory=dict)
     foreground_ratio: float = FOREGROUND_RATIO
     colour_mask: bool = True
     min_opacity: float = 1.0 / 255.0
@@ -119,6 +122,7 @@ class PipelineConfig:
             bad("sv3d_frames", f"must be an int >= 4, got {self.sv3d_frames!r}")
         if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
             bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
+        self.fit_config()  # validates body_fit
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
@@ -172,6 +176,20 @@ class PipelineConfig:
 
     def replace(self, **changes: Any) -> PipelineConfig:
         return replace(self, **changes)
+
+    def fit_config(self):
+        """The ``prior.fit.FitConfig`` of ``body_fit``."""
+        from ..prior.fit import FitConfig
+
+        if not isinstance(self.body_fit, dict):
+            raise ConfigError(f"pipeline config: body_fit must be an object of FitConfig "
+                              f"settings, got {self.body_fit!r}")
+        known = {f.name for f in fields(FitConfig)}
+        unknown = sorted(set(self.body_fit) - known)
+        if unknown:
+            raise ConfigError(f"pipeline config: body_fit has unknown setting(s) {unknown}; "
+                              f"known: {sorted(known)}")
+        return FitConfig(**self.body_fit)
 
     def faithful_config(self, device: str = "cpu"):
         """The ``refine.FaithfulConfig`` these fields select for a run on ``device``."""

@@ -282,7 +282,7 @@ class HumanSplatPipeline:
                          colour_refine=self.config.colour_mask)
         self._stage_done(1, t, timings, progress)
         t = time.perf_counter()
-        fit = fit_preprocessed(pre, self.body_model)
+        fit = fit_preprocessed(pre, self.body_model, config=self.config.fit_config())
         self._stage_done(2, t, timings, progress)
         settings = {"foreground_ratio": fg, "remove_background": bool(remove_background),
                     "crop_size": pre.size}

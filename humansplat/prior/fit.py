@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,14 @@ class FitConfig:
     fit_shape: bool = True
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # settings also come from pipeline.json: check their types
+            v, default = getattr(self, f.name), f.default
+            ok = isinstance(v, bool) if isinstance(default, bool) else (
+                isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int)
+                else isinstance(v, (int, float)) and not isinstance(v, bool))
+            if not ok:
+                kind = {bool: "true or false", int: "an int"}.get(type(default), "a number")
+                raise ConfigError(f"FitConfig.{f.name} must be {kind}, got {v!r}")
         for name in ("iters_global", "iters_pose", "iters_silhouette"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
