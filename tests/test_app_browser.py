@@ -177,10 +177,12 @@ def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
     _wait(browser, lambda d: any(p.name == own.name for p in app_server.temp_dir.rglob("*")),
           30, "the upload to reach the server")
     time.sleep(1.0)
-    browser.find_element(By.CSS_SELECTOR, "#run").click()
+    # clicks dispatched by the page: a micro run takes seconds, and WebDriver's own click
+    # can wait longer than that for the viewer's frames on a busy CPU
+    run, stop = (browser.find_element(By.CSS_SELECTOR, sel) for sel in ("#run", "#stop"))
+    _click(browser, run)
     _wait(browser, lambda d: len(list(session_dir.glob("run-*"))) == 2, 30, "the second run")
-    time.sleep(1.0)
-    browser.find_element(By.CSS_SELECTOR, "#stop").click()
+    _click(browser, stop)
     stopped = time.perf_counter()
     second = max(session_dir.glob("run-*"))
     _wait(browser, lambda d: f"a run was stopped before it finished ({second.name})"

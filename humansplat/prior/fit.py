@@ -76,6 +76,8 @@ class FitConfig:
     lr: float = 0.04
     yaw_hypotheses: int = 8
     pose_hypotheses: int = 8  # the best global fits that all go through the pose stage
+    prune_every: int = 35  # pose-stage iterations between drops of hopeless hypotheses; 0: never
+    prune_factor: float = 3.0  # dropped: loss > prune_factor x the best's + 0.01
     min_confidence: float = 0.1  # keypoints below are ignored (mediapipe visibility)
     kp_sigma: float = 0.04  # Geman-McClure scale, fraction of the image size
     silhouette_res: int = 96  # px, square
@@ -95,7 +97,9 @@ class FitConfig:
             if not ok:
                 kind = {bool: "true or false", int: "an int"}.get(type(default), "a number")
                 raise ConfigError(f"FitConfig.{f.name} must be {kind}, got {v!r}")
-        for name in ("iters_global", "iters_pose", "iters_silhouette"):
+        if self.prune_factor < 1.0:
+            raise ConfigError(f"FitConfig.prune_factor must be >= 1, got {self.prune_factor}")
+        for name in ("iters_global", "iters_pose", "iters_silhouette", "prune_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 1.0 < self.fovy_deg < 170.0:
@@ -555,7 +559,22 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         return torch.optim.Adam(groups)
 
     opt = optimiser()
-    for _ in range(cfg.iters_pose):
+    for it in range(cfg.iters_pose):
+        if cfg.prune_every and it and it % cfg.prune_every == 0 and len(orient) > 1:
+            # hypotheses far behind the best can no longer win: stop paying for them
+            with torch.no_grad():
+                ahead = (loss <= cfg.prune_factor * loss.min() + 0.01).nonzero()[:, 0]
+            if len(ahead) < len(orient):
+                old = (orient, transl_xy, log_scale, pose, shape_z)
+                orient, transl_xy, log_scale, pose, shape_z = (
+                    t[ahead].detach().clone().requires_grad_(True) for t in old)
+                keep = keep[ahead]
+                state = [opt.state.get(t, {}) for t in old]
+                opt = optimiser()  # Adam's moments of the hypotheses kept carry over
+                for t, st in zip((orient, transl_xy, log_scale, pose, shape_z), state):
+                    if st:
+                        opt.state[t] = {k: v[ahead].clone() if v.ndim else v.clone()
+                                        for k, v in st.items()}
         opt.zero_grad()
         out, shape = body(empty)
         loss = kp_loss(out.keypoints, weights) + regularisers(shape)
@@ -582,7 +601,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         total = kp + regularisers(shape)
         if use_mask:
             total = total + cfg.w_silhouette * torch.stack(
-                [silhouette_loss(out, i) for i in range(B)])
+                [silhouette_loss(out, i) for i in range(len(orient))])
         total[kp > 1.5 * kp.min() + 0.005] = math.inf
         best = int(torch.argmin(total))
     orient, transl_xy, log_scale, pose, shape_z = (
