@@ -189,7 +189,12 @@ def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
           in app_server.log_tail(20000), 60, "the server to stop the run")
     print(f"run stopped {time.perf_counter() - stopped:.1f} s after Stop was clicked")
     time.sleep(1.0)
-    assert not (second / "result").exists(), "the stopped run went on to write its files"
+    # the splat's files are written (and shown) before the turntable, so a Stop that lands
+    # during the turntable leaves them; the turntable, the run's last file, must not appear
+    from humansplat.reconstruction import OUTPUT_FILES
+
+    assert not (second / "result" / OUTPUT_FILES["video"]).exists(), \
+        "the stopped run went on to finish"
     assert app_server.alive()
 
     browser.get("about:blank")
