@@ -40,13 +40,30 @@ def test_eval_writes_table_json_and_grids(tiny_split, tmp_path, capsys):
         assert set(s) == {"full_body", "upper_body", "face"}
         fb = s["full_body"]
         assert 5 < fb["psnr"] < 60 and 0 < fb["ssim"] <= 1 and fb["perceptual[effnet-lite0]"] >= 0
+        assert 0 <= fb["mask_iou"] <= 1 and 0 <= fb["mask_iou_side"] <= 1
     # the textured fitted body is far closer to the subject than an untrained model
     assert res["summary"]["prior-mesh"]["full_body"]["psnr"] > \
         res["summary"]["micro"]["full_body"]["psnr"]
+    # the synthetic subjects are their bodies and the prior is the "fitted" body (the truth
+    # plus simulated fit noise): its silhouette is close to the dataset's masks (0.74 at
+    # these 32 px, 0.82 at 128), the untrained model's is not
+    prior_iou = res["summary"]["prior-mesh"]["full_body"]
+    assert prior_iou["mask_iou"] > 0.6 and prior_iou["mask_iou_side"] > 0.6, prior_iou
+    assert res["summary"]["micro"]["full_body"]["mask_iou"] < prior_iou["mask_iou"]
     table = (out / "results.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 methods
     assert len(list((out / "grids").glob("*.png"))) == 2
     assert "prior-mesh" in capsys.readouterr().out
+
+
+def test_view_azimuths_about_the_person():
+    from humansplat.cameras import orthogonal_views
+    from humansplat.eval.evaluate import view_azimuths
+
+    cams = orthogonal_views(2.6, width=64, height=64)  # 0, 90, 180, 270 from the input view
+    az = view_azimuths(cams.viewmats[0], cams.viewmats)
+    assert torch.allclose(az.abs(), torch.tensor([0.0, 90.0, 180.0, 90.0]), atol=1e-3), az
+    assert torch.allclose(az[1], -az[3], atol=1e-3)  # one side each way
 
 
 def test_eval_rejects_bad_checkpoint_spec(tiny_split, tmp_path):

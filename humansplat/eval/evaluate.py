@@ -4,8 +4,11 @@ Protocol (the paper's, at our scale): for every subject of the split, the model 
 input photo (plus the generated views and the fitted body it would get in the app) and is
 scored on every stored target view around the subject (16 full-body azimuths on the test
 splits, plus the upper-body and face cycles, reported per level). PSNR and SSIM on the full
-image (white background), and the perceptual metric whose name the JSON key carries
-(``effnet-lite0`` offline, ``lpips-vgg`` when its weights are provided).
+image (white background), the perceptual metric whose name the JSON key carries
+(``effnet-lite0`` offline, ``lpips-vgg`` when its weights are provided), and the silhouette:
+IoU of the render's alpha (> 0.5) with the ground-truth mask per view (``mask_iou``), and
+over the full-body views 45-135 degrees from the input view alone (``mask_iou_side``: where
+a coat or a dress loses its volume first).
 
 Methods compared in the same run:
 
@@ -30,9 +33,10 @@ import numpy as np
 import torch
 
 from ..cameras import Cameras
+from ..metrics import mask_iou
 from .metrics import MetricSet
 
-__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table"]
+__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table", "view_azimuths"]
 
 LEVELS = ("full_body", "upper_body", "face")
 BASELINES = ("prior-mesh", "prior-gaussians")
@@ -74,9 +78,10 @@ class _Prior:
         self.synth = ProjectionSynthesizer(body_model)
         self.body_model = body_model
 
-    def render(self, sample: dict, cams: Cameras, which: list[str]) -> dict[str, torch.Tensor]:
-        """{name: [T,3,R,R]} renders of the baselines in ``which`` ("prior-mesh",
-        "prior-gaussians"), from one texturing of the sample's body."""
+    def render(self, sample: dict, cams: Cameras, which: list[str]
+               ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{name: (rgb [T,3,R,R], alpha [T,R,R])} renders of the baselines in ``which``
+        ("prior-mesh", "prior-gaussians"), from one texturing of the sample's body."""
         from ..front import synth_input
         from ..render import rasterize
 
@@ -86,13 +91,13 @@ class _Prior:
         body = self.synth.texture(inp)
         out = {}
         if "prior-mesh" in which:
-            out["prior-mesh"] = self.synth.render(body, cams, R)
+            out["prior-mesh"] = self.synth.render(body, cams, R, with_alpha=True)
         if "prior-gaussians" in which:
             g = self.synth.gaussians_of(body)
-            img, _, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors,
-                                  cams.viewmats, cams.Ks, R, R,
-                                  backgrounds=torch.ones(len(cams), 3))
-            out["prior-gaussians"] = img.permute(0, 3, 1, 2).clamp(0, 1)
+            img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors,
+                                      cams.viewmats, cams.Ks, R, R,
+                                      backgrounds=torch.ones(len(cams), 3))
+            out["prior-gaussians"] = (img.permute(0, 3, 1, 2).clamp(0, 1), alpha[..., 0])
         return out
 
 
@@ -103,19 +108,36 @@ def _load_model(path: str):
 
 
 @torch.no_grad()
-def _model_render(model, sample: dict, cams: Cameras) -> torch.Tensor:
+def _model_render(model, sample: dict, cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rgb [T,3,R,R], alpha [T,R,R]) of the model's splat for one sample."""
     from ..train.step import collate_samples, model_kwargs, render_views
 
     batch = collate_samples([sample])
     out = model(**model_kwargs(batch))
     r = render_views(out, cams.viewmats[None], cams.Ks[None], cams.width, with_parts=False)
-    return r.rgb[0].clamp(0, 1)
+    return r.rgb[0].clamp(0, 1), r.alpha[0, :, 0]
+
+
+def view_azimuths(input_viewmat: torch.Tensor, viewmats: torch.Tensor) -> torch.Tensor:
+    """Azimuth (degrees, in (-180, 180]) of each camera in ``viewmats`` [T,4,4] about +y,
+    relative to ``input_viewmat`` [4,4] (0: the input view, 180: behind the person)."""
+    def yaw(f):  # a camera's viewing direction (its +z axis in world) -> yaw about +y
+        return torch.atan2(f[..., 0], f[..., 2])
+
+    d = torch.rad2deg(yaw(viewmats[:, 2, :3].float()) - yaw(input_viewmat[2, :3].float()))
+    return torch.remainder(d + 180.0, 360.0) - 180.0
+
+
+def _mean_rows(rows: list[dict]) -> dict[str, float]:
+    """Mean of each key over the rows that have it (side-view keys exist on some rows)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
 
 
 def format_table(summary: dict, perceptual_key: str) -> str:
     """Markdown: one row per method, full-body metrics first, then per level PSNR."""
-    head = (f"| method | PSNR (dB) | SSIM | {perceptual_key} | PSNR upper body | PSNR face |\n"
-            "|---|---|---|---|---|---|\n")
+    head = (f"| method | PSNR (dB) | SSIM | {perceptual_key} | mask IoU | mask IoU sides | "
+            "PSNR upper body | PSNR face |\n|---|---|---|---|---|---|---|---|\n")
     rows = []
     for name, lv in summary.items():
         def g(level, key, fmt):
@@ -124,6 +146,8 @@ def format_table(summary: dict, perceptual_key: str) -> str:
         rows.append(f"| {name} | {g('full_body', 'psnr', '{:.2f}')} | "
                     f"{g('full_body', 'ssim', '{:.4f}')} | "
                     f"{g('full_body', perceptual_key, '{:.4f}')} | "
+                    f"{g('full_body', 'mask_iou', '{:.4f}')} | "
+                    f"{g('full_body', 'mask_iou_side', '{:.4f}')} | "
                     f"{g('upper_body', 'psnr', '{:.2f}')} | {g('face', 'psnr', '{:.2f}')} |")
     return head + "\n".join(rows) + "\n"
 
@@ -157,20 +181,29 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
         R = s["target_rgb"].shape[-1]
         cams = Cameras(s["target_viewmats"].float(), s["target_Ks"].float(), R, R)
         gt = s["target_rgb"].float()
+        gt_mask = s["target_mask"].float()[:, 0]  # [T,R,R]
         levels = s["target_levels"]
-        renders = {}
+        # full-body views seen from a side (45-135 degrees from the input view, either way)
+        az = view_azimuths(s["viewmats"][0], s["target_viewmats"]).abs()
+        side = (levels == 0) & (az >= 45.0) & (az <= 135.0)
+        renders, alphas = {}, {}
         if cfg.baselines:
             t = time.perf_counter()
-            renders.update(prior.render(s, cams, list(cfg.baselines)))
+            for m, (rgb, alpha) in prior.render(s, cams, list(cfg.baselines)).items():
+                renders[m], alphas[m] = rgb, alpha
             for m in cfg.baselines:  # one shared texturing: its time split evenly
                 seconds[m] += (time.perf_counter() - t) / len(cfg.baselines)
         for m in models:
             t = time.perf_counter()
-            renders[m] = _model_render(models[m], s, cams)
+            renders[m], alphas[m] = _model_render(models[m], s, cams)
             seconds[m] += time.perf_counter() - t
         row = {"subject": s["subject"], "methods": {}}
         for m in methods:
             res = metrics.compute(renders[m], gt)
+            for j, r in enumerate(res.per_image):  # the silhouette, per view
+                r["mask_iou"] = mask_iou(alphas[m][j], gt_mask[j])
+                if bool(side[j]):
+                    r["mask_iou_side"] = r["mask_iou"]
             row["methods"][m] = {}
             for li, lv in enumerate(LEVELS):
                 sel = [j for j in range(len(levels)) if int(levels[j]) == li]
@@ -178,8 +211,7 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
                     continue
                 rows = [res.per_image[j] for j in sel]
                 acc[m][lv].extend(rows)
-                row["methods"][m][lv] = {k: float(np.mean([r[k] for r in rows]))
-                                         for k in rows[0]}
+                row["methods"][m][lv] = _mean_rows(rows)
         per_subject.append(row)
         if i < cfg.grid_subjects:
             full = [j for j in range(len(levels)) if int(levels[j]) == 0]
@@ -192,8 +224,8 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
         if progress is not None:
             progress(i + 1, n, f"evaluated {s['subject']}")
 
-    summary = {m: {lv: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-                   for lv, rows in acc[m].items() if rows} for m in methods}
+    summary = {m: {lv: _mean_rows(rows) for lv, rows in acc[m].items() if rows}
+               for m in methods}
     result = {
         "split": cfg.split, "root": cfg.root, "subjects": n, "perceptual": pkey,
         "methods": methods, "checkpoints": cfg.checkpoints,

@@ -830,9 +830,11 @@ class ProjectionSynthesizer(ViewSynthesizer):
     def _background(self, n: int) -> Tensor:
         return torch.tensor(self.config.background_rgb).expand(n, 3).contiguous()
 
-    def render(self, body: TexturedBody, cameras: Cameras, resolution: int) -> Tensor:
+    def render(self, body: TexturedBody, cameras: Cameras, resolution: int, *,
+               with_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Render the textured body into ``cameras`` at resolution^2 on the background, with
-        the configured renderer: [V,3,R,R] in [0,1]."""
+        the configured renderer: [V,3,R,R] in [0,1] (``with_alpha``: and its coverage
+        [V,R,R])."""
         if not isinstance(body, TexturedBody):
             raise ValueError(f"body must be a TexturedBody, got {type(body).__name__}")
         if not isinstance(cameras, Cameras) or len(cameras) < 1:
@@ -840,7 +842,8 @@ class ProjectionSynthesizer(ViewSynthesizer):
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution must be a positive int, got {resolution!r}")
         with torch.no_grad():
-            return self._render(body, cameras, resolution)[0]
+            rgb, alpha = self._render(body, cameras, resolution)
+        return (rgb, alpha) if with_alpha else rgb
 
     def _render(self, body: TexturedBody, cameras: Cameras, resolution: int
                 ) -> tuple[Tensor, Tensor]:
