@@ -104,6 +104,22 @@ def test_fit_without_mask_and_with_missing_keypoints(anny_body):
     assert fit.diagnostics["kp_err_frac"] < 0.01
 
 
+def test_pruning_drops_hopeless_hypotheses_and_keeps_the_answer(anny_body):
+    """The pose stage stops paying for hypotheses far behind the best: with pruning the
+    kept answer is the one the full search finds (same yaw start, same keypoint error)."""
+    view = _case(anny_body, -30.0, 0.0, seed=11)  # the defaults drop 5 of 8 here
+    default = FitConfig().prune_every
+    fits = {every: fit_body(anny_body, view.keypoints_xy, torch.ones(23), image_size=(SIZE, SIZE),
+                            config=FitConfig(iters_silhouette=0, prune_every=every))
+            for every in (0, default)}
+    full, pruned = fits[0].diagnostics, fits[default].diagnostics
+    assert full["hypotheses_after_pruning"] == FitConfig().pose_hypotheses
+    assert pruned["hypotheses_after_pruning"] < full["hypotheses_after_pruning"]
+    assert pruned["yaw_deg"] == full["yaw_deg"]
+    assert abs(pruned["kp_err_frac"] - full["kp_err_frac"]) < 0.002
+    assert pruned["kp_err_frac"] < 0.01
+
+
 def test_fit_input_errors(anny_body):
     kp, conf = torch.zeros(23, 2) + SIZE / 2, torch.ones(23)
     with pytest.raises(ValueError, match="keypoints_xy"):

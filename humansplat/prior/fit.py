@@ -123,7 +123,7 @@ class BodyFit:
     viewmat [4,4] / K [3,3] the input camera (OpenCV, world-to-camera) for the image of
     ``image_size`` (width, height), diagnostics: kp_err_px_median, kp_err_frac (of the image
     size), silhouette_iou (None without a mask), iterations, seconds, yaw_deg (initial
-    hypothesis kept), model.
+    hypothesis kept), hypotheses_after_pruning (of the pose stage's), model.
     """
 
     vertices: Tensor
@@ -647,6 +647,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         "stage_seconds": {**stage_s, "result": time.perf_counter() - t_start - sum(
             stage_s.values())},
         "yaw_deg": float(torch.rad2deg(yaws[keep[best]])),
+        "hypotheses_after_pruning": len(keep),
         "model": model.name,
     }
     return BodyFit(
