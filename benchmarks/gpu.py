@@ -107,10 +107,6 @@ TOTAL_S = 450.0
 PHOTO = ROOT / "examples" / "astronaut.jpg"
 REPLAY_ENV = "HUMANSPLAT_MEDIAPIPE_REPLAY"
 GSPLAT_ENV = "HUMANSPLAT_BENCH_GSPLAT"  # "1": the sections may use gsplat's kernels
-#: the smoke run's body fit (PipelineConfig.body_fit): a quarter of the default's work; the
-#: smoke checks wiring, and the device run fits with the bundled defaults
-SMOKE_FIT = {"iters_global": 30, "iters_pose": 50, "iters_silhouette": 20,
-             "yaw_hypotheses": 4, "pose_hypotheses": 2}
 
 
 # ============================================================================================
@@ -547,6 +543,7 @@ def sec_pipeline(ctx: Ctx) -> None:
     import torch
 
     from humansplat import HumanSplatPipeline
+    from humansplat.prior.fit import QUICK_FIT
 
     mode = mediapipe_mode()
     ctx.emit(photo=str(PHOTO.relative_to(ROOT)), mediapipe=mode, runs=[])
@@ -554,7 +551,7 @@ def sec_pipeline(ctx: Ctx) -> None:
     t0 = time.perf_counter()
     pipe = HumanSplatPipeline.from_pretrained(device=ctx.device)
     if ctx.smoke:
-        pipe.config = pipe.config.replace(body_fit=SMOKE_FIT)
+        pipe.config = pipe.config.replace(body_fit=QUICK_FIT)  # the smoke checks wiring
     load_s = time.perf_counter() - t0
     if ctx.cuda:
         pipe(str(PHOTO))  # warm-up (kernels, allocator, caches)
@@ -599,6 +596,7 @@ def sec_pipeline(ctx: Ctx) -> None:
 
 def sec_zerogpu(ctx: Ctx) -> None:
     from humansplat import HumanSplatPipeline
+    from humansplat.prior.fit import QUICK_FIT
     from humansplat.webapp.runner import Failed, Finished, RunOptions, estimate_gpu_seconds, \
         run_events
 
@@ -607,7 +605,7 @@ def sec_zerogpu(ctx: Ctx) -> None:
     ctx.emit(mediapipe=mode, video_encoded=encoded, runs=[])
     pipe = HumanSplatPipeline.from_pretrained(device=ctx.device)
     if ctx.smoke:
-        pipe.config = pipe.config.replace(body_fit=SMOKE_FIT)
+        pipe.config = pipe.config.replace(body_fit=QUICK_FIT)  # the smoke checks wiring
     video = 64 if ctx.smoke else 256
     steps = 2 if ctx.smoke else 25
     runs = []

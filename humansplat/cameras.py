@@ -28,6 +28,7 @@ __all__ = [
     "orbit_positions",
     "orbit_cameras",
     "orthogonal_views",
+    "view_azimuths",
     "intrinsics_from_fov",
     "hierarchical_cycles",
     "plucker_rays",
@@ -290,6 +291,16 @@ def project_points(points: Tensor, viewmats: Tensor, Ks: Tensor,
     uvw = cam @ Ks.transpose(-1, -2)
     uv = uvw[..., :2] / z_safe[..., None]
     return uv, z
+
+
+def view_azimuths(input_viewmat: Tensor, viewmats: Tensor) -> Tensor:
+    """Azimuth (degrees, in [-180, 180)) of each camera of ``viewmats`` [T,4,4] about +y,
+    relative to ``input_viewmat`` [4,4] (0: the input view, +-180: behind the person)."""
+    def yaw(f):  # a camera's viewing direction (its +z axis in world) -> yaw about +y
+        return torch.atan2(f[..., 0], f[..., 2])
+
+    d = torch.rad2deg(yaw(viewmats[:, 2, :3].float()) - yaw(input_viewmat[2, :3].float()))
+    return torch.remainder(d + 180.0, 360.0) - 180.0
 
 
 def to_sv3d_angles(elevation_deg, azimuth_deg, input_azimuth_deg: float = 0.0):

@@ -3,7 +3,7 @@
 Until the bundled checkpoint ships, the server loads a *micro* reconstruction checkpoint that
 this fixture saves (random weights: the files are real, the splat is not a good one). Small
 settings keep a run short on 2 CPU cores: a 128 px turntable, a 256 px crop, a quick body
-fit (``micro_pipeline.QUICK_FIT``), a 2 MB upload limit (so the oversized-upload case is
+fit (``prior.fit.QUICK_FIT``), a 2 MB upload limit (so the oversized-upload case is
 cheap to make), a 1 s session heartbeat (sessions end within about a second of a client
 closing), a queue of ``QUEUE_SIZE`` device-work calls."""
 

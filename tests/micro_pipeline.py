@@ -10,12 +10,11 @@ from pathlib import Path
 
 import torch
 
+from humansplat.prior.fit import QUICK_FIT
+
 #: crop size of the micro pipeline (small: fast preprocess and fit)
 MICRO_CROP = 256
-#: a quarter of the default body fit's work (~1.6 s instead of ~6 s on one core; keypoints
-#: within ~6 px of a 256 px crop on the examples): these pipelines test wiring, not the fit
-QUICK_FIT = {"iters_global": 30, "iters_pose": 50, "iters_silhouette": 20,
-             "yaw_hypotheses": 4, "pose_hypotheses": 2}
+
 
 
 def make_micro_checkpoint(folder: Path, seed: int = 0, **config) -> Path:

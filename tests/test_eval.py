@@ -57,8 +57,7 @@ def test_eval_writes_table_json_and_grids(tiny_split, tmp_path, capsys):
 
 
 def test_view_azimuths_about_the_person():
-    from humansplat.cameras import orthogonal_views
-    from humansplat.eval.evaluate import view_azimuths
+    from humansplat.cameras import orthogonal_views, view_azimuths
 
     cams = orthogonal_views(2.6, width=64, height=64)  # 0, 90, 180, 270 from the input view
     az = view_azimuths(cams.viewmats[0], cams.viewmats)

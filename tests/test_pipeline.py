@@ -25,10 +25,11 @@ from humansplat.gaussians import Gaussians
 from humansplat.io import load_ply
 from humansplat.io.splat_files import PART_PROPERTY, PLY_PROPERTIES
 from humansplat.pipeline import STAGES, HumanSplatPipeline, PipelineConfig
+from humansplat.prior.fit import QUICK_FIT
 from humansplat.reconstruction import (OUTPUT_FILES, latents_image, render_alpha,
                                        silhouette_iou_at_input)
 
-from micro_pipeline import MICRO_CROP, QUICK_FIT, make_micro_checkpoint, populate_hf_cache
+from micro_pipeline import MICRO_CROP, make_micro_checkpoint, populate_hf_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "astronaut.jpg"

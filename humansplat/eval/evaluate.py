@@ -32,11 +32,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..cameras import Cameras
+from ..cameras import Cameras, view_azimuths
 from ..metrics import mask_iou
-from .metrics import MetricSet
+from .metrics import MetricResult, MetricSet
 
-__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table", "view_azimuths"]
+__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table"]
 
 LEVELS = ("full_body", "upper_body", "face")
 BASELINES = ("prior-mesh", "prior-gaussians")
@@ -118,22 +118,6 @@ def _model_render(model, sample: dict, cams: Cameras) -> tuple[torch.Tensor, tor
     return r.rgb[0].clamp(0, 1), r.alpha[0, :, 0]
 
 
-def view_azimuths(input_viewmat: torch.Tensor, viewmats: torch.Tensor) -> torch.Tensor:
-    """Azimuth (degrees, in (-180, 180]) of each camera in ``viewmats`` [T,4,4] about +y,
-    relative to ``input_viewmat`` [4,4] (0: the input view, 180: behind the person)."""
-    def yaw(f):  # a camera's viewing direction (its +z axis in world) -> yaw about +y
-        return torch.atan2(f[..., 0], f[..., 2])
-
-    d = torch.rad2deg(yaw(viewmats[:, 2, :3].float()) - yaw(input_viewmat[2, :3].float()))
-    return torch.remainder(d + 180.0, 360.0) - 180.0
-
-
-def _mean_rows(rows: list[dict]) -> dict[str, float]:
-    """Mean of each key over the rows that have it (side-view keys exist on some rows)."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
-
-
 def format_table(summary: dict, perceptual_key: str) -> str:
     """Markdown: one row per method, full-body metrics first, then per level PSNR."""
     head = (f"| method | PSNR (dB) | SSIM | {perceptual_key} | mask IoU | mask IoU sides | "
@@ -211,7 +195,7 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
                     continue
                 rows = [res.per_image[j] for j in sel]
                 acc[m][lv].extend(rows)
-                row["methods"][m][lv] = _mean_rows(rows)
+                row["methods"][m][lv] = MetricResult.from_rows(rows).mean
         per_subject.append(row)
         if i < cfg.grid_subjects:
             full = [j for j in range(len(levels)) if int(levels[j]) == 0]
@@ -224,7 +208,8 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
         if progress is not None:
             progress(i + 1, n, f"evaluated {s['subject']}")
 
-    summary = {m: {lv: _mean_rows(rows) for lv, rows in acc[m].items() if rows}
+    summary = {m: {lv: MetricResult.from_rows(rows).mean for lv, rows in acc[m].items()
+                   if rows}
                for m in methods}
     result = {
         "split": cfg.split, "root": cfg.root, "subjects": n, "perceptual": pkey,
