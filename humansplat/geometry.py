@@ -118,3 +118,16 @@ def vertex_normals(vertices: Tensor, faces: Tensor, *, outward: bool = True,
     if outward and (a * torch.linalg.cross(b, c, dim=-1)).sum() < 0:  # signed volume
         n = -n
     return F.normalize(n, dim=-1)
+
+
+def mesh_adjacency(faces: Tensor, n_vertices: int):
+    """Symmetric 0/1 vertex adjacency [N,N] of a triangle mesh (scipy CSR, float64)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    f = faces.long().cpu().numpy()
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    key = np.unique(e[:, 0] * n_vertices + e[:, 1])  # one entry per undirected edge
+    i, j = key // n_vertices, key % n_vertices
+    A = sp.coo_matrix((np.ones(len(key)), (i, j)), shape=(n_vertices, n_vertices))
+    return (A + A.T).tocsr()

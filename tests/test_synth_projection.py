@@ -142,8 +142,32 @@ def test_body_gaussians_are_flat_discs_on_the_surface():
     normal_axis = quat_to_rotmat(g.quats)[:, :, 2]
     radial = torch.nn.functional.normalize(V, dim=-1)
     assert (normal_axis * radial).sum(-1).abs().min() > 0.98
-    assert torch.allclose(g.scales[:, 2], 0.2 * g.scales[:, 0])
+    assert torch.allclose(g.scales[:, 2], 0.2 * g.scales[:, :2].mean(1))
     assert (g.labels == 3).all() and len(g) == len(V)
+
+
+def test_body_gaussian_discs_follow_a_stretched_mesh():
+    # a regular grid in the z=0 plane with 1 cm rows and 4 cm columns: each disc must be 4x
+    # longer along x than along y (a clothed leg's surface grows round, not long)
+    n = 9
+    ys, xs = torch.meshgrid(torch.arange(n) * 0.01, torch.arange(n) * 0.04, indexing="ij")
+    V = torch.stack([xs, ys, torch.zeros_like(xs)], -1).reshape(-1, 3)
+    idx = torch.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
+    F = torch.cat([torch.stack([a, b, d], -1).reshape(-1, 3),
+                   torch.stack([a, d, c], -1).reshape(-1, 3)])
+    g = body_gaussians(V, F, torch.rand(len(V), 3), disc_scale=0.5,
+                       normals=torch.tensor([0.0, 0.0, 1.0]).expand(len(V), 3))
+    from humansplat.geometry import quat_to_rotmat
+
+    inner = (idx[2:-2, 2:-2]).reshape(-1)  # away from the border's one-sided rings
+    R = quat_to_rotmat(g.quats[inner])
+    s = g.scales[inner]
+    major = torch.where((s[:, :1] > s[:, 1:2]), R[:, :, 0], R[:, :, 1])
+    ratio = s[:, :2].max(1).values / s[:, :2].min(1).values
+    assert (major[:, 0].abs() > 0.95).all()  # the long axis is x
+    assert ((ratio > 2.5) & (ratio < 5.0)).all(), ratio
+    assert torch.allclose(torch.linalg.det(R), torch.ones(len(R)), atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------

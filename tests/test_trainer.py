@@ -67,6 +67,24 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, toy):
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=k)
 
 
+def test_fine_tuning_starts_from_the_given_weights(tmp_path, toy):
+    first = _train(_cfg(tmp_path / "a", 24), toy)
+    cfg = _cfg(tmp_path / "b", 2)
+    cfg.model.init_from = str(first.model_dir)
+    _train(cfg, toy)
+    scratch = _train(_cfg(tmp_path / "c", 2), toy)
+    rows = {k: [json.loads(x) for x in (tmp_path / k / "log.jsonl").read_text().splitlines()]
+            for k in "abc"}
+    # the fine-tune's first step is where the first run ended, far below a fresh start
+    assert rows["b"][0]["loss"] < 0.8 * rows["c"][0]["loss"], rows
+    assert scratch.steps == 2
+    other = _cfg(tmp_path / "d", 1)
+    other.model.overrides = {**MICRO, "color_skip": False}
+    other.model.init_from = str(first.model_dir)
+    with pytest.raises(ConfigError, match="color_skip"):
+        _train(other, toy)
+
+
 def test_time_budget_stops_with_a_checkpoint(tmp_path, toy):
     res = _train(_cfg(tmp_path, 50), toy, max_minutes=0.0)
     assert res.steps == 1

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..geometry import vertex_normals
+from ..geometry import mesh_adjacency, vertex_normals
 from .views import SplatView, sample_image
 
 __all__ = ["ClothedSurface", "SurfaceConfig", "clothed_surface", "vertex_adjacency",
@@ -72,11 +72,7 @@ def vertex_adjacency(faces: Tensor, num_vertices: int):
     """Row-normalised vertex adjacency (scipy CSR [V,V]) of a triangle mesh."""
     import scipy.sparse as sp
 
-    f = faces.cpu().numpy()
-    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
-    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
-    A = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(num_vertices, num_vertices))
-    A.data[:] = 1.0  # duplicates (shared edges) count once
+    A = mesh_adjacency(faces, num_vertices)
     deg = np.asarray(A.sum(1)).ravel()
     return sp.diags(1.0 / np.maximum(deg, 1)) @ A
 

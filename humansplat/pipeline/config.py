@@ -43,6 +43,10 @@ class PipelineConfig:
     crop_size: side of the square crop the body is fitted to (px).
     body_fit: settings of the body fit that differ from ``prior.fit.FitConfig``'s defaults,
         by field name (e.g. ``{"iters_pose": 60}``); {} = the defaults.
+    clothing: how the fitted body is grown to the person's silhouette before the views are
+        synthesized and the model anchors on it (``prior.clothing.ClothingConfig`` settings
+        that differ from the defaults; {} = the defaults; null = the naked body). Skirts,
+        coats and hair keep their volume from the sides and the back.
     foreground_ratio: default share of the crop the person's longer side fills.
     colour_mask: settle the person segmenter's uncertain pixels by colour (GrabCut on the
         crop, ``prior.segmentation.refine_with_colour``): a dark coat over dark grass that
@@ -88,6 +92,7 @@ class PipelineConfig:
     reconstruction_revision: str | None = None
     crop_size: int = 512
     body_fit: dict[str, Any] = field(default_factory=dict)
+    clothing: dict[str, Any] | None = field(default_factory=dict)
     foreground_ratio: float = FOREGROUND_RATIO
     colour_mask: bool = True
     min_opacity: float = 1.0 / 255.0
@@ -123,6 +128,10 @@ class PipelineConfig:
         if not isinstance(self.crop_size, int) or not 64 <= self.crop_size <= 2048:
             bad("crop_size", f"must be an int in [64, 2048], got {self.crop_size!r}")
         self.fit_config()  # validates body_fit
+        if self.clothing is not None and not isinstance(self.clothing, dict):
+            bad("clothing", f"must be an object of ClothingConfig settings or null, got "
+                f"{self.clothing!r}")
+        self.clothing_config()  # validates clothing
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
@@ -190,6 +199,12 @@ class PipelineConfig:
             raise ConfigError(f"pipeline config: body_fit has unknown setting(s) {unknown}; "
                               f"known: {sorted(known)}")
         return FitConfig(**self.body_fit)
+
+    def clothing_config(self):
+        """The ``prior.clothing.ClothingConfig`` of ``clothing`` (None: the naked body)."""
+        from ..prior.clothing import ClothingConfig
+
+        return None if self.clothing is None else ClothingConfig.from_dict(self.clothing)
 
     def faithful_config(self, device: str = "cpu"):
         """The ``refine.FaithfulConfig`` these fields select for a run on ``device``."""

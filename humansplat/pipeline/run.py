@@ -327,7 +327,8 @@ class HumanSplatPipeline:
             sub = lambda d, n, msg: progress(3 + min(d / max(n, 1), 1.0) * 0.999, total,  # noqa: E731
                                              f"view_synthesis: {msg}")
         front = front_half(to_tensor(pre.rgb), torch.as_tensor(pre.mask)[None], fit, synth,
-                           None if prior else self.model.config, space=self.space, seed=seed,
+                           None if prior else self.model.config,
+                           clothing=self.config.clothing_config(), space=self.space, seed=seed,
                            num_steps=num_steps, guidance=guidance, progress=sub)
         inp, out, inputs = front.synth_input, front.synth, front.inputs
         self._stage_done(3, t, timings, progress)

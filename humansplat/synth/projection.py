@@ -101,7 +101,7 @@ _GREY = 0.5
 # mesh helpers
 # ----------------------------------------------------------------------------------------
 # The exact triangle z-buffer lives with the other rasterizers (humansplat.render.mesh).
-from ..geometry import rotmat_to_quat, vertex_normals  # noqa: E402
+from ..geometry import mesh_adjacency, rotmat_to_quat, vertex_normals  # noqa: E402
 from ..render.mesh import MeshRaster, rasterize_mesh  # noqa: E402,F401
 
 
@@ -146,24 +146,39 @@ def body_gaussians(vertices: Tensor, faces: Tensor, colors: Tensor,
                    flatness: float = 0.25, opacity: float = 0.98,
                    normals: Optional[Tensor] = None) -> Gaussians:
     """One flat Gaussian disc per vertex: vertices [N,3], faces [F,3], colors [N,3] in [0,1],
-    labels [N]. Tangent std = ``disc_scale`` x the vertex's mean incident edge length, normal
-    std = ``flatness`` x that, so neighbouring discs overlap into a closed surface."""
+    labels [N]. The disc's tangent covariance is ``disc_scale``^2 x twice the covariance of the
+    vertex's incident edges in its tangent plane (for a regular ring of edges of length L:
+    std ``disc_scale`` x L each way), normal std = ``flatness`` x their mean, so
+    neighbouring discs overlap into a closed surface even where the mesh is stretched one way
+    (a clothed body's leg grows round, not long: :mod:`humansplat.prior.clothing`)."""
     v = vertices.float()
     N = v.shape[0]
     if colors.shape != (N, 3):
         raise ValueError(f"colors must be [{N},3], got {tuple(colors.shape)}")
     e = _cached_edges(faces, N).to(v.device)
-    length = (v[e[:, 0]] - v[e[:, 1]]).norm(dim=-1)
-    total = torch.zeros(N, device=v.device).index_add_(0, e.reshape(-1), length.repeat(2))
-    deg = torch.zeros(N, device=v.device).index_add_(0, e.reshape(-1),
-                                                     torch.ones_like(length).repeat(2))
-    mean_len = total / deg.clamp(min=1)
-    if bool((deg == 0).any()) and bool((deg > 0).any()):  # isolated vertices: a typical size
-        mean_len = torch.where(deg > 0, mean_len, mean_len[deg > 0].median())
-    sigma = (disc_scale * mean_len).clamp(min=1e-4)
     n = vertex_normals(v, faces) if normals is None else normals.float()
-    quats = rotmat_to_quat(_tangent_frames(n))
-    scales = torch.stack([sigma, sigma, flatness * sigma], dim=-1)
+    frames = _tangent_frames(n)  # [N,3,3], columns t1, t2, n
+    ends = torch.cat([e, e.flip(1)])  # both directions: (vertex, neighbour)
+    d = v[ends[:, 1]] - v[ends[:, 0]]  # [2E,3]
+    d2 = torch.einsum("ek,ekj->ej", d, frames[ends[:, 0], :, :2])  # tangent coordinates
+    cov = torch.zeros(N, 2, 2, device=v.device).index_add_(
+        0, ends[:, 0], d2[:, :, None] * d2[:, None, :])
+    deg = torch.zeros(N, device=v.device).index_add_(0, ends[:, 0],
+                                                     torch.ones(len(ends), device=v.device))
+    cov = cov / deg.clamp(min=1)[:, None, None]
+    lam, vec = torch.linalg.eigh(cov + 1e-12 * torch.eye(2, device=v.device))  # [N,2], [N,2,2]
+    sig = disc_scale * (2 * lam.clamp(min=0)).sqrt()  # [N,2]
+    if bool((deg == 0).any()) and bool((deg > 0).any()):  # isolated vertices: a typical size
+        sig = torch.where((deg > 0)[:, None], sig, sig[deg > 0].median())
+    sig = sig.clamp(min=1e-4)
+    t = torch.einsum("nij,njk->nik", frames[:, :, :2], vec)  # eigenvectors in world
+    rot = torch.cat([t, n[:, :, None]], dim=2)
+    rot = torch.where((torch.linalg.det(rot) < 0)[:, None, None],
+                      torch.cat([t[:, :, 1:], t[:, :, :1], n[:, :, None]], dim=2), rot)
+    sig = torch.where((torch.linalg.det(torch.cat([t, n[:, :, None]], 2)) < 0)[:, None],
+                      sig.flip(1), sig)
+    quats = rotmat_to_quat(rot)
+    scales = torch.cat([sig, flatness * sig.mean(1, keepdim=True)], dim=-1)
     return Gaussians(means=v.clone(), quats=quats, scales=scales,
                      opacities=torch.full((N,), float(opacity), device=v.device),
                      colors=colors.float().clamp(0, 1).clone(),
@@ -174,11 +189,7 @@ def _adjacency(faces: Tensor, n_vertices: int):
     """Symmetric 0/1 vertex adjacency of a mesh (scipy CSR, float64). Plain graph weights:
     inverse-edge-length weights (a more geometric diffusion on Anny's ~5x denser face) scored
     0.1 dB lower on ``benchmarks/synth_quality.py``, so the simplest graph stays."""
-    import scipy.sparse as sp
-
-    e = _cached_edges(faces, n_vertices).numpy()
-    A = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_vertices, n_vertices))
-    return (A + A.T).tocsr()
+    return mesh_adjacency(faces, n_vertices)
 
 
 def _safe_to_sample(mask: Tensor, depth: Tensor, radius: int, jump: float) -> Tensor:

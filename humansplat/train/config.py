@@ -1,6 +1,6 @@
 """Training configuration as data: a YAML/JSON file, ``--set section.key=value`` overrides.
 
-    model:   preset + overrides of humansplat.config.ModelConfig
+    model:   preset + overrides of humansplat.config.ModelConfig; init_from: weights to start from
     data:    which dataset (synthetic shards or scans), its root, views per level
     loss:    humansplat.train.losses.LossConfig fields (every weight: lambda_m, lambda_p, the
              paper's per-level lambda_i ``level_weights`` [3] and per-part lambda_j
@@ -32,6 +32,9 @@ __all__ = ["TrainConfig", "ModelSection", "DataSection", "LossSection", "OptimSe
 class ModelSection:
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
+    # a model folder or Hub id whose weights start the run (fine-tuning); its config must be
+    # the one built here. A resumed run loads its own checkpoint instead.
+    init_from: str | None = None
 
     def build(self) -> ModelConfig:
         return get_preset(self.preset, **self.overrides)

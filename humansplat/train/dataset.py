@@ -30,7 +30,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,7 +76,9 @@ class SynthDataConfig:
     train subjects and of test/hard subjects; shard_size: subjects per shard; supersample:
     samples per pixel side; elevation_jitter: (lo, hi) degrees of train cameras' elevation;
     eval_elevation: elevation of the test/hard cameras; fit noise: std of the "fitted"
-    body's errors (pose radians, shape, translation metres, relative scale, yaw degrees)."""
+    body's errors (pose radians, shape, translation metres, relative scale, yaw degrees);
+    clothing: the ``prior.clothing.ClothingConfig`` overrides the model's body is grown with
+    (None: the naked body, as in data sets made before clothing existed)."""
 
     resolution: int = 128
     input_size: int = 256
@@ -93,6 +95,7 @@ class SynthDataConfig:
     noise_transl: float = 0.01
     noise_scale: float = 0.015
     noise_yaw_deg: float = 2.0
+    clothing: dict | None = field(default_factory=dict)
     format: int = _FORMAT
 
     def views_for(self, split: str) -> tuple[int, int, int]:
@@ -106,6 +109,7 @@ class SynthDataConfig:
     def from_json(cls, d: dict) -> "SynthDataConfig":
         known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()
                  if k in cls.__dataclass_fields__}
+        known.setdefault("clothing", None)  # older data sets: the naked body
         return cls(**known)
 
 
@@ -289,7 +293,8 @@ def model_inputs(model, image: Tensor, mask: Tensor, cam, params: dict,
 
     fit = _body_fit(model, params, cam, int(image.shape[-1]))
     preset = get_preset(cfg.preset)
-    return front_half(image, mask, fit, _synthesizer(model, preset.image_size), preset).inputs
+    return front_half(image, mask, fit, _synthesizer(model, preset.image_size), preset,
+                      clothing=cfg.clothing).inputs
 
 
 def pack_sample(mi, image: Tensor, mask: Tensor, targets, tcams, levels: Tensor,
@@ -470,7 +475,8 @@ class SyntheticHumans(torch.utils.data.Dataset):
     start while generation continues (make a new instance to see new shards).
 
     ``__getitem__`` returns CPU tensors: views float32 [5,3,128,128] (index 0 = the photo),
-    viewmats [5,4,4], Ks [5,3,3], body_vertices [L,3] (the "fitted" body), target_rgb
+    viewmats [5,4,4], Ks [5,3,3], body_vertices [L,3] (the "fitted" body the model is given:
+    clothed, ``prior.clothing``, unless info.json's clothing is null), target_rgb
     [T,3,R,R] on white, target_mask [T,1,R,R], target_parts int64 [T,R,R] (-1 background),
     target_viewmats [T,4,4], target_Ks [T,3,3], target_levels int64 [T] (0 full body,
     1 upper body, 2 face), input_image [3,S,S], input_mask [1,S,S], subject str."""
@@ -582,7 +588,8 @@ def save_preview(root, path, *, splits: Sequence[str] = ("train", "test", "hard"
 def _cmd_synth(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     cfg = SynthDataConfig(resolution=args.resolution, input_size=args.input_size,
-                          shard_size=args.shard_size)
+                          shard_size=args.shard_size,
+                          clothing=None if args.naked_body else {})
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
 
@@ -618,6 +625,9 @@ def register(subparsers) -> None:
     s.add_argument("--resolution", type=int, default=128, help="target views, px")
     s.add_argument("--input-size", type=int, default=256, help="input photo, px")
     s.add_argument("--shard-size", type=int, default=16)
+    s.add_argument("--naked-body", action="store_true",
+                   help="give the model the naked fitted body, not the clothed one "
+                        "(humansplat.prior.clothing; an ablation)")
     s.add_argument("--no-progress", action="store_true", help="log lines only, no bar")
     s.set_defaults(func=_cmd_synth)
     pv = dsub.add_parser("preview", help="save a PNG grid of generated subjects")

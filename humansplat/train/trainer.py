@@ -23,7 +23,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..model import LatentReconstructionTransformer
 from .config import TrainConfig
 from .ema import EMA
@@ -131,6 +132,18 @@ class TrainResult:
     model_dir: Path
     seconds: float
     resumed_from: int | None
+
+
+def init_weights(model: LatentReconstructionTransformer, source: str) -> None:
+    """Load the weights of the model at ``source`` (folder or Hub id) into ``model``; their
+    configs must match (a ConfigError names the differing fields)."""
+    src = LatentReconstructionTransformer.from_pretrained(source)
+    if src.config != model.config:
+        a, b = asdict(src.config), asdict(model.config)
+        diff = sorted(k for k in a if a[k] != b.get(k))
+        raise ConfigError(f"model.init_from {source!r} has another model config "
+                          f"(differs in {diff})")
+    model.load_state_dict(src.state_dict())
 
 
 class Trainer:
@@ -256,6 +269,9 @@ class Trainer:
             raise RuntimeError(f"the training set at {cfg.data.root!r} is empty: generate it "
                                "with `humansplat data synth` first")
         model = LatentReconstructionTransformer(cfg.model.build())
+        if cfg.model.init_from:
+            init_weights(model, cfg.model.init_from)
+            self.log(f"weights from {cfg.model.init_from}")
         opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                 betas=tuple(cfg.optim.betas))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(

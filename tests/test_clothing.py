@@ -1,0 +1,155 @@
+"""The clothed body (humansplat.prior.clothing): grown to the person's silhouette, as deep as
+it grows wide, tight where the clothes are tight, and better than the naked body from the
+sides of a synthetic dressed person (against that person's true masks)."""
+
+import math
+
+import pytest
+import torch
+
+from humansplat import cameras as cam
+from humansplat.errors import ConfigError
+from humansplat.metrics import mask_iou
+from humansplat.prior.clothing import ClothingConfig, clothe_body
+from humansplat.prior.parts import PART_NAMES
+from humansplat.render.mesh import rasterize_mesh
+
+TORSO = PART_NAMES.index("spine2")
+
+
+def uv_sphere(radius: float, n_lat: int = 24, n_lon: int = 48):
+    """A closed UV sphere at the origin: (vertices [N,3], faces [F,3])."""
+    verts = [torch.tensor([0.0, radius, 0.0])]
+    for i in range(1, n_lat):
+        th = math.pi * i / n_lat
+        for j in range(n_lon):
+            ph = 2 * math.pi * j / n_lon
+            verts.append(radius * torch.tensor([math.sin(th) * math.sin(ph), math.cos(th),
+                                                math.sin(th) * math.cos(ph)]))
+    verts.append(torch.tensor([0.0, -radius, 0.0]))
+    faces = []
+    ring = lambda i, j: 1 + (i - 1) * n_lon + j % n_lon  # noqa: E731
+    for j in range(n_lon):
+        faces.append([0, ring(1, j + 1), ring(1, j)])
+        faces.append([len(verts) - 1, ring(n_lat - 1, j), ring(n_lat - 1, j + 1)])
+    for i in range(1, n_lat - 1):
+        for j in range(n_lon):
+            a, b, c, d = ring(i, j), ring(i, j + 1), ring(i + 1, j), ring(i + 1, j + 1)
+            faces += [[a, b, d], [a, d, c]]
+    return torch.stack(verts), torch.tensor(faces)
+
+
+def silhouette(vertices, faces, camera, S):
+    r = rasterize_mesh(vertices, faces, camera.viewmats[0], camera.Ks[0], S, S)
+    return (r.face_ids >= 0).float()
+
+
+S = 128
+
+
+@pytest.fixture()
+def views():
+    front = cam.orbit_cameras([0.0], width=S, height=S)
+    side = cam.orbit_cameras([90.0], width=S, height=S)
+    return front, side
+
+
+def test_a_body_grows_to_its_silhouette_and_as_deep_as_it_grows_wide(views):
+    front, side = views
+    V, F = uv_sphere(0.10)
+    big, Fb = uv_sphere(0.16)  # the "dressed" person: 6 cm of cloth all round
+    mask = silhouette(big, Fb, front, S)[None]
+    labels = torch.full((len(V),), TORSO)
+    res = clothe_body(V, F, labels, front, mask, ClothingConfig(resolution=S),
+                      part_names=PART_NAMES)
+    naked_front = mask_iou(silhouette(V, F, front, S), mask[0])
+    assert naked_front < 0.5
+    assert mask_iou(silhouette(res.vertices, F, front, S), mask[0]) > 0.9
+    # the hidden depth: from the side the clothed body is as big as the dressed one
+    truth_side = silhouette(big, Fb, side, S)
+    assert mask_iou(silhouette(V, F, side, S), truth_side) < 0.5
+    assert mask_iou(silhouette(res.vertices, F, side, S), truth_side) > 0.85
+    assert res.rim.any() and 0.04 < float(res.offsets.median()) < 0.08
+
+
+def test_tight_clothes_stay_on_the_body(views):
+    front, _ = views
+    V, F = uv_sphere(0.12)
+    mask = silhouette(V, F, front, S)[None]
+    res = clothe_body(V, F, torch.full((len(V),), TORSO), front, mask,
+                      ClothingConfig(resolution=S), part_names=PART_NAMES)
+    assert float(res.offsets.max()) < 0.01
+
+
+def test_hands_do_not_swell_into_what_they_hold(views):
+    front, _ = views
+    V, F = uv_sphere(0.05)
+    big, Fb = uv_sphere(0.15)  # a ball held in the hand
+    mask = silhouette(big, Fb, front, S)[None]
+    hand = torch.full((len(V),), PART_NAMES.index("left_hand"))
+    cfg = ClothingConfig(resolution=S)
+    res = clothe_body(V, F, hand, front, mask, cfg, part_names=PART_NAMES)
+    assert float(res.offsets.max()) <= cfg.extremity_max + 1e-6
+    off = clothe_body(V, F, hand, front, mask, ClothingConfig(enabled=False))
+    assert torch.equal(off.vertices, V) and float(off.offsets.abs().max()) == 0.0
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="resolution"):
+        ClothingConfig(resolution="256")
+    with pytest.raises(ConfigError, match="shared_gap"):
+        ClothingConfig(shared_gap=2.0)
+    with pytest.raises(ConfigError, match="unknown clothing"):
+        ClothingConfig.from_dict({"thickness": 1})
+    assert ClothingConfig.from_dict({"max_offset": 1}).max_offset == 1.0
+    from humansplat.pipeline.config import PipelineConfig
+
+    assert PipelineConfig().clothing_config() == ClothingConfig()
+    assert PipelineConfig(clothing=None).clothing_config() is None
+    with pytest.raises(ConfigError, match="unknown clothing"):
+        PipelineConfig(clothing={"thickness": 1})
+    with pytest.raises(ConfigError, match="clothing"):
+        PipelineConfig(clothing=[1])
+
+
+def test_a_dress_keeps_its_volume_from_the_sides():
+    """A synthetic person in a dress (its true target views are the reference): the prior
+    rendered from the clothed body covers the person's side-view silhouette better than the
+    naked body does, and loses nothing at the input view."""
+    from humansplat.data.synthetic_humans import sample_subject, subject_seed
+    from humansplat.front import synth_input
+    from humansplat.train.dataset import SynthDataConfig, decode_sample, generate_subject
+    from humansplat.eval.evaluate import body_fit_from_sample
+    from humansplat.synth.projection import ProjectionSynthesizer
+
+    index = next(i for i in range(40) if sample_subject(
+        subject_seed(0, "hard", i), hard=True).outfit.bottom == "dress")
+    cfg = SynthDataConfig(eval_views=(8, 0, 0), clothing=None)  # the naked body is stored
+    s = decode_sample(generate_subject("hard", index, 0, cfg))
+    fit = body_fit_from_sample(s, _anny())
+    synth = ProjectionSynthesizer(_anny())
+    R = s["target_rgb"].shape[-1]
+    cams = cam.Cameras(s["target_viewmats"].float(), s["target_Ks"].float(), R, R)
+    az = cam.view_azimuths(s["viewmats"][0], s["target_viewmats"]).abs()
+    sides = [j for j in range(len(az)) if 45 <= az[j] <= 135]
+    front = [j for j in range(len(az)) if az[j] < 1]
+    gt = s["target_mask"].float()[:, 0]
+    iou = {}
+    for name, clothing in (("naked", None), ("clothed", {})):
+        inp = synth_input(s["input_image"].float(), s["input_mask"].float(), fit, clothing)
+        _, alpha = synth.render(synth.texture(inp), cams, R, with_alpha=True)
+        iou[name] = {k: sum(mask_iou(alpha[j], gt[j]) for j in js) / len(js)
+                     for k, js in (("sides", sides), ("front", front))}
+    assert iou["clothed"]["sides"] > iou["naked"]["sides"] + 0.05, iou
+    assert iou["clothed"]["front"] > iou["naked"]["front"] - 0.01, iou
+
+
+_BODY = []
+
+
+def _anny():
+    if not _BODY:
+        from humansplat.prior.body import AnnyBody
+
+        _BODY.append(AnnyBody())
+    return _BODY[0]
