@@ -56,7 +56,7 @@ def _findings(res: dict, model: str) -> list[str]:
 
 
 def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
-         hours: float) -> str:
+         hours: float, config_path: str = "configs/tiny.yaml", earlier: str = "") -> str:
     cfg = json.loads((run / "config.json").read_text())
     data_info = json.loads((Path(cfg["data"]["root"]) / "train" / "info.json").read_text())
     d = data_info["config"]
@@ -81,10 +81,19 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "RGB, mask and 24-part label maps. The body given to the model is the true body with "
         f"fitting noise (pose {d['noise_pose']} rad per joint, shape {d['noise_shape']}, "
         f"translation {d['noise_transl']} m, scale {d['noise_scale']:.1%}, yaw "
-        f"{d['noise_yaw_deg']} deg). Regenerate: `humansplat data synth --out data/synth "
+        f"{d['noise_yaw_deg']} deg)" + (
+            "" if d.get("clothing") is None else
+            ", grown to the photo's silhouette by `humansplat.prior.clothing` (settings: "
+            f"{d['clothing'] or 'the defaults'}), as the pipeline does") +
+        ". Regenerate: `humansplat data synth --out data/synth "
         f"--train {data_info['count']} --test 48 --hard 32 --seed {data_info['seed']}`.", "",
         "## Training", "",
-        f"`humansplat train --config configs/tiny.yaml` ({steps} steps, batch {o['batch_size']}"
+    ]
+    if cfg["model"].get("init_from"):
+        lines += [f"Fine-tuned from earlier weights (`model.init_from`: "
+                  f"`{cfg['model']['init_from']}`). {earlier}".strip(), ""]
+    lines += [
+        f"`humansplat train --config {config_path}` ({steps} steps, batch {o['batch_size']}"
         f", {sum(cfg['data']['targets'])} target views per sample {tuple(cfg['data']['targets'])}"
         f"), AdamW ({o['betas'][0]}, {o['betas'][1]}), lr {o['lr']} with {o['warmup_steps']} "
         f"warm-up steps then cosine, weight decay {o['weight_decay']} except norms and biases, "
@@ -142,6 +151,8 @@ def main() -> None:
     ap.add_argument("--ablations")
     ap.add_argument("--hours", type=float, required=True, help="training wall time")
     ap.add_argument("-o", "--out", default="humansplat/checkpoints/humansplat-tiny")
+    ap.add_argument("--config", default="configs/tiny.yaml", help="the run's config, as cited")
+    ap.add_argument("--earlier", default="", help="a sentence on the run fine-tuned from")
     args = ap.parse_args()
 
     from humansplat.model import LatentReconstructionTransformer
@@ -152,7 +163,7 @@ def main() -> None:
     steps = json.loads((state / "trainer_state.json").read_text())["step"]
     evals = [json.loads(Path(p).read_text()) for p in args.eval]
     abl = json.loads(Path(args.ablations).read_text()) if args.ablations else None
-    text = card(run, evals, abl, steps, args.hours)
+    text = card(run, evals, abl, steps, args.hours, args.config, args.earlier)
     model = LatentReconstructionTransformer.from_pretrained(str(run / "model"))
     data_cfg = json.loads((Path(json.loads((run / "config.json").read_text())["data"]["root"])
                            / "train" / "info.json").read_text())["config"]

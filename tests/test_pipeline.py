@@ -82,6 +82,10 @@ def test_reconstruction_holds_what_the_contract_says(run):
     # pipeline.json's body_fit settings are the fit's
     fit_iters = QUICK_FIT["iters_global"] + QUICK_FIT["iters_pose"] + QUICK_FIT["iters_silhouette"]
     assert pipe.config.body_fit == QUICK_FIT and rec.fit.diagnostics["iterations"] == fit_iters
+    # the clothed body (prior.clothing, on by default) fed the views; the rig keeps the fit
+    clothing = rec.meta["components"]["clothing"]
+    assert clothing["rim_vertices"] > 0 and 0 <= clothing["offset_max_m"] <= 0.3
+    assert "clothing" not in rec.fit.diagnostics
     # progress: every stage reported, in order, with the same total
     stages = [s for _, _, s in calls if ":" not in s]
     assert stages == list(STAGES) and {n for _, n, _ in calls} == {len(STAGES)}

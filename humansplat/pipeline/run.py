@@ -340,7 +340,8 @@ class HumanSplatPipeline:
                     "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
         info = {"segmentation": pre.mask_source, "body_model": type(self.body_model).__name__,
                 "view_synthesizer": out.info.get("synthesizer", synth.name),
-                "space": out.space, "synthesizer_info": jsonable(out.info)}
+                "space": out.space, "synthesizer_info": jsonable(out.info),
+                "clothing": jsonable(inp.body_fit.diagnostics.get("clothing"))}
         return Prepared(loaded=loaded, pre=pre, fit=fit, synth_input=inp, synth=out,
                         inputs=inputs, latents=latents, seed=seed, settings=settings,
                         prior_only=prior, timings=timings, info=info)
