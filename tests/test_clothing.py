@@ -81,6 +81,22 @@ def test_tight_clothes_stay_on_the_body(views):
     assert float(res.offsets.max()) < 0.01
 
 
+def test_a_body_wider_than_the_person_shrinks_only_when_asked(views):
+    front, _ = views
+    V, F = uv_sphere(0.14)
+    small, Fs = uv_sphere(0.12)  # the fit came out 2 cm too wide
+    mask = silhouette(small, Fs, front, S)[None]
+    torso = torch.full((len(V),), TORSO)
+    grow = clothe_body(V, F, torso, front, mask, ClothingConfig(resolution=S),
+                       part_names=PART_NAMES)
+    assert float(grow.offsets.min()) >= 0.0
+    res = clothe_body(V, F, torso, front, mask, ClothingConfig(resolution=S, max_shrink=0.04),
+                      part_names=PART_NAMES)
+    assert -0.03 < float(res.offsets.median()) < -0.01
+    assert mask_iou(silhouette(res.vertices, F, front, S), mask[0]) > \
+        mask_iou(silhouette(V, F, front, S), mask[0]) + 0.05
+
+
 def test_hands_do_not_swell_into_what_they_hold(views):
     front, _ = views
     V, F = uv_sphere(0.05)

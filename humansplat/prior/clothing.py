@@ -17,13 +17,15 @@ along its normal by an offset read from the input view and spread over the mesh:
    clothes); a run ending on another part of the body is shared by two limbs (the gap between
    the legs under a skirt) and each takes ``shared_gap`` of it; a rim whose next pixel is body
    (an arm over the torso) says nothing. The face (head vertices facing the camera) is pinned
-   at 0: the photo shows it, and hair does not grow in front of it.
+   at 0: the photo shows it, and hair does not grow in front of it. With ``max_shrink`` > 0
+   a rim vertex that lies outside the mask (the fit came out wider than the person) takes
+   minus the run back in to the mask.
 3. **Spread.** Offsets d are one sparse solve on the mesh graph,
    ``(L + w D + decay I) d = w D d_rim`` (L the graph Laplacian, D the rim data mask): smooth,
    soft at the rim, so the front and back of a leg under a skirt move out as far as its sides
    (the thickness assumption: cloth adds depth as it adds width) and parts far from any rim
    stay on the body.
-4. **Result.** ``v + d n``, clamped to [0, ``max_offset``]: the same vertex order, faces and
+4. **Result.** ``v + d n``, clamped to [-``max_shrink``, ``max_offset``]: the same vertex order, faces and
    labels as the body, so every consumer of a fitted body (the view synthesizer, the model's
    body anchors, the prior baselines) takes it unchanged.
 
@@ -62,6 +64,8 @@ class ClothingConfig:
     data_weight: strength of the rim data against the mesh smoothness.
     decay: pull of every offset towards 0 (parts far from a rim stay on the body).
     pin_face: head vertices facing the camera keep offset 0.
+    max_shrink: metres a rim vertex outside the mask may move in (the fit made the body
+        wider than the person; 0 = grow only).
     extremity_max, head_max: caps (metres) on hands and feet (which would otherwise swell
         into whatever they hold or touch) and on the head (hair).
     """
@@ -74,6 +78,7 @@ class ClothingConfig:
     data_weight: float = 10.0
     decay: float = 1e-3
     pin_face: bool = True
+    max_shrink: float = 0.0
     extremity_max: float = 0.03
     head_max: float = 0.1
 
@@ -92,7 +97,8 @@ class ClothingConfig:
             raise ConfigError(f"clothing.rim_facing must be in (0, 1], got {self.rim_facing}")
         if not 0.0 <= self.shared_gap <= 1.0:
             raise ConfigError(f"clothing.shared_gap must be in [0, 1], got {self.shared_gap}")
-        for name in ("max_offset", "data_weight", "decay", "extremity_max", "head_max"):
+        for name in ("max_offset", "data_weight", "decay", "extremity_max", "head_max",
+                     "max_shrink"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"clothing.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -199,6 +205,17 @@ def clothe_body(vertices: Tensor, faces: Tensor, labels: Tensor, camera: Cameras
         ok = faces_out & ~(on_body & (run == 0))
         data[idx[ok]] = reach[ok].clamp(max=cfg.max_offset)
         has[idx[ok]] = True
+        if cfg.max_shrink > 0:
+            # a rim outside the mask: the body is wider than the person there (fit error);
+            # the run back inward to the mask is how much to take off
+            out_px = ~m[ij[idx, 1], ij[idx, 0]] & ok & (run == 0)
+            if bool(out_px.any()):
+                k = torch.nonzero(out_px)[:, 0]
+                nb = torch.zeros_like(m)
+                _, back, _ = _march(~m, nb, uv[idx[k]], -direction[idx[k]],
+                                    int(np.ceil(cfg.max_shrink * float(px_per_m[idx].max()))))
+                shrink = back / px_per_m[idx[k]] / d2n[idx[k]].clamp(min=0.5)
+                data[idx[k]] = -shrink.clamp(max=cfg.max_shrink)
     cap = torch.full((len(v),), cfg.max_offset)
     if part_names is not None:
         lab = labels.long()
@@ -221,7 +238,7 @@ def clothe_body(vertices: Tensor, faces: Tensor, labels: Tensor, camera: Cameras
 
 
 def _spread(faces: Tensor, n: int, data: Tensor, has: Tensor, cfg: ClothingConfig) -> Tensor:
-    """[N] offsets: (L + w D + decay I) d = w D data, clamped to [0, max_offset]."""
+    """[N] offsets: (L + w D + decay I) d = w D data, clamped to [-max_shrink, max_offset]."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
@@ -232,7 +249,7 @@ def _spread(faces: Tensor, n: int, data: Tensor, has: Tensor, cfg: ClothingConfi
     w = cfg.data_weight * has.numpy().astype(np.float64)
     M = sp.diags(deg + w + cfg.decay) - A
     d = spla.spsolve(M.tocsc(), w * data.numpy().astype(np.float64))
-    return torch.from_numpy(d).float().clamp(0.0, cfg.max_offset)
+    return torch.from_numpy(d).float().clamp(-cfg.max_shrink, cfg.max_offset)
 
 
 def clothe_fit(fit, mask: Tensor, config: ClothingConfig | None = None):
