@@ -113,8 +113,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "`humansplat eval`: held-out subjects never seen in training, scored on every stored "
         "view around each (16 full-body azimuths at elevation 0, plus the upper-body and face "
         "cycles), white background, 128 px. `prior-mesh` is the structure prior alone (the "
-        "fitted body textured from the photo by the projection synthesizer, rendered as a "
-        "mesh), `prior-gaussians` the same as Gaussians (what `humansplat prior` exports).", "",
+        "fitted body the model is given, textured from the photo by the projection "
+        "synthesizer, rendered as a mesh), `prior-gaussians` the same as Gaussians (what `humansplat prior` exports).", "",
     ]
     for res in evals:
         lines += [f"Split `{res['split']}` ({res['subjects']} subjects):", ""] + _table(res) + [""]
