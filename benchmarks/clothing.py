@@ -1,7 +1,7 @@
 """The clothed body (humansplat.prior.clothing) against the naked fit, as the prior alone.
 
-    python benchmarks/clothing.py --data D [--split hard] [--variant NAME='{"max_shrink": 0.02}' ...]
-        [--out benchmarks/results/clothing_<split>.json]
+    python benchmarks/clothing.py --data D [--split hard]
+        [--variant NAME='{"max_shrink": 0.02}' ...] [--out benchmarks/results/clothing_<split>.json]
 
 D is a folder from ``humansplat data synth --naked-body`` (the stored body must be the naked
 one: each variant clothes it here). For every subject the stored body is clothed from the

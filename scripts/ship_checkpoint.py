@@ -60,7 +60,7 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
     cfg = json.loads((run / "config.json").read_text())
     data_info = json.loads((Path(cfg["data"]["root"]) / "train" / "info.json").read_text())
     d = data_info["config"]
-    o, lo, r = cfg["optim"], cfg["loss"], cfg["run"]
+    o, lo = cfg["optim"], cfg["loss"]
     lines = [
         "# HumanSplat `tiny` (bundled, CPU-trained)", "",
         "The default reconstruction transformer of the `humansplat` package: pixel space, the "
@@ -114,7 +114,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "view around each (16 full-body azimuths at elevation 0, plus the upper-body and face "
         "cycles), white background, 128 px. `prior-mesh` is the structure prior alone (the "
         "fitted body the model is given, textured from the photo by the projection "
-        "synthesizer, rendered as a mesh), `prior-gaussians` the same as Gaussians (what `humansplat prior` exports).", "",
+        "synthesizer, rendered as a mesh), `prior-gaussians` the same as Gaussians (what "
+        "`humansplat prior` exports).", "",
     ]
     for res in evals:
         lines += [f"Split `{res['split']}` ({res['subjects']} subjects):", ""] + _table(res) + [""]

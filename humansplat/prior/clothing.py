@@ -25,9 +25,9 @@ along its normal by an offset read from the input view and spread over the mesh:
    soft at the rim, so the front and back of a leg under a skirt move out as far as its sides
    (the thickness assumption: cloth adds depth as it adds width) and parts far from any rim
    stay on the body.
-4. **Result.** ``v + d n``, clamped to [-``max_shrink``, ``max_offset``]: the same vertex order, faces and
-   labels as the body, so every consumer of a fitted body (the view synthesizer, the model's
-   body anchors, the prior baselines) takes it unchanged.
+4. **Result.** ``v + d n``, clamped to [-``max_shrink``, ``max_offset``]: the same vertex
+   order, faces and labels as the body, so every consumer of a fitted body (the view
+   synthesizer, the model's body anchors, the prior baselines) takes it unchanged.
 
 An addition to the paper (its SMPL prior is naked; its diffusion views carry the clothes).
 """
