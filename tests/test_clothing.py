@@ -160,6 +160,17 @@ def test_a_dress_keeps_its_volume_from_the_sides():
     assert iou["clothed"]["front"] > iou["naked"]["front"] - 0.01, iou
 
 
+def test_data_sets_record_the_body_they_give_the_model():
+    from humansplat.train.dataset import SynthDataConfig
+
+    assert SynthDataConfig().clothing == {}  # new data: the clothed body, as the pipeline
+    old = SynthDataConfig().to_json()
+    del old["clothing"]  # a data set made before clothing existed stored the naked body
+    assert SynthDataConfig.from_json(old).clothing is None
+    naked = SynthDataConfig(clothing=None).to_json()
+    assert SynthDataConfig.from_json(naked).clothing is None
+
+
 _BODY = []
 
 
