@@ -21,7 +21,20 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "PRESETS", "get_preset"]
+__all__ = ["ModelConfig", "PRESETS", "get_preset", "check_field_types"]
+
+
+def check_field_types(settings, owner: str) -> None:
+    """Raise a ConfigError unless every field of the dataclass ``settings`` has its default's
+    type (bool, int, or a number for floats): settings also come from JSON files."""
+    for f in fields(settings):
+        v, default = getattr(settings, f.name), f.default
+        ok = isinstance(v, bool) if isinstance(default, bool) else (
+            isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int)
+            else isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not ok:
+            kind = {bool: "true or false", int: "an int"}.get(type(default), "a number")
+            raise ConfigError(f"{owner}.{f.name} must be {kind}, got {v!r}")
 
 _AUTOCAST = (None, "bf16", "fp16")
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cameras import Cameras
+from ..config import check_field_types
 from ..errors import ConfigError
 from ..geometry import mesh_adjacency, vertex_normals
 
@@ -83,14 +84,7 @@ class ClothingConfig:
     head_max: float = 0.1
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            want = bool if f.type in ("bool", bool) else (int if f.type in ("int", int) else float)
-            if want is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-                setattr(self, f.name, v)
-            if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-                raise ConfigError(f"clothing.{f.name} must be {want.__name__}, got {v!r}")
+        check_field_types(self, "clothing")  # settings also come from pipeline.json
         if self.resolution < 32:
             raise ConfigError(f"clothing.resolution must be >= 32, got {self.resolution}")
         if not 0.0 < self.rim_facing <= 1.0:

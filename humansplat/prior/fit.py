@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import DEFAULT_FOVY_DEG, Cameras, orbit_cameras, project_points
+from ..config import check_field_types
 from ..errors import ConfigError, NoPersonError
 from ..geometry import axis_angle_to_matrix
 from ..metrics import mask_iou
@@ -89,14 +90,7 @@ class FitConfig:
     fit_shape: bool = True
 
     def __post_init__(self) -> None:
-        for f in fields(self):  # settings also come from pipeline.json: check their types
-            v, default = getattr(self, f.name), f.default
-            ok = isinstance(v, bool) if isinstance(default, bool) else (
-                isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int)
-                else isinstance(v, (int, float)) and not isinstance(v, bool))
-            if not ok:
-                kind = {bool: "true or false", int: "an int"}.get(type(default), "a number")
-                raise ConfigError(f"FitConfig.{f.name} must be {kind}, got {v!r}")
+        check_field_types(self, "FitConfig")  # settings also come from pipeline.json
         if self.prune_factor < 1.0:
             raise ConfigError(f"FitConfig.prune_factor must be >= 1, got {self.prune_factor}")
         for name in ("iters_global", "iters_pose", "iters_silhouette", "prune_every"):
