@@ -29,6 +29,17 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _key_value(item: str) -> tuple[str, object]:
+    """FIELD=VALUE -> (field, the JSON value, or the text itself when it is not JSON)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects FIELD=VALUE (a JSON value), got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def _cmd_eval(args) -> int:
     from .eval.evaluate import EvalConfig, evaluate
 
@@ -42,6 +53,8 @@ def _cmd_eval(args) -> int:
                      baselines=tuple() if args.no_baselines else ("prior-mesh",
                                                                    "prior-gaussians"),
                      max_subjects=args.max_subjects, perceptual=args.perceptual,
+                     faithful=not args.no_faithful, supersample=args.supersample,
+                     pipeline_overrides=dict(_key_value(kv) for kv in args.set),
                      output_dir=args.output)
     bar = None
     if not args.quiet:
@@ -84,7 +97,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
                    help="a model folder to evaluate (repeat for ablations)")
     e.add_argument("--no-baselines", action="store_true", help="skip the prior-only rows")
+    e.add_argument("--no-faithful", action="store_true",
+                   help="skip the NAME+faithful rows (the splat the app ships per checkpoint)")
     e.add_argument("--max-subjects", type=int)
+    e.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a pipeline.json field (JSON value) for the NAME+faithful rows, "
+                   "e.g. --set view_resolution=0")
+    e.add_argument("--supersample", type=int, default=2,
+                   help="render every method at this many times the targets' size and "
+                   "average down, as the ground truth is (1: point-sampled)")
     e.add_argument("--perceptual", default="effnet-lite0",
                    help="effnet-lite0 | lpips-vgg | auto | none")
     e.add_argument("-o", "--output", default="eval", help="output folder")

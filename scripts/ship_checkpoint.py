@@ -37,7 +37,7 @@ def _cpu() -> str:
     return platform.machine()
 
 
-def _findings(res: dict, model: str) -> list[str]:
+def _findings(res: dict, model: str, who: str = "") -> list[str]:
     """Plain statements of which baseline the model beats on which metric (full body)."""
     pk = res["perceptual"]
     me = res["summary"][model]["full_body"]
@@ -51,7 +51,8 @@ def _findings(res: dict, model: str) -> list[str]:
                 f"SSIM {me['ssim'] - b['ssim']:+.4f}" + (" (better)" if me["ssim"] > b["ssim"]
                                                        else " (worse)"),
                 f"{pk} {me[pk] - b[pk]:+.4f}" + (" (better)" if me[pk] < b[pk] else " (worse)")]
-        out.append(f"- vs `{base}` on `{res['split']}`: " + ", ".join(wins) + ".")
+        out.append(f"- {who + ' ' if who else ''}vs `{base}` on `{res['split']}`: "
+                   + ", ".join(wins) + ".")
     return out
 
 
@@ -112,10 +113,14 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "## Evaluation", "",
         "`humansplat eval`: held-out subjects never seen in training, scored on every stored "
         "view around each (16 full-body azimuths at elevation 0, plus the upper-body and face "
-        "cycles), white background, 128 px. `prior-mesh` is the structure prior alone (the "
+        "cycles), white background, 128 px; every method rendered at twice that and "
+        "averaged down, as the ground truth is. `prior-mesh` is the structure prior alone (the "
         "fitted body the model is given, textured from the photo by the projection "
         "synthesizer, rendered as a mesh), `prior-gaussians` the same as Gaussians (what "
-        "`humansplat prior` exports).", "",
+        "`humansplat prior` exports); the model's row is its own Gaussians, and "
+        "`NAME+faithful` the splat the app ships from them (`humansplat.refine`, the "
+        "pipeline's CPU settings: the photo's own Gaussians, the generated views', the "
+        "model's carved by the photo's mask).", "",
     ]
     for res in evals:
         lines += [f"Split `{res['split']}` ({res['subjects']} subjects):", ""] + _table(res) + [""]
@@ -123,6 +128,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
     lines += ["Full-body differences (the model minus the baseline):", ""]
     for res in evals:
         lines += _findings(res, model_name)
+        if f"{model_name}+faithful" in res["summary"]:
+            lines += _findings(res, f"{model_name}+faithful", "the shipped splat")
     lines += [""]
     if ablations is not None:
         first = Path(next(iter(ablations["checkpoints"].values()))).parent

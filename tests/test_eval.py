@@ -30,11 +30,15 @@ def test_eval_writes_table_json_and_grids(tiny_split, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["eval", "--data", str(tiny_split), "--split", "test", "--checkpoint",
                  f"micro={model_dir}", "--perceptual", "effnet-lite0", "-o", str(out),
-                 "--quiet"])
+                 "--set", "view_resolution=0", "--quiet"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["methods"] == ["prior-mesh", "prior-gaussians", "micro"]
+    assert res["methods"] == ["prior-mesh", "prior-gaussians", "micro", "micro+faithful"]
     assert res["subjects"] == 2 and res["perceptual"] == "perceptual[effnet-lite0]"
+    assert res["supersample"] == 2
+    # the shipped splat's settings are recorded: the checkpoint has no pipeline.json, so
+    # the defaults, with the --set override
+    assert res["faithful_pipeline"]["micro"]["view_resolution"] == 0
     for m in res["methods"]:
         s = res["summary"][m]
         assert set(s) == {"full_body", "upper_body", "face"}
@@ -50,8 +54,12 @@ def test_eval_writes_table_json_and_grids(tiny_split, tmp_path, capsys):
     prior_iou = res["summary"]["prior-mesh"]["full_body"]
     assert prior_iou["mask_iou"] > 0.6 and prior_iou["mask_iou_side"] > 0.6, prior_iou
     assert res["summary"]["micro"]["full_body"]["mask_iou"] < prior_iou["mask_iou"]
+    # the photo's own Gaussians and the carving by its mask: the shipped splat's silhouette
+    # is closer to the subject's than the untrained model's it was made from
+    assert res["summary"]["micro+faithful"]["full_body"]["mask_iou"] > \
+        res["summary"]["micro"]["full_body"]["mask_iou"] + 0.03  # 0.43 vs 0.39
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 4  # header + 3 methods
+    assert table.count("\n| ") == 5  # header + 4 methods
     assert len(list((out / "grids").glob("*.png"))) == 2
     assert "prior-mesh" in capsys.readouterr().out
 
@@ -68,3 +76,12 @@ def test_view_azimuths_about_the_person():
 def test_eval_rejects_bad_checkpoint_spec(tiny_split, tmp_path):
     assert main(["eval", "--data", str(tiny_split), "--checkpoint", "nopath",
                  "-o", str(tmp_path)]) == 2
+
+
+def test_eval_rejects_an_unknown_pipeline_field(tiny_split, tmp_path, capsys):
+    torch.manual_seed(0)
+    model_dir = tmp_path / "micro"
+    LatentReconstructionTransformer(get_preset("micro")).save_pretrained(model_dir)
+    assert main(["eval", "--data", str(tiny_split), "--checkpoint", f"m={model_dir}",
+                 "--set", "no_such_field=1", "-o", str(tmp_path / "e"), "--quiet"]) == 2
+    assert "no_such_field" in capsys.readouterr().err

@@ -186,7 +186,8 @@ def test_make_faithful_replaces_the_input_view_and_keeps_the_others():
     assert n_photo == int((torch.nn.functional.interpolate(
         ev.mask[None, None], size=(64, 64), mode="bilinear", antialias=True)[0, 0]
         >= 0.02).sum())
-    assert len(res.gaussians) == n_photo + 2 * 256 - res.info["gaussians_carved"]
+    assert len(res.gaussians) == n_photo + res.info["underlay_gaussians"] + 2 * 256 - \
+        res.info["gaussians_carved"]
     assert input_view_ids(cams, ev.camera) == [0]
 
 
@@ -375,3 +376,103 @@ def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():
     # and then the strict carve keeps them (they are behind the surface now)
     assert carve_by_mask(out, ev, grow_px=0, surface=surface, margin=-0.05)[:2].all()
     assert not carve_by_mask(g, ev, grow_px=0, surface=surface, margin=-0.05)[:2].any()
+
+
+# -- depth anchored to the clothed body ---------------------------------------------------
+
+def _plane_body(z_cam: float, half: float = 0.6):
+    """A square facing the azimuth-0 orbit camera at camera depth ``z_cam`` (vertices, faces)."""
+    cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
+    c2w = torch.linalg.inv(cam.viewmats[0])
+    corners = torch.tensor([[-half, -half, z_cam], [half, -half, z_cam], [half, half, z_cam],
+                            [-half, half, z_cam]])
+    verts = corners @ c2w[:3, :3].T + c2w[:3, 3]
+    return verts, torch.tensor([[0, 1, 2], [0, 2, 3]])
+
+
+def test_anchor_to_body_keeps_the_model_depth_within_the_band():
+    from humansplat.refine.faithful import anchor_to_body
+
+    cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
+    g = torch.Generator().manual_seed(0)
+    z = RADIUS + 0.2 * torch.randn(16, 16, generator=g)  # a noisy model depth
+    conf = torch.full((16, 16), 0.2)
+    body = _plane_body(RADIUS - 0.1, half=0.3)  # covers the middle of the view only
+    za, ca = anchor_to_body(z, conf, body, cam, 0.03)
+    # the cells whose centre the square covers, from its corners' projections
+    from humansplat.cameras import project_points
+
+    c = cam.resized(16, 16)
+    uv, _ = project_points(body[0], c.viewmats, c.Ks)
+    lo, hi = uv[0].min(0).values, uv[0].max(0).values
+    centre = torch.arange(16) + 0.5
+    covered = ((centre[:, None] > lo[1]) & (centre[:, None] < hi[1]) &
+               (centre[None, :] > lo[0]) & (centre[None, :] < hi[0]))
+    assert 16 <= int(covered.sum()) <= 100  # the middle of the view, not all of it
+    assert bool(((za[covered] - (RADIUS - 0.1)).abs() <= 0.03 + 1e-5).all())
+    assert torch.equal(za[~covered], z[~covered]) and bool((ca[covered] >= 0.7).all())
+    # inside the band the model's own relief is kept, not flattened onto the body
+    inside = covered & ((z - (RADIUS - 0.1)).abs() < 0.03)
+    assert torch.allclose(za[inside], z[inside])
+    assert anchor_to_body(z, conf, None, cam, 0.03)[0] is z
+    assert anchor_to_body(z, conf, body, cam, None)[0] is z
+    with pytest.raises(ConfigError, match="body_band"):
+        FaithfulConfig(body_band=-0.1)
+
+
+def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    per = 16 * 16
+    noise = torch.randn(per, generator=torch.Generator().manual_seed(1)) * 0.15
+    fwd = cams.viewmats[0, 2, :3]
+    g.means[:per] += noise[:, None] * fwd  # the model's input view: depth noise of 15 cm
+    g.opacities[:per] = 0.9
+    body = _plane_body(RADIUS - 0.05, half=1.5)  # covers the whole view
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+
+    def photo_depths(**kw):
+        res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, **kw)
+        ph = res.gaussians[:res.info["photo_gaussians"]]
+        return ph.means @ ev.camera.viewmats[0, 2, :3] + ev.camera.viewmats[0, 2, 3]
+
+    free = photo_depths()
+    anchored = photo_depths(body=body)
+    err_free = (free - (RADIUS - 0.05)).abs()
+    err = (anchored - (RADIUS - 0.05)).abs()
+    assert float(err.max()) <= 0.03 + 1e-3, float(err.max())
+    assert float(err_free.max()) > 0.1  # without the body the sheet follows the noise
+    assert float(err.std()) < 0.5 * float(err_free.std())
+
+
+def test_underlay_closes_the_gaps_of_a_close_up_and_never_widens_the_photo():
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    base = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, underlay=None)
+    without = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=base)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, underlay=0.01)
+    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
+    n_ph, n_ul = res.info["photo_gaussians"], res.info["underlay_gaussians"]
+    assert n_ph == without.info["photo_gaussians"] and 0.15 * n_ph < n_ul < 0.3 * n_ph
+    photo, ul = res.gaussians[:n_ph], res.gaussians[n_ph:n_ph + n_ul]
+    fwd = ev.camera.viewmats[0, 2, :3]
+    z = lambda x: x.means @ fwd + ev.camera.viewmats[0, 2, 3]  # noqa: E731
+    assert abs(float(z(ul).median() - z(photo).median()) - 0.01) < 0.01  # ~1 cm behind
+    # at the photo's camera the underlay stays inside the silhouette
+    _, a_ul = _render(ul, ev.camera, S)
+    outside = ev.mask < 0.5
+    assert float(a_ul[outside].max()) < 0.5
+    # a 4x close-up of the photo layer alone: the photo's discs leave gaps, with the
+    # underlay the person's inside is covered
+    from humansplat.cameras import Cameras
+
+    K = ev.camera.Ks.clone()
+    K[:, :2, :2] *= 4
+    close = Cameras(ev.camera.viewmats, K, S, S)
+    # the middle half of the close-up shows the crop's middle quarter: inside the body
+    _, a_photo = _render(photo, close, S)
+    _, a_both = _render(Gaussians.cat([photo, ul]), close, S)
+    mid = a_photo[S // 4:3 * S // 4, S // 4:3 * S // 4]
+    mid_both = a_both[S // 4:3 * S // 4, S // 4:3 * S // 4]
+    assert float(mid.min()) < 0.8, float(mid.min())  # the photo's own layer: gaps
+    assert float(mid_both.min()) > 0.95, float(mid_both.min())

@@ -68,6 +68,12 @@ class PipelineConfig:
         left, right; capped at the synthesizer's view size), coloured from that view and
         opaque where it shows the person, beside the model's sparse ones (so the front
         never shows through the back); 0: the model's alone.
+    body_band: metres the model's depth (under the photo's and the views' Gaussians) may
+        lie from the clothed body's surface (``refine.faithful.anchor_to_body``); None: the
+        model's depth as it is.
+    underlay: metres behind the input-view Gaussians that a half-resolution copy of them
+        lies, so a close-up shows the photo between them (``refine.faithful.photo_underlay``);
+        None: none.
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
@@ -100,6 +106,8 @@ class PipelineConfig:
     faithful: bool = True
     input_resolution: int = 512
     view_resolution: int = 128
+    body_band: float | None = 0.03
+    underlay: float | None = 0.01
     deblur_passes: int = 1
     refine: str = "cuda"
     refine_seconds: float = 2.0
@@ -184,6 +192,9 @@ class PipelineConfig:
         return p
 
     def replace(self, **changes: Any) -> PipelineConfig:
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"pipeline config: unknown field(s) {unknown}")
         return replace(self, **changes)
 
     def fit_config(self):
@@ -214,6 +225,7 @@ class PipelineConfig:
                                          torch.device(device).type == "cuda")
         return FaithfulConfig(resolution=self.input_resolution,
                               view_resolution=self.view_resolution,
+                              body_band=self.body_band, underlay=self.underlay,
                               deblur_passes=self.deblur_passes,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,

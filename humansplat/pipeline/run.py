@@ -429,7 +429,9 @@ class HumanSplatPipeline:
                             evidence=ev, config=self.config.faithful_config(self.device),
                             generated=None if p.synth.masks is None else GeneratedViews(
                                 p.synth.previews, p.synth.masks, p.synth.cameras),
-                            device=self.device)
+                            device=self.device,
+                            body=(p.synth_input.body_fit.vertices.float().cpu(),
+                                  p.synth_input.body_fit.faces.cpu()))
         p.info["faithful"] = jsonable(res.info)
         p.timings["faithful"] = time.perf_counter() - t
         return res.gaussians

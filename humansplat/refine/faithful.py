@@ -61,7 +61,12 @@ class FaithfulConfig:
     refine_seconds: the test-time refinement's time budget (0 = off);
     refine_steps: its most steps; refine_size: side of its input-view render (None: the
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
-        regulariser; reg_size: their render size.
+        regulariser; reg_size: their render size;
+    body_band: metres the model's depth may lie from the clothed body's surface where the
+        body is given (:func:`anchor_to_body`); None: the model's depth as it is;
+    underlay: metres behind the photo Gaussians that a half-resolution copy of them lies
+        (:func:`photo_underlay`), so a close-up sees the photo's colours between them, not
+        the model's; None: no underlay.
     """
 
     resolution: int = 512
@@ -79,6 +84,8 @@ class FaithfulConfig:
     refine_lr: float = 0.05
     reg_weight: float = 0.5
     reg_size: int = 128
+    body_band: float | None = 0.03
+    underlay: float | None = 0.01
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -101,6 +108,10 @@ class FaithfulConfig:
             bad("refine_steps", f"must be an int >= 0, got {self.refine_steps!r}")
         if not 0 <= float(self.min_mask) < 1:
             bad("min_mask", f"must be in [0, 1), got {self.min_mask!r}")
+        if self.underlay is not None and not float(self.underlay) >= 0:
+            bad("underlay", f"must be >= 0 metres or None, got {self.underlay!r}")
+        if self.body_band is not None and not float(self.body_band) >= 0:
+            bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
 
 @dataclass
@@ -130,17 +141,72 @@ VIEW_PLANE_SCALE = 0.6
 VIEW_CARVE_EXTRA = 0.03
 
 
+def anchor_to_body(z: Tensor, conf: Tensor, body: tuple[Tensor, Tensor] | None,
+                   camera: Cameras, band: float | None) -> tuple[Tensor, Tensor]:
+    """A view's depth [G,G] from the model (camera z, with its confidence [G,G]) kept within
+    ``band`` metres of the clothed body's surface where the body covers the cell.
+
+    The model places its Gaussians to look right from its own views, not on the surface: its
+    input-view depth is noisy, and the photo Gaussians put there showed as a crumpled sheet
+    seen from other angles. The clothed body is grown to the photo's silhouette, so it is a
+    smooth surface everywhere the photo shows the person; the model keeps the detail it adds
+    within the band. Covered cells are trusted (confidence at least 0.7). body: (vertices
+    [N,3] world, faces [F,3]) or None; band None: the model's depth unchanged."""
+    if body is None or band is None:
+        return z, conf
+    from ..render.mesh import rasterize_mesh
+
+    G = z.shape[-1]
+    cam = camera.resized(G, G)
+    r = rasterize_mesh(body[0].float(), body[1], cam.viewmats[0], cam.Ks[0], G, G)
+    cov = torch.isfinite(r.depth)
+    bz = torch.where(cov, r.depth, z)
+    near = bz + (z - bz).clamp(-band, band)
+    return torch.where(cov, near, z), torch.where(cov, conf.clamp(min=0.7), conf)
+
+
 def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
-                    cfg: "FaithfulConfig") -> Gaussians:
+                    cfg: "FaithfulConfig", body=None) -> Gaussians:
     """The generated view ``j`` as Gaussians at the model's depth for it (``g``: the model's
     Gaussians of that view, ``grid`` x ``grid``)."""
     ev = views.evidence(j)
     z, conf = grid_depth(g.means, g.opacities, ev.camera.viewmats[0], grid)
+    z, conf = anchor_to_body(z, conf, body, ev.camera, cfg.body_band)
     labels_lo = g.labels.reshape(grid, grid) if g.labels is not None else None
     return photo_gaussians(ev, z, ((conf - 0.3) / 0.4).clamp(0, 1),
                            resolution=min(cfg.view_resolution, ev.size),
                            min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
                            depth_scale=cfg.depth_scale, labels_lo=labels_lo).gaussians
+
+
+#: the underlay's discs, in its own (half-resolution) pixel footprints: wide enough to
+#: close the gaps between them when magnified (at 0.6 neighbours overlap to > 0.8 alpha
+#: midway; the photo's own 0.35 leaves ~0.5 there, which a close-up shows as dots)
+UNDERLAY_PLANE_SCALE = 0.6
+
+
+def photo_underlay(ev: PhotoEvidence, depth_lo: Tensor, trust: Tensor, resolution: int,
+                   cfg: "FaithfulConfig", labels_lo: Tensor | None) -> Gaussians:
+    """A half-resolution layer of photo Gaussians ``cfg.underlay`` metres behind the photo's
+    own (same depth map, colours area-averaged, wider discs), inside the silhouette shrunk by
+    one of its pixels so it never widens the input view's edge. At the photo's camera the
+    photo's Gaussians cover it; magnified, their gaps show it instead of whatever the model
+    put behind (the "speckled" close-up)."""
+    R2 = max(8, resolution // 2)
+    ul = photo_gaussians(ev, depth_lo, trust, resolution=R2, min_mask=0.5,
+                         plane_scale=UNDERLAY_PLANE_SCALE, depth_scale=cfg.depth_scale,
+                         labels_lo=labels_lo)
+    from .input_view import resample
+
+    m = resample(ev.mask[None], R2)
+    inner = -torch.nn.functional.max_pool2d(-m[None], 3, 1, 1)[0, 0]  # eroded by 1 px
+    r, c = ul.pixels[:, 0], ul.pixels[:, 1]
+    keep = inner[r, c] >= 0.5
+    g = ul.gaussians[keep]
+    centre = torch.linalg.inv(ev.camera.viewmats[0].float())[:3, 3]
+    ray = g.means - centre
+    ray = ray / ray.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return replace(g, means=g.means + float(cfg.underlay) * ray)
 
 
 @dataclass
@@ -180,13 +246,16 @@ def output_view_cameras(model_config, inputs) -> Cameras:
 def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Cameras,
                   evidence: PhotoEvidence, config: FaithfulConfig = FaithfulConfig(),
                   generated: GeneratedViews | None = None,
-                  device=None) -> FaithfulResult:
+                  device=None, body: tuple[Tensor, Tensor] | None = None
+                  ) -> FaithfulResult:
     """The splat made faithful to the photo (module docs).
 
     model_gaussians: the model's Gaussians, unpruned, view by view, ``grid`` x ``grid``
     row-major per view (``ReconstructionOutput``'s layout); view_cameras: those views'
     cameras in order; evidence: the photo; generated: the synthesizer's views and masks
-    (each becomes Gaussians beside the model's of the same view), or None. Returns the
+    (each becomes Gaussians beside the model's of the same view), or None; body: the
+    clothed body (vertices [N,3] world, faces [F,3]) the photo's and the views' depth are
+    kept near (``config.body_band``), or None. Returns the
     merged (and refined) Gaussians and what was done (counts, seconds, refinement losses)."""
     t0 = time.perf_counter()
     cfg = config
@@ -207,6 +276,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     conf = torch.stack(cs).sum(0)
     depth = (torch.stack(zs) * torch.stack(cs)).sum(0) / conf.clamp(min=1e-6)
     depth = torch.where(conf > 1e-6, depth, torch.stack(zs).mean(0))
+    depth, conf = anchor_to_body(depth, conf, body, ev.camera, cfg.body_band)
     labels_lo = None
     if g.labels is not None:
         labels_lo = g.labels[front[0] * per:(front[0] + 1) * per].reshape(grid, grid)
@@ -228,7 +298,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         parts.append(gv)
         from_view.append(torch.zeros(len(gv), dtype=torch.bool))
         if match:
-            vg = _view_gaussians(gv, grid, generated, match[0], cfg)
+            vg = _view_gaussians(gv, grid, generated, match[0], cfg, body)
             with_views.append(v)
             parts.append(vg)
             from_view.append(torch.ones(len(vg), dtype=torch.bool))
@@ -278,6 +348,10 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                                      passes=cfg.deblur_passes)
         info["deblur"] = {"passes": cfg.deblur_passes, "mean_abs_error_before": errs,
                           "seconds": time.perf_counter() - t}
+    if cfg.underlay is not None:
+        ul = photo_underlay(ev, depth, trust, res, cfg, labels_lo)
+        photo = Gaussians.cat([photo, ul])
+        info["underlay_gaussians"] = len(ul)
     if cfg.refine_seconds > 0 and cfg.refine_steps > 0:
         from .test_time import refine_to_photo
 
