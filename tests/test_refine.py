@@ -186,8 +186,7 @@ def test_make_faithful_replaces_the_input_view_and_keeps_the_others():
     assert n_photo == int((torch.nn.functional.interpolate(
         ev.mask[None, None], size=(64, 64), mode="bilinear", antialias=True)[0, 0]
         >= 0.02).sum())
-    assert len(res.gaussians) == n_photo + res.info["underlay_gaussians"] + 2 * 256 - \
-        res.info["gaussians_carved"]
+    assert len(res.gaussians) == n_photo + 2 * 256 - res.info["gaussians_carved"]
     assert input_view_ids(cams, ev.camera) == [0]
 
 
@@ -445,34 +444,21 @@ def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
     assert float(err.std()) < 0.5 * float(err_free.std())
 
 
-def test_underlay_closes_the_gaps_of_a_close_up_and_never_widens_the_photo():
-    ev = _toy_evidence()
-    g, cams = _model_like(ev)
-    base = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, underlay=None)
-    without = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=base)
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, underlay=0.01)
-    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
-    n_ph, n_ul = res.info["photo_gaussians"], res.info["underlay_gaussians"]
-    assert n_ph == without.info["photo_gaussians"] and 0.15 * n_ph < n_ul < 0.3 * n_ph
-    photo, ul = res.gaussians[:n_ph], res.gaussians[n_ph:n_ph + n_ul]
-    fwd = ev.camera.viewmats[0, 2, :3]
-    z = lambda x: x.means @ fwd + ev.camera.viewmats[0, 2, 3]  # noqa: E731
-    assert abs(float(z(ul).median() - z(photo).median()) - 0.01) < 0.01  # ~1 cm behind
-    # at the photo's camera the underlay stays inside the silhouette
-    _, a_ul = _render(ul, ev.camera, S)
-    outside = ev.mask < 0.5
-    assert float(a_ul[outside].max()) < 0.5
-    # a 4x close-up of the photo layer alone: the photo's discs leave gaps, with the
-    # underlay the person's inside is covered
-    from humansplat.cameras import Cameras
+def test_only_the_back_view_becomes_gaussians_by_default():
+    from humansplat.refine import GeneratedViews
 
-    K = ev.camera.Ks.clone()
-    K[:, :2, :2] *= 4
-    close = Cameras(ev.camera.viewmats, K, S, S)
-    # the middle half of the close-up shows the crop's middle quarter: inside the body
-    _, a_photo = _render(photo, close, S)
-    _, a_both = _render(Gaussians.cat([photo, ul]), close, S)
-    mid = a_photo[S // 4:3 * S // 4, S // 4:3 * S // 4]
-    mid_both = a_both[S // 4:3 * S // 4, S // 4:3 * S // 4]
-    assert float(mid.min()) < 0.8, float(mid.min())  # the photo's own layer: gaps
-    assert float(mid_both.min()) > 0.95, float(mid_both.min())
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)  # views at 0, 90 and 180 degrees
+    R = 32
+    gen_cams = orbit_cameras([0.0, 90.0, 180.0], 0.0, RADIUS, width=R, height=R)
+    gen = GeneratedViews(torch.full((3, 3, R, R), 0.5), torch.ones(3, R, R), gen_cams)
+
+    def from_views(**kw):
+        cfg = FaithfulConfig(resolution=32, refine_seconds=0, view_resolution=R, **kw)
+        return make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg,
+                             generated=gen).info["model_views_from_generated"]
+
+    assert from_views() == [2]
+    assert from_views(view_min_azimuth=0.0) == [1, 2]
+    with pytest.raises(ConfigError, match="view_min_azimuth"):
+        FaithfulConfig(view_min_azimuth=200.0)

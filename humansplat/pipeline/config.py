@@ -68,12 +68,11 @@ class PipelineConfig:
         left, right; capped at the synthesizer's view size), coloured from that view and
         opaque where it shows the person, beside the model's sparse ones (so the front
         never shows through the back); 0: the model's alone.
+    view_min_azimuth: only the generated views at least this many degrees around from the
+        input view become Gaussians (135, the default: the back alone; 0: every one).
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
         lie from the clothed body's surface (``refine.faithful.anchor_to_body``); None: the
         model's depth as it is.
-    underlay: metres behind the input-view Gaussians that a half-resolution copy of them
-        lies, so a close-up shows the photo between them (``refine.faithful.photo_underlay``);
-        None: none.
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
@@ -106,8 +105,8 @@ class PipelineConfig:
     faithful: bool = True
     input_resolution: int = 512
     view_resolution: int = 128
+    view_min_azimuth: float = 135.0
     body_band: float | None = 0.03
-    underlay: float | None = 0.01
     deblur_passes: int = 1
     refine: str = "cuda"
     refine_seconds: float = 2.0
@@ -225,7 +224,8 @@ class PipelineConfig:
                                          torch.device(device).type == "cuda")
         return FaithfulConfig(resolution=self.input_resolution,
                               view_resolution=self.view_resolution,
-                              body_band=self.body_band, underlay=self.underlay,
+                              view_min_azimuth=self.view_min_azimuth,
+                              body_band=self.body_band,
                               deblur_passes=self.deblur_passes,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,
