@@ -119,7 +119,7 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "synthesizer, rendered as a mesh), `prior-gaussians` the same as Gaussians (what "
         "`humansplat prior` exports); the model's row is its own Gaussians, and "
         "`NAME+faithful` the splat the app ships from them (`humansplat.refine`, the "
-        "pipeline's CPU settings: the photo's own Gaussians, the generated views', the "
+        "pipeline's CPU settings: the photo's own Gaussians, the generated back view's, the "
         "model's carved by the photo's mask).", "",
     ]
     for res in evals:

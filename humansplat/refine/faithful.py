@@ -59,8 +59,8 @@ class FaithfulConfig:
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135: the back; 0: every one). The back's close the
         splat where the photo's own Gaussians would show through from behind; the sides'
-        only added a second, blockier surface (on 6 `test` people: full-body 20.71 ->
-        20.95 dB, face 14.63 -> 15.00, side IoU 0.815 -> 0.821 with the back's alone);
+        only added a second, blockier surface (on 6 `test` people: full-body 20.74 ->
+        20.96 dB, face 14.45 -> 14.81, side IoU 0.813 -> 0.818 with the back's alone);
     deblur_passes: forward renders that correct the photo Gaussians' colours for the
         splat's own blur at the input camera (:mod:`.deblur`; 0 = off);
     refine_seconds: the test-time refinement's time budget (0 = off);
