@@ -24,10 +24,11 @@ Methods compared in the same run:
 - every checkpoint given as NAME=PATH (the bundled model, the ablations...): the network's
   own Gaussians.
 - ``NAME+faithful`` for each checkpoint (``EvalConfig.faithful``): the splat the app ships
-  for that model, made by the same ``refine.make_faithful`` step with the pipeline's
-  default settings on this device (``PipelineConfig().faithful_config``): the input photo's
-  own Gaussians at its resolution, the generated views' Gaussians at the model's depth, the
-  model's others carved by the photo's mask, then pruned at the pipeline's ``min_opacity``.
+  for that model, made by the same ``refine.make_faithful`` step with the checkpoint's own
+  ``pipeline.json`` (else the defaults; ``pipeline_overrides`` on top) and its CPU settings:
+  the input photo's own Gaussians at its resolution and the generated back view's, both on
+  the sample's clothed body, the model's others carved by the photo's mask, then pruned at
+  the pipeline's ``min_opacity``.
 
 Writes ``results.json`` (per subject, per level, per method), ``results.md`` (a table) and
 ``grids/<subject>.png`` (ground truth and every method at 4 azimuths).
@@ -118,12 +119,16 @@ class _Prior:
         return self._body
 
     def generated_views(self, sample: dict):
-        """The synthesizer's views of the sample (``refine.GeneratedViews``), as the app
-        gets them."""
+        """The synthesizer's 4 orthogonal views of the sample (``refine.GeneratedViews``),
+        rendered from the same texturing as the baselines (the synthesizer renders them so;
+        only its view at the input camera, which the faithful step never uses, differs)."""
         from ..refine import GeneratedViews
 
-        out = self.synth(self._for(sample))
-        return GeneratedViews(out.previews, out.masks, out.cameras)
+        inp = self._for(sample)
+        R = inp.size
+        cams = inp.target_cameras.to("cpu", torch.float32).resized(R, R)
+        rgb, alpha = self.synth.render(self._textured(sample), cams, R, with_alpha=True)
+        return GeneratedViews(rgb, alpha, cams)
 
     def render(self, sample: dict, cams: Cameras, which: list[str]
                ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -224,6 +229,7 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
              ) -> dict:
     """Run the protocol; returns the summary dict also written to ``results.json``."""
     from ..io.video import save_image_grid
+    from ..pipeline.config import PipelineConfig
     from ..prior.body import AnnyBody
     from ..train.dataset import SyntheticHumans
     from ..train.perceptual import get_perceptual, perceptual_key
@@ -237,8 +243,6 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
     perc = get_perceptual(cfg.perceptual) if cfg.perceptual != "none" else None
     pkey = perceptual_key(perc) if perc is not None else "perceptual"
     metrics = MetricSet(perc)
-    from ..pipeline.config import PipelineConfig
-
     models = {name: _load_model(path) for name, path in cfg.checkpoints.items()}
     prior = _Prior(AnnyBody()) if cfg.baselines or (cfg.faithful and models) else None
     faithful = [f"{m}+faithful" for m in models] if cfg.faithful else []
@@ -271,18 +275,21 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
                 renders[m], alphas[m] = rgb, alpha
             for m in cfg.baselines:  # one shared texturing: its time split evenly
                 seconds[m] += (time.perf_counter() - t) / len(cfg.baselines)
+        t = time.perf_counter()
+        views = prior.generated_views(s) if faithful else None  # once for every checkpoint
+        t_views = time.perf_counter() - t
         for m in models:
             t = time.perf_counter()
             renders[m], alphas[m], out = _model_render(models[m], s, rcams)
             dt = time.perf_counter() - t
             seconds[m] += dt
-            if cfg.faithful:
+            if faithful:
                 t = time.perf_counter()
                 f = f"{m}+faithful"
                 renders[f], alphas[f] = _faithful_render(
-                    models[m], out, s, rcams, prior.generated_views(s),
-                    prior.body_model.faces.cpu(), pipeline_configs[m])
-                seconds[f] += time.perf_counter() - t + dt  # the model's time too
+                    models[m], out, s, rcams, views, prior.body_model.faces.cpu(),
+                    pipeline_configs[m])
+                seconds[f] += time.perf_counter() - t + dt + t_views  # model and views too
         if ss > 1:
             for m in methods:
                 renders[m] = torch.nn.functional.avg_pool2d(renders[m], ss)
