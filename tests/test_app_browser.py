@@ -3,7 +3,8 @@ driven by selenium uploads the example photo, presses Reconstruct, waits for the
 the turntable video and the 3D viewer, saves a screenshot and checks that the viewer's canvas
 shows something (a WebGL canvas cannot be read back reliably, so its on-screen pixels are);
 then switches the viewer to the body parts (the canvas changes and is still not blank) and
-animates the result (the animation's video appears). Skipped, with the reason, only where
+animates the result (the animation's video appears). A second page stops a run on the
+visitor's own photo. Skipped, with the reason, only where
 Chromium or its driver is not installed."""
 
 from __future__ import annotations
@@ -167,44 +168,65 @@ def test_upload_reconstruct_and_see_the_splat(app_server, browser, tmp_path):
     # the page's session has its folder; closing the page removes it
     page_sessions = set(app_server.sessions()) - before
     assert len(page_sessions) == 1
-    session_dir = app_server.work_dir / next(iter(page_sessions))  # its private runs
+    browser.get("about:blank")
+    _wait(browser, lambda d: not page_sessions & set(app_server.sessions()), 30,
+          "the session to end with its page")
 
-    # a second run on a visitor's own photo, stopped early: its work ends, it writes no result
+
+def test_stop_a_run_on_my_own_photo(app_server, browser, tmp_path):
+    """A fresh page (no splat viewer drawing in software, so the page answers at once): a run
+    on a visitor's own photo, stopped early. Its work ends, it writes no result, and the
+    photo leaves the server with the session."""
+    from selenium.webdriver.common.by import By
+
+    from humansplat.reconstruction import OUTPUT_FILES
+
+    before = set(app_server.sessions())
     own = tmp_path / "my_photo.png"
     Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(own)
-    browser.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
-    browser.find_element(By.CSS_SELECTOR, "#photo input[type=file]").send_keys(str(own))
+    browser.get(app_server.url)
+    upload = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#photo input[type=file]"),
+                   60, "the photo input")
+    upload.send_keys(str(own))
     _wait(browser, lambda d: any(p.name == own.name for p in app_server.temp_dir.rglob("*")),
           30, "the upload to reach the server")
-    time.sleep(1.0)
-    # clicks dispatched by the page: a micro run takes seconds, and WebDriver's own click
-    # can wait longer than that for the viewer's frames on a busy CPU
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#photo img"), 30,
+          "the uploaded photo to show")
+    page_sessions = set(app_server.sessions()) - before
+    assert len(page_sessions) == 1
+    session_dir = app_server.work_dir / next(iter(page_sessions))  # its private runs
     run, stop = (browser.find_element(By.CSS_SELECTOR, sel) for sel in ("#run", "#stop"))
     _click(browser, run)
-    _wait(browser, lambda d: len(list(session_dir.glob("run-*"))) == 2, 30, "the second run")
-    second = max(session_dir.glob("run-*"))
+    _wait(browser, lambda d: list(session_dir.glob("run-*")), 30, "the run to start")
+    run_dir = next(session_dir.glob("run-*"))
     # Stop cancels the event the page knows it is running: click once the page shows it
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".progress-text, .eta-bar, "
-                                             ".progress-level"), 60, "the run's progress")
+    try:
+        _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".progress-text, .eta-bar, "
+                                                 ".progress-level"), 60, "the run's progress")
+    except AssertionError:
+        browser.save_screenshot(str(tmp_path / "no_progress.png"))
+        print(f"page: {tmp_path / 'no_progress.png'}\nserver log:\n{app_server.log_tail()}")
+        raise
     _click(browser, stop)
     stopped = time.perf_counter()
-    _wait(browser, lambda d: f"a run was stopped before it finished ({second.name})"
-          in app_server.log_tail(20000), 60, "the server to stop the run")
+    try:
+        _wait(browser, lambda d: f"a run was stopped before it finished ({run_dir.name})"
+              in app_server.log_tail(20000), 60, "the server to stop the run")
+    except AssertionError:
+        browser.save_screenshot(str(tmp_path / "not_stopped.png"))
+        print(f"page: {tmp_path / 'not_stopped.png'}\nserver log:\n{app_server.log_tail()}")
+        raise
     print(f"run stopped {time.perf_counter() - stopped:.1f} s after Stop was clicked")
     time.sleep(1.0)
     # the splat's files are written (and shown) before the turntable, so a Stop that lands
     # during the turntable leaves them; the turntable, the run's last file, must not appear
-    from humansplat.reconstruction import OUTPUT_FILES
-
-    assert not (second / "result" / OUTPUT_FILES["video"]).exists(), \
+    assert not (run_dir / "result" / OUTPUT_FILES["video"]).exists(), \
         "the stopped run went on to finish"
     assert app_server.alive()
 
     browser.get("about:blank")
-    deadline = time.monotonic() + 30
-    while page_sessions & set(app_server.sessions()) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert not page_sessions & set(app_server.sessions()), "the session outlived its page"
+    _wait(browser, lambda d: not page_sessions & set(app_server.sessions()), 30,
+          "the session to end with its page")
     own_bytes = own.read_bytes()
 
     def left():
