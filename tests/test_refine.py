@@ -444,6 +444,41 @@ def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
     assert float(err.std()) < 0.5 * float(err_free.std())
 
 
+def test_photo_gaussians_at_an_occlusion_edge_lie_on_a_surface_not_between():
+    """An arm-like square 35 cm in front of the torso's: the model's coarse grid blends the
+    two depths across the edge, and a photo Gaussian put there floats between them (a speck
+    seen from the side); anchored at the photo's resolution each lies on one surface."""
+    from humansplat.refine.faithful import anchor_to_body
+
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    near, far = RADIUS - 0.4, RADIUS - 0.05
+    v_far, f_far = _plane_body(far, half=1.5)
+    v_near, f_near = _plane_body(near, half=0.12)
+    body = (torch.cat([v_far, v_near]), torch.cat([f_far, f_near + len(v_far)]))
+    per = 16 * 16
+    vm = cams.viewmats[0]
+    z16, _ = anchor_to_body(torch.full((16, 16), RADIUS), torch.ones(16, 16), body, cams[:1],
+                            0.0)  # the scene's depth on the model's grid
+    from humansplat.cameras import pixel_rays
+
+    o, d = pixel_rays(cams.viewmats[:1], cams.Ks[:1], 16, 16)
+    t = z16.reshape(-1) / (d[0].reshape(-1, 3) @ vm[2, :3])
+    g.means[:per] = o[0].reshape(-1, 3) + d[0].reshape(-1, 3) * t[:, None]
+    g.opacities[:per] = 0.9
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, body=body)
+    ph = res.gaussians[:res.info["photo_gaussians"]]
+    z = ph.means @ vm[2, :3] + vm[2, 3]
+    off = torch.minimum((z - near).abs(), (z - far).abs())
+    assert float(off.max()) <= 0.03 + 1e-3, float(off.max())
+    # the same depth upsampled but anchored on the coarse grid only: floating pixels
+    coarse = photo_gaussians(ev, z16, torch.ones(16, 16), resolution=64)
+    zc = coarse.gaussians.means @ vm[2, :3] + vm[2, 3]
+    off_c = torch.minimum((zc - near).abs(), (zc - far).abs())
+    assert int((off_c > 0.05).sum()) >= 5, int((off_c > 0.05).sum())
+
+
 def test_only_the_back_view_becomes_gaussians_by_default():
     from humansplat.refine import GeneratedViews
 

@@ -168,6 +168,18 @@ def anchor_to_body(z: Tensor, conf: Tensor, body: tuple[Tensor, Tensor] | None,
     return torch.where(cov, near, z), torch.where(cov, conf.clamp(min=0.7), conf)
 
 
+def _full_res_anchor(body: tuple[Tensor, Tensor] | None, band: float | None):
+    """``photo_gaussians``' anchor: the upsampled depth kept within ``band`` of the body at
+    every pixel (the body rasterised at the full resolution: its occlusion edges sharp)."""
+    if body is None or band is None:
+        return None
+
+    def anchor(depth: Tensor, camera: Cameras) -> Tensor:
+        return anchor_to_body(depth, torch.ones_like(depth), body, camera, band)[0]
+
+    return anchor
+
+
 def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
                     cfg: "FaithfulConfig", body=None) -> Gaussians:
     """The generated view ``j`` as Gaussians at the model's depth for it (``g``: the model's
@@ -179,7 +191,8 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
     return photo_gaussians(ev, z, ((conf - 0.3) / 0.4).clamp(0, 1),
                            resolution=min(cfg.view_resolution, ev.size),
                            min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
-                           depth_scale=cfg.depth_scale, labels_lo=labels_lo).gaussians
+                           depth_scale=cfg.depth_scale, labels_lo=labels_lo,
+                           anchor=_full_res_anchor(body, cfg.body_band)).gaussians
 
 
 @dataclass
@@ -259,7 +272,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     trust = ((conf - 0.3) / 0.4).clamp(0, 1)
     pg = photo_gaussians(ev, depth, trust, resolution=res, min_mask=cfg.min_mask,
                          plane_scale=cfg.plane_scale, depth_scale=cfg.depth_scale,
-                         labels_lo=labels_lo)
+                         labels_lo=labels_lo, anchor=_full_res_anchor(body, cfg.body_band))
     t_photo = time.perf_counter() - t0
     parts, from_view, with_views = [], [], []
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()

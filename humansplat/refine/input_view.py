@@ -16,13 +16,14 @@ the person's mask becomes one Gaussian:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cameras import pixel_rays
+from ..cameras import Cameras, pixel_rays
 from ..gaussians import Gaussians
 from .depth import joint_bilateral_upsample
 from .evidence import PhotoEvidence
@@ -68,7 +69,8 @@ def _interior_colours(image: Tensor, mask: Tensor, solid: float) -> Tensor:
 
 def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
                     resolution: int, min_mask: float = 0.02, plane_scale: float = 0.35,
-                    depth_scale: float = 0.6, labels_lo: Tensor | None = None
+                    depth_scale: float = 0.6, labels_lo: Tensor | None = None,
+                    anchor: Callable[[Tensor, Cameras], Tensor] | None = None
                     ) -> PhotoGaussians:
     """Gaussians for the crop's pixels at ``resolution`` (module docs).
 
@@ -76,7 +78,11 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
     conf_lo [h,w] in [0,1]: how much to trust it (the model's opacities);
     min_mask: pixels whose (resampled) mask is below this get no Gaussian;
     plane_scale / depth_scale: std across / along the ray in pixel footprints;
-    labels_lo [h,w] long: part labels on the model's grid (nearest cell), or None."""
+    labels_lo [h,w] long: part labels on the model's grid (nearest cell), or None;
+    anchor: (depth [R,R], the camera at R) -> depth [R,R], applied after upsampling: the
+    upsampled depth is a blend across a coarse cell where it straddles an occlusion (an arm
+    over the torso), and a pixel there floats between the two surfaces, a speck seen from
+    the side; a surface known at the full resolution puts it back on one of them."""
     R = int(resolution)
     if not 8 <= R <= ev.size:
         raise ValueError(f"resolution must be in [8, {ev.size}] (the crop), got {R}")
@@ -85,6 +91,8 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
     cam = ev.camera.resized(R, R)
     guide = torch.cat([image, 2.0 * mask[None]], 0)  # the mask edge counts double
     depth = joint_bilateral_upsample(depth_lo.float(), conf_lo.float(), guide)  # [R,R]
+    if anchor is not None:
+        depth = anchor(depth, cam)
     keep = mask >= min_mask
     rows, cols = keep.nonzero(as_tuple=True)
     origins, dirs = pixel_rays(cam.viewmats, cam.Ks, R, R)  # [1,R,R,3]
