@@ -13,6 +13,8 @@ the original photo into that camera with the pipeline's own crop warp, and score
 - PSNR (dB) and SSIM of the person inside an INDEPENDENT person mask: mediapipe Pose's
   segmentation head (``humansplat.eval.independent_mask``), not the selfie segmenter the
   pipeline cuts the person out with;
+- both: PSNR where both masks call the pixel person (the splat's own error, apart from
+  where the segmenters disagree: there the splat is white, as the pipeline cut it out);
 - IoU: the splat's alpha (> 0.5) vs that mask, inside the photo;
 - masks: IoU of the pipeline's own person mask with the independent one: the IoU a splat
   that follows the pipeline's mask exactly would score. The two segmenters disagree where
@@ -128,17 +130,20 @@ def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 1024
     cam = input_camera_from_meta(rec.meta).native(max_size)
     view = photo_at_input_camera(photo, mask, cam)
     rgb, alpha = render_at_camera(rec.gaussians, cam.viewmat, cam.K, cam.width, cam.height)
-    scores = input_view_scores(rgb, alpha, view)
     # how far the pipeline's own person mask (selfie segmentation) agrees with the
     # independent one: IoU against the independent mask is hard to push past this
     pipe_mask = getattr(rec, "mask", None)
+    pm = None
     if pipe_mask is not None:
         import cv2
 
-        from humansplat.metrics import mask_iou as silhouette_iou
-
         pm = cv2.resize(np.asarray(pipe_mask, np.float32), (cam.width, cam.height),
                         interpolation=cv2.INTER_AREA)
+    scores = input_view_scores(rgb, alpha, view,
+                               own_mask=None if pm is None else torch.from_numpy(pm))
+    if pm is not None:
+        from humansplat.metrics import mask_iou as silhouette_iou
+
         inside = view.inside > 0.5
         scores["mask_agreement"] = silhouette_iou(torch.from_numpy(pm * inside),
                                                   torch.from_numpy(view.mask * inside))
@@ -178,7 +183,7 @@ def _fmt(v, spec: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'case':24s} {'split':8s} {'PSNR dB':>8s} {'SSIM':>6s} {'IoU':>6s} "
+    head = (f"{'case':24s} {'split':8s} {'PSNR dB':>8s} {'both':>6s} {'SSIM':>6s} {'IoU':>6s} "
             f"{'masks':>6s} {'beyond':>7s} {'Gaussians':>9s} {'s':>6s}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -186,13 +191,14 @@ def table(rows: list[dict]) -> str:
             lines.append(f"{r['case']:24s} {r['split']:8s} error: {r['error']}")
             continue
         beyond = "-" if r["beyond_cut_edge"] is None else f"{100 * r['beyond_cut_edge']:.1f}%"
-        lines.append(f"{r['case']:24s} {r['split']:8s} {r['psnr']:8.2f} {r['ssim']:6.3f} "
+        lines.append(f"{r['case']:24s} {r['split']:8s} {r['psnr']:8.2f} "
+                     f"{_fmt(r.get('psnr_both'), '6.2f'):>6s} {r['ssim']:6.3f} "
                      f"{r['iou']:6.3f} {_fmt(r.get('mask_agreement'), '6.3f'):>6s} "
                      f"{beyond:>7s} {r['gaussians']:9d} {r['seconds']:6.1f}")
     ok = [r for r in rows if "error" not in r]
     if ok:
         lines.append(f"{'mean':24s} {'':8s} {np.mean([r['psnr'] for r in ok]):8.2f} "
-                     f"{np.mean([r['ssim'] for r in ok]):6.3f} {np.mean([r['iou'] for r in ok]):6.3f}")
+                     f"{'':6s} {np.mean([r['ssim'] for r in ok]):6.3f} {np.mean([r['iou'] for r in ok]):6.3f}")
         hit = sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in ok)
         lines.append(f"targets PSNR >= {TARGET_PSNR_DB:g} dB and IoU >= {TARGET_IOU:g}: "
                      f"{hit}/{len(ok)} cases")
@@ -212,7 +218,9 @@ def compare_markdown(before: dict, after: dict) -> str:
             return "-" if v is None else format(v * scale, spec) + suffix
         return lambda n: f"{cell(b[n])} → {cell(a[n])}"
 
-    cols = [("PSNR (dB)", pair("psnr", ".1f")), ("SSIM", pair("ssim", ".3f")),
+    cols = [("PSNR (dB)", pair("psnr", ".1f")),
+            ("PSNR where the masks agree", pair("psnr_both", ".1f")),
+            ("SSIM", pair("ssim", ".3f")),
             ("IoU", pair("iou", ".3f")), ("masks agree", pair("mask_agreement", ".3f")),
             ("beyond cut edge", pair("beyond_cut_edge", ".1f", 100, " %")),
             ("Gaussians", pair("gaussians", ",d")), ("seconds", pair("seconds", ".1f"))]

@@ -113,6 +113,22 @@ def test_unprojected_photo_scores_as_a_copy_and_a_shifted_one_does_not():
     assert bad["iou"] < good["iou"] - 0.2 and bad["psnr"] < good["psnr"] - 5, (good, bad)
 
 
+def test_psnr_where_the_masks_agree_separates_the_splat_from_the_segmenters():
+    """A pipeline mask that cut away half the person: the splat of what it kept scores low
+    inside the independent mask (white where the half is missing), but as a copy where the
+    two masks agree."""
+    photo, mask = _photo()
+    cam = _camera()
+    own = mask.copy()
+    own[:, : own.shape[1] // 2] = 0
+    view = photo_at_input_camera(photo, mask, cam)
+    own_view = photo_at_input_camera(photo, own, cam).mask
+    rgb, alpha = render_at_camera(_unprojected_splat(photo, own, cam), cam.viewmat, cam.K, S, S)
+    s = input_view_scores(rgb, alpha, view, own_mask=torch.from_numpy(own_view))
+    assert s["psnr_both"] > 25.0 and s["psnr"] < s["psnr_both"] - 5, s
+    assert "psnr_both" not in input_view_scores(rgb, alpha, view)
+
+
 def test_scores_need_a_mask_and_matching_shapes():
     photo, mask = _photo()
     view = photo_at_input_camera(photo, np.zeros_like(mask), _camera())
@@ -177,6 +193,7 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     row = rp.evaluate_case(rec, photo, mask)
     assert row["mask_agreement"] == pytest.approx(1.0)
     assert row["psnr"] > 25 and row["iou"] > 0.9 and row["cut_edges"] == ["bottom"]
+    assert row["psnr_both"] >= row["psnr"] - 1e-6
     assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(rec.gaussians)
 
 
@@ -189,7 +206,8 @@ def test_table_and_before_after_markdown():
     assert "12.44" in text and "error: no person" in text and "0/1 cases" in text
     md = rp.compare_markdown({"label": "before", "rows": [row, err]},
                              {"label": "after", "rows": [after, err]})
-    assert "| a | dev | 12.4 → 26.0 | 0.560 → 0.560 | 0.778 → 0.930 | - → - | 2.9 % → 0.4 % |" in md
+    assert ("| a | dev | 12.4 → 26.0 | - → - | 0.560 → 0.560 | 0.778 → 0.930 | - → - | "
+            "2.9 % → 0.4 % |") in md
     assert "6,007 → 41,000" in md and "| b |" not in md
 
 

@@ -156,10 +156,15 @@ def render_at_camera(gaussians: Gaussians, viewmat: Tensor, K: Tensor, width: in
     return img[0].clamp(0, 1).float().cpu(), alpha[0, ..., 0].float().cpu()
 
 
-def input_view_scores(render_rgb: Tensor, render_alpha: Tensor, view: PhotoView) -> dict[str, float]:
+def input_view_scores(render_rgb: Tensor, render_alpha: Tensor, view: PhotoView,
+                      own_mask: Tensor | None = None) -> dict[str, float]:
     """PSNR (dB) and SSIM inside the independent mask, and silhouette IoU (see the module
     docstring). render_rgb [S,S,3] (rendered over white), render_alpha [S,S]; ``view``
-    the photo in the same camera. Raises ValueError when the mask is empty."""
+    the photo in the same camera. With ``own_mask`` [S,S] (the pipeline's person mask in
+    that camera) also ``psnr_both``: PSNR where both masks call the pixel person, i.e. how
+    well the splat reproduces what the pipeline kept, apart from where the two segmenters
+    disagree (which ``psnr`` counts: the splat is white where the pipeline cut the person
+    out). Raises ValueError when the mask is empty."""
     photo = torch.from_numpy(view.rgb)
     S = photo.shape[:2]
     if tuple(render_rgb.shape) != (*S, 3) or tuple(render_alpha.shape) != tuple(S):
@@ -173,6 +178,10 @@ def input_view_scores(render_rgb: Tensor, render_alpha: Tensor, view: PhotoView)
     gt = photo.permute(2, 0, 1)[None]
     m = person.float()[None, None]
     out = {"psnr": float(psnr(pred, gt, m)[0])}
+    if own_mask is not None:
+        both = person & (own_mask.float().cpu() > 0.5)
+        if bool(both.any()):
+            out["psnr_both"] = float(psnr(pred, gt, both.float()[None, None])[0])
     # SSIM of the person: both composited on white with the same (independent) mask
     white = torch.ones_like(gt)
     pc, gc = pred * m + white * (1 - m), gt * m + white * (1 - m)
