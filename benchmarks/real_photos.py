@@ -8,7 +8,8 @@ Every case runs ``HumanSplatPipeline.from_pretrained()`` (the bundled checkpoint
 ``--checkpoint``) with default settings and seed 0, then renders the splat at the input
 camera the reconstruction records (``meta["camera"]``: the square crop the pipeline fitted),
 at the photo's own resolution (one pixel per photo pixel of the crop, at most 1024), resamples
-the original photo into that camera with the pipeline's own crop warp, and scores (``humansplat.eval.photo_fidelity``):
+the original photo into that camera with the pipeline's own crop warp, and scores
+(``humansplat.eval.photo_fidelity``):
 
 - PSNR (dB) and SSIM of the person inside an INDEPENDENT person mask: mediapipe Pose's
   segmentation head (``humansplat.eval.independent_mask``), not the selfie segmenter the
@@ -198,7 +199,8 @@ def table(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
     if ok:
         lines.append(f"{'mean':24s} {'':8s} {np.mean([r['psnr'] for r in ok]):8.2f} "
-                     f"{'':6s} {np.mean([r['ssim'] for r in ok]):6.3f} {np.mean([r['iou'] for r in ok]):6.3f}")
+                     f"{'':6s} {np.mean([r['ssim'] for r in ok]):6.3f} "
+                     f"{np.mean([r['iou'] for r in ok]):6.3f}")
         hit = sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in ok)
         lines.append(f"targets PSNR >= {TARGET_PSNR_DB:g} dB and IoU >= {TARGET_IOU:g}: "
                      f"{hit}/{len(ok)} cases")

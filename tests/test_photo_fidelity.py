@@ -163,7 +163,8 @@ def test_beyond_edge_fraction_counts_opacity_past_the_cut_edge():
     assert torch.allclose(uv[0], pix, atol=1e-3)
     op = torch.tensor([0.5, 0.5, 0.5, 1.0, 0.5, 1.0])
     n = len(op)
-    g = Gaussians(means=torch.cat([means, behind]), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
+    g = Gaussians(means=torch.cat([means, behind]),
+                  quats=torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
                   scales=torch.full((n, 3), 0.01), opacities=op, colors=torch.ones(n, 3))
     assert beyond_edge_fraction(g, cam, (W, H), ("bottom",)) == pytest.approx(1.0 / 3.0)
     assert beyond_edge_fraction(g, cam, (W, H), ("left",)) == pytest.approx(0.5 / 3.0)

@@ -100,7 +100,8 @@ def input_camera_from_meta(meta: dict[str, Any]) -> InputCamera:
                            torch.tensor(cam["K"], dtype=torch.float32).reshape(3, 3),
                            w, h, box)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"the reconstruction's meta holds no usable input camera ({err})") from None
+        raise ValueError(f"the reconstruction's meta holds no usable input camera "
+                         f"({err})") from None
 
 
 @dataclass
@@ -242,5 +243,6 @@ def reconstruction_beyond_edges(rec: Any, edges: Sequence[str] = EDGES) -> float
     try:
         W, H = (int(v) for v in rec.meta["input"]["original_size"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"the reconstruction's meta holds no original photo size ({err})") from None
+        raise ValueError(f"the reconstruction's meta holds no original photo size "
+                         f"({err})") from None
     return beyond_edge_fraction(rec.gaussians, cam, (W, H), edges)
