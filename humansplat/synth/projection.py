@@ -37,7 +37,8 @@ Steps (:meth:`ProjectionSynthesizer.texture`, then :meth:`~ProjectionSynthesizer
    else where it shows the mirrored point, else the photo straight in front of it when the
    body part there is the same (front/back, as in step 3), without that part's rare colours
    (``back_lowpass``: a back continues its garment and its stripes, it does not copy a logo
-   or a badge), else the filled vertex colours.
+   or a badge; on the torso, ``back_wrap``, rare means rare at the torso's sides: an open
+   jacket's shirt or a tie stays on the front), else the filled vertex colours.
    The extras are splatted with :func:`humansplat.render.rasterize` and composited by depth.
    A target at the input view gets the input photo itself (composited on the background)
    unless ``replace_input_view=False``.
@@ -219,8 +220,22 @@ _COLOUR_BINS = 8
 _RARE = (0.03, 0.10)
 
 
+def _side_band(labels: Tensor, own: Tensor, band: float) -> Tensor:
+    """[M] bool over the ``own`` pixels: within ``band`` (a fraction of the width) of the
+    left or right end of their part's run of pixels on their row."""
+    S = labels.shape[-1]
+    rows, cols = own.nonzero(as_tuple=True)
+    key = labels[own] * S + rows
+    n = int(key.max()) + 1
+    lo = torch.full((n,), S, dtype=torch.long).scatter_reduce(0, key, cols, "amin")
+    hi = torch.full((n,), -1, dtype=torch.long).scatter_reduce(0, key, cols, "amax")
+    t = (cols - lo[key]).float() / (hi[key] - lo[key]).clamp(min=1).float()
+    return (t <= band) | (t >= 1.0 - band)
+
+
 def part_lowpass(image: Tensor, labels: Tensor, mask: Tensor, sigma: float,
-                 size: int = 128) -> Tensor:
+                 size: int = 128, wrap_parts: tuple[int, ...] = (),
+                 side_band: float = 0.15) -> Tensor:
     """What a back takes from the front of each body part: [3,S,S] from image [3,S,S],
     labels [S,S] (part per pixel, -1 none) and mask [S,S] bool (pixels to use).
 
@@ -229,7 +244,10 @@ def part_lowpass(image: Tensor, labels: Tensor, mask: Tensor, sigma: float,
     continue; a rare one (under 3 %: a badge, a logo, a strap, a print) is replaced by the
     part's common colours around it (their Gaussian blur of std ``sigma`` x the side,
     computed at ``size`` px), so it is neither copied onto the back nor smeared into a blob.
-    Pixels of no part are returned as they are."""
+    For the ``wrap_parts`` (part ids) the frequencies are counted over the part's sides only
+    (within ``side_band`` of its width from either end of its run on each row), so a
+    colour only its middle shows is rare there however large it is. Pixels of no part are
+    returned as they are."""
     S = image.shape[-1]
     img = image.float()
     out = img.clone()
@@ -243,6 +261,14 @@ def part_lowpass(image: Tensor, labels: Tensor, mask: Tensor, sigma: float,
     counts = torch.bincount(key, minlength=len(parts) * B ** 3).float()
     n_part = torch.bincount(pidx, minlength=len(parts)).float()
     freq = counts[key] / n_part[pidx]
+    if wrap_parts:
+        # a garment wraps around the torso: what its sides show continues onto the back,
+        # what only its middle shows (an open jacket's shirt, a tie, a print) does not
+        side = _side_band(labels, own, side_band)
+        c_side = torch.bincount(key[side], minlength=len(parts) * B ** 3).float()
+        n_side = torch.bincount(pidx[side], minlength=len(parts)).float()
+        wrap = torch.isin(parts, torch.tensor(wrap_parts, dtype=parts.dtype)) & (n_side >= 20)
+        freq = torch.where(wrap[pidx], c_side[key] / n_side[pidx].clamp(min=1), freq)
     common = torch.zeros(S, S)
     common[own] = ((freq - _RARE[0]) / (_RARE[1] - _RARE[0])).clamp(0, 1)
 
@@ -432,6 +458,10 @@ class ProjectionConfig:
         logo: replaced by the part's common colours blurred with a Gaussian of this std, a
         fraction of the image side; :func:`part_lowpass`), so garments and their patterns
         continue onto backs and badges do not; 0 copies the photo pixel as it is.
+    back_wrap: parts whose colours count as common only when the part's left and right
+        sides show them (the outer 15 % of its width on each row): a garment wraps around
+        the torso, so what its sides show continues onto the back, what only its middle
+        shows (an open jacket's shirt, a tie, a print) does not. () : the whole part counts.
     seed_strength: weight of a seed against the fill's smoothness (per unit confidence).
     extras: add Gaussians for mask pixels outside the body's silhouette.
     extra_stride: pixel stride of those (None: S/256, >= 1).
@@ -458,6 +488,7 @@ class ProjectionConfig:
     front_back_exclude: tuple[str, ...] = ("head",)
     source_smoothing: int = 2
     back_lowpass: float = 0.03
+    back_wrap: tuple[str, ...] = ("hips", "spine", "spine1", "spine2")
     seed_strength: float = 20.0
     extras: bool = True
     extra_stride: Optional[int] = None
@@ -507,11 +538,12 @@ class ProjectionConfig:
         if not isinstance(self.source_smoothing, int) or self.source_smoothing < 0:
             raise ConfigError(f"ProjectionConfig.source_smoothing must be an int >= 0, "
                               f"got {self.source_smoothing!r}")
-        self.front_back_exclude = tuple(self.front_back_exclude)
-        bad = [p for p in self.front_back_exclude if p not in PART_NAMES]
-        if bad:
-            raise ConfigError(f"ProjectionConfig.front_back_exclude: unknown part(s) {bad}; "
-                              f"parts are humansplat.prior.parts.PART_NAMES")
+        for name in ("front_back_exclude", "back_wrap"):
+            setattr(self, name, tuple(getattr(self, name)))
+            bad = [p for p in getattr(self, name) if p not in PART_NAMES]
+            if bad:
+                raise ConfigError(f"ProjectionConfig.{name}: unknown part(s) {bad}; "
+                                  f"parts are humansplat.prior.parts.PART_NAMES")
 
     @property
     def background_rgb(self) -> tuple[float, float, float]:
@@ -522,6 +554,11 @@ class ProjectionConfig:
         if len(b) != 3:
             raise ConfigError(f"ProjectionConfig.background must be a float or 3 floats, got {b!r}")
         return b
+
+    def back_wrap_ids(self) -> tuple[int, ...]:
+        from ..prior.parts import PART_NAMES
+
+        return tuple(PART_NAMES.index(p) for p in self.back_wrap)
 
     def front_back_parts(self) -> Tensor:
         """[24] bool: the parts that take front/back colours."""
@@ -639,7 +676,8 @@ class ProjectionSynthesizer(ViewSynthesizer):
         cov = raster.coverage
         corner = raster.bary[cov].argmax(-1, keepdim=True)
         pix_labels[cov] = labels[faces[raster.face_ids[cov]].gather(1, corner)[:, 0]]
-        lowpass = (part_lowpass(image, pix_labels, safe, cfg.back_lowpass)
+        lowpass = (part_lowpass(image, pix_labels, safe, cfg.back_lowpass,
+                                wrap_parts=cfg.back_wrap_ids())
                    if cfg.fill == "full" and cfg.front_back_weight > 0 and cfg.back_lowpass > 0
                    else None)
         photo = PhotoView(image, safe, raster, pix_labels, viewmat, K, lowpass)
