@@ -269,6 +269,42 @@ def test_a_badge_on_the_front_is_not_copied_onto_the_back():
         assert float(out.masks[2][~rb.coverage].mean()) < 0.05
 
 
+def test_an_open_jackets_shirt_stays_on_the_front_and_its_stripes_go_round():
+    """A blue jacket open over a white shirt (a vertical band down the middle, 15 % of the
+    torso: common in the part, so the whole-part rule copies it onto the back) with dark
+    horizontal stripes across its whole width. With ``back_wrap`` (the default) the back
+    is the jacket, stripes included; counting the whole part puts the shirt on the back."""
+    V, F, L = spheres([((0.0, 0.0, 0.0), (0.4, 0.6, 0.2), TORSO)])
+    S = 64
+    c0 = cam.orbit_cameras([0.0], width=S, height=S)
+    r = rasterize_mesh(V, F, c0.viewmats[0], c0.Ks[0], S, S)
+    cols = torch.arange(S)[None, :].expand(S, S)
+    rows = torch.arange(S)[:, None].expand(S, S)
+    xs = cols[r.coverage].float()
+    mid = float(xs.mean())
+    shirt = r.coverage & ((cols - mid).abs() < 0.09 * float(xs.max() - xs.min()))
+    stripes = r.coverage & (rows % 8 < 2) & ~shirt
+    share = int(shirt.sum()) / int(r.coverage.sum())
+    assert 0.10 < share < 0.25, share  # common in the part as a whole
+    image = torch.ones(3, S, S)
+    image[:, r.coverage] = BLUE[:, None]
+    image[:, shirt] = 0.95
+    image[:, stripes] = 0.05
+    inp = make_input(V, F, L, S=S, image=image)
+    rb = None
+    for wrap, copied in ((ProjectionConfig().back_wrap, False), ((), True)):
+        out = ProjectionSynthesizer(back_wrap=wrap, mirror_weight=0.0)(inp)
+        back = out.previews[2]
+        if rb is None:
+            rb = rasterize_mesh(V, F, out.cameras.viewmats[2], out.cameras.Ks[2], S, S)
+            inner = torch.nn.functional.max_pool2d((~rb.coverage).float()[None, None], 5, 1,
+                                                   2)[0, 0] == 0
+        white = inner & (back.min(0).values > 0.8)
+        assert bool(white.sum() > 10) == copied, (wrap, int(white.sum()))
+        dark = inner & (back.max(0).values < 0.2)
+        assert int(dark.sum()) > 0.1 * int(inner.sum()), (wrap, int(dark.sum()))
+
+
 def test_mirror_seeds_copy_the_left_right_counterpart():
     # two "arms" at x = +-0.35 seen from the side (azimuth 70): one is seen, one is hidden
     V, F, L = spheres([((0.35, 0.0, 0.0), (0.12, 0.4, 0.12), ARM),
@@ -369,7 +405,7 @@ def test_input_camera_different_from_the_fit_camera():
 
 @pytest.mark.parametrize("kw", [dict(fill="mirror"), dict(renderer="opengl"), dict(min_cos=1.5),
                                 dict(background=2.0), dict(resolution=4), dict(supersample=0),
-                                dict(front_back_exclude=("tail",)),
+                                dict(front_back_exclude=("tail",)), dict(back_wrap=("cape",)),
                                 dict(opacity=0.0)])
 def test_bad_config_is_rejected(kw):
     with pytest.raises(ConfigError):
