@@ -42,6 +42,19 @@ class AppServer(AppProcess):
                        for p in d.iterdir()})
 
 
+def copies_of(data: bytes, *roots: Path) -> list[Path] | None:
+    """Files holding exactly ``data`` under ``roots``; None while a folder vanishes mid-scan
+    (the server's cleanup at work: look again)."""
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return [p for r in roots for p in r.rglob("*")
+                if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == digest]
+    except OSError:
+        return None
+
+
 def save_micro_checkpoint(folder: Path) -> Path:
     """A pipeline checkpoint folder with a randomly initialised micro transformer. Few
     Gaussians (a 128 px input view, 64 px generated views): these servers test sessions and

@@ -16,7 +16,6 @@ issue and checks that it now fails for the attacker and never for the victim:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -29,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import QUEUE_SIZE, ROOT, app_server  # noqa: F401  (fixture)
+from app_server import QUEUE_SIZE, ROOT, app_server, copies_of  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -224,12 +223,7 @@ def _wait_for(cond, timeout_s: float, what: str) -> None:
 
 def _copies_of(photo: Path, *roots: Path) -> list[Path] | None:
     """Files with the photo's bytes under ``roots`` (None while a folder vanishes mid-scan)."""
-    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-    try:
-        return [p for r in roots for p in r.rglob("*")
-                if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == digest]
-    except OSError:
-        return None
+    return copies_of(photo.read_bytes(), *roots)
 
 
 def test_two_sessions_with_the_same_photo_one_closing_mid_queue_both_succeed(app_server,
