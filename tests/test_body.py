@@ -215,6 +215,16 @@ def test_anny_skinning_and_subsets(anny_body):
     assert torch.allclose(sub.keypoints, out.keypoints, atol=1e-6)
     none = b(pose, vertex_ids=torch.zeros(0, dtype=torch.long))
     assert none.vertices.shape == (1, 0, 3) and none.keypoints.shape == (1, 23, 3)
+    # the subset's rest basis is cached for the same ids tensor: asked again, changed in
+    # place, or another tensor, the vertices are still the subset's
+    for _ in range(2):
+        assert torch.equal(b(pose, shape, vertex_ids=ids).vertices, sub.vertices)
+    ids += 1
+    assert torch.allclose(b(pose, shape, vertex_ids=ids).vertices, out.vertices[:, ids],
+                          atol=1e-6)
+    other = torch.arange(5, b.num_vertices, 211)
+    assert torch.allclose(b(pose, shape, vertex_ids=other).vertices, out.vertices[:, other],
+                          atol=1e-6)
     # zero pose: the mesh as modelled
     rest = b()
     assert torch.allclose(rest.vertices, rest.rest_vertices, atol=1e-6)

@@ -490,3 +490,44 @@ def test_cuda_parity_with_gsplat(mode):
             assert err < 1e-2, (backend, name, float(err))
     c_auto, _, meta = _render(scene)
     assert meta["backend"] == "gsplat"
+
+
+# ------------------------------------------------------------------------------------
+# coverage: alpha without sorting
+# ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coverage_is_the_reference_alpha(seed):
+    """The order-independent alpha equals the brute-force renderer's wherever no pixel
+    stopped early; where one stopped (its alpha >= 0.9 then), it is at least as large.
+    Gradients of a loss on the other pixels match."""
+    from humansplat.render.coverage import coverage
+
+    scene = _scene(seed, "rgb", False)
+    for k in ("means", "scales", "opacities"):
+        scene[k] = scene[k].clone().requires_grad_(True)
+    stats = {}
+    _, ref = _reference(scene, stats=stats)
+    a = coverage(*(scene[k] for k in ("means", "quats", "scales", "opacities", "viewmats",
+                                      "Ks", "width", "height")))
+    assert a.shape == ref.shape == (2, H, W, 1) and stats["stopped"] > 0
+    dense = ref.detach() >= 0.9  # the only pixels that can have stopped early
+    assert float((a - ref).abs()[~dense].max()) < 1e-10
+    assert bool((a[dense] >= ref[dense] - 1e-12).all()) and float(a.max()) <= 1.0
+    w = torch.rand(a.shape, generator=torch.Generator().manual_seed(seed), dtype=a.dtype)
+    w = w * ~dense
+    params = [scene[k] for k in ("means", "scales", "opacities")]
+    g_ref = torch.autograd.grad((ref * w).sum(), params)
+    g = torch.autograd.grad((a * w).sum(), params)
+    for x, y in zip(g, g_ref):
+        assert float((x - y).norm() / y.norm()) < 1e-8
+
+
+def test_coverage_of_nothing_visible_is_zero():
+    from humansplat.render.coverage import coverage
+
+    scene = _scene(0, "rgb", False)
+    means = scene["means"].clone()
+    means[:] = torch.tensor([0.0, 0.0, 5.0], dtype=means.dtype)  # behind both cameras
+    a = coverage(means, *(scene[k] for k in ("quats", "scales", "opacities", "viewmats", "Ks",
+                                             "width", "height")))
+    assert a.shape == (2, H, W, 1) and float(a.abs().max()) == 0.0

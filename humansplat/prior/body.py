@@ -1,7 +1,7 @@
 """Parametric body models behind one interface, in the project's world frame.
 
-World (humansplat/cameras.py): metres, +y up, the person faces +z, the person's left is +x. Each model is
-converted to that frame once, here; nothing downstream knows a model's native frame.
+World (humansplat/cameras.py): metres, +y up, the person faces +z, the person's left is +x.
+Each model is converted to that frame once, here; nothing downstream knows a model's native frame.
 
 ``BodyModel.forward(body_pose, shape, global_orient, transl, scale) -> BodyOutput``:
 
@@ -362,6 +362,7 @@ class AnnyBody(BodyModel):
         super().__init__()
         import anny
 
+        self._basis_cache: tuple | None = None  # see _rest_basis
         cache_dir = Path(cache_dir) if cache_dir is not None else anny_cache_dir()
         m = _construct_anny(cache_dir).to(dtype=dtype)
         if m.bone_orientation != "cached" or m.rest_orientation_refiner is not None \
@@ -425,6 +426,24 @@ class AnnyBody(BodyModel):
         if device is not None:
             self.to(device)
 
+    def _rest_basis(self, vertex_ids: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Blendshapes [nb,n,3] and template [n,3] of the vertices ``vertex_ids`` (or all).
+
+        The last subset is kept: the body fit asks for the same vertices at every step, and
+        gathering 136 blendshapes was over a third of a step. The cache is one immutable
+        tuple, swapped whole, and holds the ids tensor itself (compared by identity and
+        version), so concurrent runs can only miss it, never read another's subset."""
+        if vertex_ids is None:
+            return self._blendshapes, self._template
+        hit = self._basis_cache
+        if hit is not None and hit[0] is vertex_ids and hit[1] == vertex_ids._version \
+                and hit[2].device == self._blendshapes.device \
+                and hit[2].dtype == self._blendshapes.dtype:
+            return hit[2], hit[3]
+        blend, tmpl = self._blendshapes[:, vertex_ids], self._template[vertex_ids]
+        self._basis_cache = (vertex_ids, vertex_ids._version, blend, tmpl)
+        return blend, tmpl
+
     def forward(self, body_pose=None, shape=None, global_orient=None, transl=None,
                 scale=None, *, vertex_ids: Tensor | None = None) -> BodyOutput:
         from anny.utils.kinematics import forward_kinematic
@@ -465,8 +484,7 @@ class AnnyBody(BodyModel):
         kp_anny = torch.einsum("bjrc,bkjc->bkr", T_anny[:, :, :3, :], a)
         keypoints = self._apply(G, kp_anny)
 
-        blend = self._blendshapes if vertex_ids is None else self._blendshapes[:, vertex_ids]
-        tmpl = self._template if vertex_ids is None else self._template[vertex_ids]
+        blend, tmpl = self._rest_basis(vertex_ids)
         rest_anny = tmpl[None] + torch.einsum("ba,avd->bvd", coeffs, blend)
         rest = (rest_anny - h0[:, None]) @ C.T
         vertices = self.skin(rest, T, vertex_ids)
