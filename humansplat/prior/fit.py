@@ -53,7 +53,6 @@ __all__ = [
     "SurfacePoints",
     "surface_points",
     "render_body",
-    "body_silhouette",
     "SyntheticView",
     "synthetic_view",
     "procrustes_align",
@@ -237,10 +236,18 @@ def surface_points(model: BodyModel, n: int = 1500, *, seed: int = 0) -> Surface
     return sp
 
 
-def _body_splats(model: BodyModel, out, points: SurfacePoints, cameras: Cameras,
-                 scale: Tensor | float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """means [n,3], quats [n,4], scales [n,3], opacities [n] of the body's splats (see
-    :func:`render_body`)."""
+def render_body(model: BodyModel, out, points: SurfacePoints, cameras: Cameras, *,
+                scale: Tensor | float = 1.0, colors: Tensor | None = None,
+                backgrounds: Tensor | None = None):
+    """Render a posed body (``out``: ``model(..., vertex_ids=points.vertex_ids)``, batch 1)
+    as isotropic Gaussians at ``points`` with our differentiable renderer.
+
+    Each splat sits ``sigma + 0.5 px`` inside the surface along its normal (offset in rest
+    space, then skinned): the renderer's alpha then ends on the mesh's outline instead of a
+    splat radius (and the 2D low-pass) outside it, so silhouettes match masks without bias.
+    Returns (colors [C,H,W,D], alphas [C,H,W,1]); colors default to white."""
+    from ..render import rasterize
+
     dt, dev = model.dtype, model.device
     scale = torch.as_tensor(scale, dtype=dt, device=dev).reshape(())
     with torch.no_grad():  # world size of half a pixel at the body, first camera
@@ -257,40 +264,13 @@ def _body_splats(model: BodyModel, out, points: SurfacePoints, cameras: Cameras,
     quats = torch.zeros(N, 4, dtype=dt, device=dev)
     quats[:, 0] = 1.0
     scales = (points.sigma * scale).expand(N, 3)
-    return means, quats, scales, torch.ones(N, dtype=dt, device=dev)
-
-
-def render_body(model: BodyModel, out, points: SurfacePoints, cameras: Cameras, *,
-                scale: Tensor | float = 1.0, colors: Tensor | None = None,
-                backgrounds: Tensor | None = None):
-    """Render a posed body (``out``: ``model(..., vertex_ids=points.vertex_ids)``, batch 1)
-    as isotropic Gaussians at ``points`` with our differentiable renderer.
-
-    Each splat sits ``sigma + 0.5 px`` inside the surface along its normal (offset in rest
-    space, then skinned): the renderer's alpha then ends on the mesh's outline instead of a
-    splat radius (and the 2D low-pass) outside it, so silhouettes match masks without bias.
-    Returns (colors [C,H,W,D], alphas [C,H,W,1]); colors default to white."""
-    from ..render import rasterize
-
-    means, quats, scales, opacities = _body_splats(model, out, points, cameras, scale)
+    opacities = torch.ones(N, dtype=dt, device=dev)
     if colors is None:
-        colors = torch.ones(means.shape[0], 1, dtype=means.dtype, device=means.device)
+        colors = torch.ones(N, 1, dtype=dt, device=dev)
     rgb, alpha, _ = rasterize(means, quats, scales, opacities, colors, cameras.viewmats,
                               cameras.Ks, cameras.width, cameras.height,
                               backgrounds=backgrounds)
     return rgb, alpha
-
-
-def body_silhouette(model: BodyModel, out, points: SurfacePoints, cameras: Cameras, *,
-                    scale: Tensor | float = 1.0) -> Tensor:
-    """The alpha [C,H,W,1] of :func:`render_body`, through ``render.coverage``: no depth
-    sort, and faster for the fit's small splats. Equal to the rasterizer's alpha but inside
-    the body, where the rasterizer stops early at >= 0.9 and this goes on to ~1."""
-    from ..render.coverage import coverage
-
-    means, quats, scales, opacities = _body_splats(model, out, points, cameras, scale)
-    return coverage(means, quats, scales, opacities, cameras.viewmats, cameras.Ks,
-                    cameras.width, cameras.height)
 
 
 # ----------------------------------------------------------------------------------------
@@ -610,7 +590,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         target_mask = _resize_mask(mask_t.to(dev, dt), res)
 
         def silhouette_loss(out, i: int = 0) -> Tensor:
-            alpha = body_silhouette(model, out[i], pts, sil_cam, scale=torch.exp(log_scale[i]))
+            _, alpha = render_body(model, out[i], pts, sil_cam, scale=torch.exp(log_scale[i]))
             return _soft_iou_loss(alpha[0, ..., 0], target_mask)
 
     with torch.no_grad():
