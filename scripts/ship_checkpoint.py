@@ -2,7 +2,7 @@
 come from `humansplat eval` result files (nothing typed by hand).
 
     python scripts/ship_checkpoint.py --run runs/tiny --eval runs/eval_test/results.json \
-        --eval runs/eval_hard/results.json [--ablations runs/ablations/eval/results.json] \
+        --eval runs/eval_hard/results.json [--ablations runs/ablations/seed1/eval/results.json] \
         -o humansplat/checkpoints/humansplat-tiny
 """
 

@@ -225,6 +225,10 @@ def test_anny_skinning_and_subsets(anny_body):
     other = torch.arange(5, b.num_vertices, 211)
     assert torch.allclose(b(pose, shape, vertex_ids=other).vertices, out.vertices[:, other],
                           atol=1e-6)
+    with torch.inference_mode():  # ids without a version counter are not cached
+        inf_ids = torch.arange(0, b.num_vertices, 97)
+        got = b(pose, shape, vertex_ids=inf_ids).vertices
+    assert torch.equal(got, sub.vertices)
     # zero pose: the mesh as modelled
     rest = b()
     assert torch.allclose(rest.vertices, rest.rest_vertices, atol=1e-6)

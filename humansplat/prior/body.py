@@ -435,6 +435,8 @@ class AnnyBody(BodyModel):
         version), so concurrent runs can only miss it, never read another's subset."""
         if vertex_ids is None:
             return self._blendshapes, self._template
+        if vertex_ids.is_inference():  # no version counter: an in-place change is invisible
+            return self._blendshapes[:, vertex_ids], self._template[vertex_ids]
         hit = self._basis_cache
         if hit is not None and hit[0] is vertex_ids and hit[1] == vertex_ids._version \
                 and hit[2].device == self._blendshapes.device \
