@@ -463,12 +463,6 @@ class ProjectionConfig:
         the torso, so what its sides show continues onto the back, what only its middle
         shows (an open jacket's shirt, a tie, a print) does not. () : the whole part counts.
     seed_strength: weight of a seed against the fill's smoothness (per unit confidence).
-    crown_weight: seed weight of the head's unseen vertices that have no mirror seed (the
-        back of the head in a frontal photo): the colour of what covers the top of the head
-        in the photo, so the back of a head is hair (or a hat, or a bald scalp), not the
-        face's rim; 0 disables.
-    crown_top: the band of the photo that gives that colour: from the top of the person
-        above the head down by this fraction of the way to the chin.
     extras: add Gaussians for mask pixels outside the body's silhouette.
     extra_stride: pixel stride of those (None: S/256, >= 1).
     disc_scale, flatness, opacity: the body's Gaussians (see :func:`body_gaussians`).
@@ -496,8 +490,6 @@ class ProjectionConfig:
     back_lowpass: float = 0.03
     back_wrap: tuple[str, ...] = ("hips", "spine", "spine1", "spine2")
     seed_strength: float = 20.0
-    crown_weight: float = 1.0
-    crown_top: float = 0.25
     extras: bool = True
     extra_stride: Optional[int] = None
     disc_scale: float = 0.35  # 0.6 before the clothed body: its discs rendered puffy
@@ -529,13 +521,10 @@ class ProjectionConfig:
             raise ConfigError(f"ProjectionConfig.min_cos must be in [-1,1), got {self.min_cos}")
         for name in ("depth_tol", "occlusion_jump", "front_back_radius", "front_back_weight",
                      "mirror_weight", "seed_strength", "disc_scale", "flatness",
-                     "back_lowpass", "crown_weight"):
+                     "back_lowpass"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ProjectionConfig.{name} must be >= 0, "
                                   f"got {getattr(self, name)}")
-        if not 0.0 < self.crown_top <= 1.0:
-            raise ConfigError(f"ProjectionConfig.crown_top must be in (0,1], "
-                              f"got {self.crown_top}")
         if not 0.0 < self.opacity <= 1.0:
             raise ConfigError(f"ProjectionConfig.opacity must be in (0,1], got {self.opacity}")
         if self.mask_erode_px is not None and (not isinstance(self.mask_erode_px, int)
@@ -703,8 +692,7 @@ class ProjectionSynthesizer(ViewSynthesizer):
         behind = photo.sample(uv, lowpass=True) if photo.lowpass is not None else None
         colors, seeded, conf, fill_stats = self._fill(
             sampled, visible, conf_vis, photo.to_camera(verts)[:, :2], labels, faces, sym,
-            behind, self._crown_colour(photo, mask[0] >= 0.5, verts, labels, cfg.crown_top)
-            if cfg.fill == "full" and cfg.crown_weight > 0 else None)
+            behind)
         t_fill = time.perf_counter()
 
         # -- beyond the body ---------------------------------------------------------------
@@ -726,19 +714,17 @@ class ProjectionSynthesizer(ViewSynthesizer):
 
     def _fill(self, sampled: Tensor, visible: Tensor, conf_vis: Tensor, cam_xy: Tensor,
               labels: Tensor, faces: Tensor, sym: Optional[Tensor],
-              behind: Optional[Tensor] = None, crown: Optional[np.ndarray] = None):
+              behind: Optional[Tensor] = None):
         """Colours of all vertices [N,3], seeded [N] bool, confidence [N], stats.
         behind [N,3]: the colours front/back seeds take from the seen vertices (default:
-        ``sampled``, low-passed like the mirror seeds); crown [3]: what covers the top of
-        the head (:meth:`_crown_colour`), the seed of the head's unseen vertices that have
-        no other seed: the back of a head is hair, a hat or a scalp, not the face's rim."""
+        ``sampled``, low-passed like the mirror seeds)."""
         cfg = self.config
         N = sampled.shape[0]
         colors = sampled.clone()
         seeded = torch.zeros(N, dtype=torch.bool)
         conf = conf_vis.clone()
         stats: dict[str, Any] = {"fill": cfg.fill, "mirror": sym is not None,
-                                 "front_back_seeds": 0, "mirror_seeds": 0, "crown_seeds": 0}
+                                 "front_back_seeds": 0, "mirror_seeds": 0}
         unseen = ~visible
         if not bool(unseen.any()):
             return colors, seeded, conf, stats
@@ -809,13 +795,6 @@ class ProjectionSynthesizer(ViewSynthesizer):
                 seed_col[tgt] += w[:, None] * src[src_ids]
                 seed_w[tgt] += w
                 stats["mirror_seeds"] = int(ok.sum())
-            if crown is not None and cfg.crown_weight > 0:
-                from ..prior.parts import PART_NAMES
-
-                tgt = (labels.numpy() == PART_NAMES.index("head")) & ~vis_np & (seed_w <= 0)
-                seed_col[tgt] += cfg.crown_weight * crown[None]
-                seed_w[tgt] += cfg.crown_weight
-                stats["crown_seeds"] = int(tgt.sum())
             has = seed_w > 0
             seed_col[has] /= seed_w[has, None]
             seeded = torch.from_numpy(has)
@@ -836,58 +815,6 @@ class ProjectionSynthesizer(ViewSynthesizer):
         x = np.asarray(spsolve(M, rhs)).reshape(len(unknown), 3)
         colors[torch.from_numpy(unknown)] = torch.from_numpy(x).float().clamp(0, 1)
         return colors, seeded, conf, stats
-
-    @staticmethod
-    def _crown_colour(photo: PhotoView, person: Tensor, verts: Tensor, labels: Tensor,
-                      top: float) -> Optional[np.ndarray]:
-        """The colour [3] of what covers the top of the head in the photo (hair, a hat, a
-        bald scalp), or None when the photo does not show it. person [S,S] bool: its mask.
-
-        Measured in the photo, not on the body: hair and hats rise above the fitted skull,
-        and a frontal camera sees the skull's top at a grazing angle. Along the head's axis
-        as the photo shows it (neck centre to head centre, projected), the person's mask
-        within the head's width is cut at its highest point; the band from there down by
-        ``top`` of the way to the chin gives the colour: the commonest colour of its
-        pixels (hair rather than the forehead below it, a cap rather than its badge). Mask above the skull by more than half the head's
-        height is not counted (raised hands)."""
-        from ..prior.parts import PART_NAMES
-
-        head = labels == PART_NAMES.index("head")
-        neck = labels == PART_NAMES.index("neck")
-        if not bool(head.any()) or not bool(neck.any()):
-            return None
-        centres, _ = photo.project(torch.stack([verts[head].mean(0), verts[neck].mean(0)]))
-        c, n = centres[0], centres[1]
-        uv_head, _ = photo.project(verts[head])
-        axis = c - n
-        if float(axis.norm()) < 1e-6:
-            return None
-        axis = axis / axis.norm()
-        axis = torch.stack([axis[0], axis[1]])  # image up along the head: -y when upright
-        side = torch.stack([-axis[1], axis[0]])
-        rel = uv_head - c
-        half_w = 0.5 * float(torch.quantile((rel @ side).abs(), 0.5)) + 0.5
-        t_head = rel @ axis
-        t_chin, t_skull = float(t_head.min()), float(t_head.max())
-        # the person one pixel in from its outline: hair over a skull is only a few pixels
-        # thick in a full-body photo, and the sampling mask's erosion would drop them
-        inner = F.max_pool2d((~person).float()[None, None], 3, 1, 1)[0, 0] == 0
-        ys, xs = inner.nonzero(as_tuple=True)
-        if ys.numel() == 0:
-            return None
-        pix = torch.stack([xs, ys], -1).float() + 0.5 - c
-        t, l = pix @ axis, pix @ side
-        # hair and hats rise less than half a head above the skull; hands above it are not hair
-        near = (l.abs() <= half_w) & (t <= t_skull + 0.5 * (t_skull - t_chin))
-        if not bool(near.any()):
-            return None
-        t_top = float(t[near].max())
-        if t_top <= t_chin:
-            return None
-        band = near & (t >= t_top - top * (t_top - t_chin))
-        rgb = photo.image[:, ys[band], xs[band]]  # [3,M]
-        # the median, per channel: a fringe of forehead or a badge does not tint it
-        return rgb.median(dim=1).values.double().numpy()
 
     def _extras(self, photo: PhotoView, mask: Tensor, faces: Tensor,
                 labels: Tensor) -> Optional[Gaussians]:
