@@ -497,3 +497,47 @@ def test_only_the_back_view_becomes_gaussians_by_default():
     assert from_views(view_min_azimuth=0.0) == [1, 2]
     with pytest.raises(ConfigError, match="view_min_azimuth"):
         FaithfulConfig(view_min_azimuth=200.0)
+
+
+def test_side_views_fill_only_where_the_splat_leaves_the_person_uncovered():
+    from humansplat.refine import GeneratedViews
+    from humansplat.refine.faithful import _uncovered
+    from humansplat.refine.input_view import PhotoGaussians
+
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)  # views at 0, 90 and 180 degrees
+    R = 32
+    gen_cams = orbit_cameras([0.0, 90.0, 180.0], 0.0, RADIUS, width=R, height=R)
+
+    def fills(masks, **kw):
+        gen = GeneratedViews(torch.full((3, 3, R, R), 0.5), masks, gen_cams)
+        cfg = FaithfulConfig(resolution=32, refine_seconds=0, view_resolution=R, **kw)
+        return make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg,
+                             generated=gen).info["view_fill_gaussians"]
+
+    full = torch.ones(3, R, R)
+    assert fills(full) == []  # off by default
+    added = fills(full, view_fill_min_azimuth=45.0)
+    assert [v for v, _ in added] == [1] and 0 < added[0][1] < R * R  # the side only, holes only
+    assert fills(torch.zeros(3, R, R), view_fill_min_azimuth=45.0) == []  # nobody there
+    with pytest.raises(ConfigError, match="view_fill_min_azimuth"):
+        FaithfulConfig(view_fill_min_azimuth=-1.0)
+
+    # the helper: a splat covering the left half of a view flags only the right half
+    cam = gen_cams[1:2]
+    from humansplat.cameras import pixel_rays
+
+    o, d = pixel_rays(cam.viewmats, cam.Ks, R, R)
+    pts = (o + RADIUS * d)[0]  # [R,R,3] one point per pixel
+    rows, cols = torch.meshgrid(torch.arange(R), torch.arange(R), indexing="ij")
+    n = R * R
+    q = torch.zeros(n, 4)
+    q[:, 0] = 1
+    every = Gaussians(means=pts.reshape(-1, 3), quats=q, scales=torch.full((n, 3), 0.01),
+                      opacities=torch.full((n,), 0.99), colors=torch.full((n, 3), 0.5))
+    left = (cols < R // 2).reshape(-1)
+    pv = PhotoGaussians(gaussians=every, pixels=torch.stack([rows, cols], -1).reshape(-1, 2),
+                        depth=torch.full((R, R), RADIUS), resolution=R)
+    hole = _uncovered(pv, every[left], cam, 0.9)
+    assert bool(hole[~left & (cols.reshape(-1) > R // 2 + 1)].all())
+    assert not bool(hole[left & (cols.reshape(-1) < R // 2 - 2)].any())
