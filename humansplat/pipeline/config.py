@@ -70,9 +70,6 @@ class PipelineConfig:
         never shows through the back); 0: the model's alone.
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135, the default: the back alone; 0: every one).
-    view_fill_min_azimuth: the generated views from this many degrees around up to
-        ``view_min_azimuth`` (the sides) add Gaussians only where the splat leaves the person
-        uncovered from there (``refine.FaithfulConfig``); None (the default): off.
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
         lie from the clothed body's surface (``refine.faithful.anchor_to_body``); None: the
         model's depth as it is.
@@ -109,7 +106,6 @@ class PipelineConfig:
     input_resolution: int = 512
     view_resolution: int = 128
     view_min_azimuth: float = 135.0
-    view_fill_min_azimuth: float | None = None
     body_band: float | None = 0.03
     deblur_passes: int = 1
     refine: str = "cuda"
@@ -229,7 +225,6 @@ class PipelineConfig:
         return FaithfulConfig(resolution=self.input_resolution,
                               view_resolution=self.view_resolution,
                               view_min_azimuth=self.view_min_azimuth,
-                              view_fill_min_azimuth=self.view_fill_min_azimuth,
                               body_band=self.body_band,
                               deblur_passes=self.deblur_passes,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,

@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..gaussians import Gaussians
 from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
 from .evidence import PhotoEvidence
-from .input_view import PhotoGaussians, grid_depth, photo_gaussians
+from .input_view import grid_depth, photo_gaussians
 
 __all__ = ["FaithfulConfig", "FaithfulResult", "GeneratedViews", "make_faithful",
            "input_view_ids", "output_view_cameras"]
@@ -61,11 +61,6 @@ class FaithfulConfig:
         splat where the photo's own Gaussians would show through from behind; the sides'
         only added a second, blockier surface (on 6 `test` people: full-body 20.74 ->
         20.96 dB, face 14.45 -> 14.81, side IoU 0.813 -> 0.818 with the back's alone);
-    view_fill_min_azimuth: the generated views from this many degrees around up to
-        ``view_min_azimuth`` (the sides) add Gaussians only where the splat leaves the person
-        they show uncovered (alpha below ``view_fill_alpha`` at that view): the silhouette
-        of a skirt or a coat from the side, without a second surface where the model's is
-        there; None: off;
     deblur_passes: forward renders that correct the photo Gaussians' colours for the
         splat's own blur at the input camera (:mod:`.deblur`; 0 = off);
     refine_seconds: the test-time refinement's time budget (0 = off);
@@ -85,8 +80,6 @@ class FaithfulConfig:
     beyond_edge: str = "cut"
     view_resolution: int = 128
     view_min_azimuth: float = 135.0
-    view_fill_min_azimuth: float | None = None
-    view_fill_alpha: float = 0.9
     deblur_passes: int = 1
     refine_seconds: float = 2.0
     refine_steps: int = 30
@@ -120,12 +113,6 @@ class FaithfulConfig:
         if not 0.0 <= float(self.view_min_azimuth) <= 180.0:
             bad("view_min_azimuth", f"must be in [0, 180] degrees, got "
                 f"{self.view_min_azimuth!r}")
-        if self.view_fill_min_azimuth is not None and \
-                not 0.0 <= float(self.view_fill_min_azimuth) <= 180.0:
-            bad("view_fill_min_azimuth", f"must be None or in [0, 180] degrees, got "
-                f"{self.view_fill_min_azimuth!r}")
-        if not 0.0 < float(self.view_fill_alpha) <= 1.0:
-            bad("view_fill_alpha", f"must be in (0, 1], got {self.view_fill_alpha!r}")
         if self.body_band is not None and not float(self.body_band) >= 0:
             bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
@@ -194,9 +181,9 @@ def _full_res_anchor(body: tuple[Tensor, Tensor] | None, band: float | None):
 
 
 def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
-                    cfg: "FaithfulConfig", body=None) -> PhotoGaussians:
+                    cfg: "FaithfulConfig", body=None) -> Gaussians:
     """The generated view ``j`` as Gaussians at the model's depth for it (``g``: the model's
-    Gaussians of that view, ``grid`` x ``grid``), with their pixels."""
+    Gaussians of that view, ``grid`` x ``grid``)."""
     ev = views.evidence(j)
     z, conf = grid_depth(g.means, g.opacities, ev.camera.viewmats[0], grid)
     z, conf = anchor_to_body(z, conf, body, ev.camera, cfg.body_band)
@@ -205,22 +192,7 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
                            resolution=min(cfg.view_resolution, ev.size),
                            min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
                            depth_scale=cfg.depth_scale, labels_lo=labels_lo,
-                           anchor=_full_res_anchor(body, cfg.body_band))
-
-
-def _uncovered(pv: PhotoGaussians, splat: Gaussians, camera: Cameras, level: float) -> Tensor:
-    """[N] bool: which of a generated view's Gaussians ``pv`` sit on a pixel where ``splat``,
-    rendered at that view's ``camera`` (at the Gaussians' resolution), is below ``level``."""
-    from ..render import rasterize
-
-    R = pv.resolution
-    cam = camera.resized(R, R)
-    if len(splat) == 0:
-        return torch.ones(len(pv.gaussians), dtype=torch.bool)
-    _, alpha, _ = rasterize(splat.means, splat.quats, splat.scales, splat.opacities,
-                            splat.opacities[:, None], cam.viewmats, cam.Ks, R, R)
-    rows, cols = pv.pixels.unbind(-1)
-    return alpha[0, rows, cols, 0] < level
+                           anchor=_full_res_anchor(body, cfg.body_band)).gaussians
 
 
 @dataclass
@@ -302,7 +274,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                          plane_scale=cfg.plane_scale, depth_scale=cfg.depth_scale,
                          labels_lo=labels_lo, anchor=_full_res_anchor(body, cfg.body_band))
     t_photo = time.perf_counter() - t0
-    parts, from_view, with_views, fills = [], [], [], []
+    parts, from_view, with_views = [], [], []
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()
     for v in range(n_views):
         if v in front:
@@ -314,28 +286,10 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         parts.append(gv)
         from_view.append(torch.zeros(len(gv), dtype=torch.bool))
         if match:
-            vg = _view_gaussians(gv, grid, generated, match[0], cfg, body).gaussians
+            vg = _view_gaussians(gv, grid, generated, match[0], cfg, body)
             with_views.append(v)
             parts.append(vg)
             from_view.append(torch.ones(len(vg), dtype=torch.bool))
-        elif generated is not None and cfg.view_resolution > 0 and \
-                cfg.view_fill_min_azimuth is not None and \
-                float(around[v]) >= cfg.view_fill_min_azimuth - 1e-3:
-            fill = input_view_ids(generated.cameras, view_cameras[v:v + 1])
-            if fill:
-                fills.append((v, gv, fill[0]))
-    filled_from = []
-    if fills:
-        # the splat so far (before carving) seen from each side view: the view's Gaussians
-        # go only where it leaves the person uncovered
-        sofar = Gaussians.cat(parts + [pg.gaussians])
-        for v, gv, j in fills:
-            pv = _view_gaussians(gv, grid, generated, j, cfg, body)
-            hole = _uncovered(pv, sofar, generated.cameras[j:j + 1], cfg.view_fill_alpha)
-            if bool(hole.any()):
-                parts.append(pv.gaussians[hole])
-                from_view.append(torch.ones(int(hole.sum()), dtype=torch.bool))
-                filled_from.append((v, int(hole.sum())))
     others = Gaussians.cat(parts) if parts else g[:0]
     from_view = torch.cat(from_view) if from_view else torch.zeros(0, dtype=torch.bool)
     t_views = time.perf_counter() - t0 - t_photo
@@ -369,7 +323,6 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
                             "photo_gaussians": len(photo), "model_views_replaced": front,
                             "model_views_from_generated": with_views,
-                            "view_fill_gaussians": filled_from,
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
                             "view_gaussians_pushed_back": n_pushed,
