@@ -49,7 +49,8 @@ from ..cameras import Cameras, view_azimuths
 from ..metrics import mask_iou
 from .metrics import MetricResult, MetricSet
 
-__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table"]
+__all__ = ["EvalConfig", "evaluate", "body_fit_from_sample", "format_table",
+           "format_azimuth_table"]
 
 LEVELS = ("full_body", "upper_body", "face")
 BASELINES = ("prior-mesh", "prior-gaussians")
@@ -225,6 +226,23 @@ def format_table(summary: dict, perceptual_key: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def format_azimuth_table(by_azimuth: dict, perceptual_key: str) -> str:
+    """Markdown: full-body PSNR / perceptual per method and azimuth bin (degrees from the
+    input view, either way), so a gain or a loss can be placed on the front, sides or back."""
+    bins = sorted({int(b) for lv in by_azimuth.values() for b in lv})
+    head = ("| method | " + " | ".join(f"{b}°" for b in bins) + " |\n|---|"
+            + "---|" * len(bins) + "\n")
+    rows = []
+    for name, lv in by_azimuth.items():
+        cells = []
+        for b in bins:
+            v = lv.get(str(b))
+            cells.append("-" if v is None else
+                         f"{v['psnr']:.2f} / {v.get(perceptual_key, float('nan')):.3f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
 def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | None = None
              ) -> dict:
     """Run the protocol; returns the summary dict also written to ``results.json``."""
@@ -255,6 +273,7 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
 
     per_subject = []
     acc: dict[str, dict[str, list[dict]]] = {m: {lv: [] for lv in LEVELS} for m in methods}
+    by_az: dict[str, dict[str, list[dict]]] = {m: {} for m in methods}  # full body only
     seconds: dict[str, float] = {m: 0.0 for m in methods}
     for i in range(n):
         s = data[i]
@@ -266,6 +285,8 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
         # full-body views seen from a side (45-135 degrees from the input view, either way)
         az = view_azimuths(s["viewmats"][0], s["target_viewmats"]).abs()
         side = (levels == 0) & (az >= 45.0) & (az <= 135.0)
+        # nearest 45 degrees, halves up (22.5 -> 45): 0 front, 90 sides, 180 back
+        az_bin = torch.floor(az / 45.0 + 0.5 + 1e-6).long() * 45
         renders, alphas = {}, {}
         ss = int(cfg.supersample)
         rcams = cams.resized(R * ss, R * ss) if ss > 1 else cams
@@ -301,6 +322,8 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
                 r["mask_iou"] = mask_iou(alphas[m][j], gt_mask[j])
                 if bool(side[j]):
                     r["mask_iou_side"] = r["mask_iou"]
+                if int(levels[j]) == 0:
+                    by_az[m].setdefault(str(int(az_bin[j])), []).append(r)
             row["methods"][m] = {}
             for li, lv in enumerate(LEVELS):
                 sel = [j for j in range(len(levels)) if int(levels[j]) == li]
@@ -324,6 +347,9 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
     summary = {m: {lv: MetricResult.from_rows(rows).mean for lv, rows in acc[m].items()
                    if rows}
                for m in methods}
+    by_azimuth = {m: {b: MetricResult.from_rows(rows).mean
+                      for b, rows in sorted(by_az[m].items(), key=lambda kv: int(kv[0]))}
+                  for m in methods}
     result = {
         "split": cfg.split, "root": cfg.root, "subjects": n, "perceptual": pkey,
         "methods": methods, "checkpoints": cfg.checkpoints, "supersample": cfg.supersample,
@@ -331,11 +357,14 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
                               if cfg.faithful},
         "grid_rows": ["ground truth"] + methods,
         "summary": summary,
+        "by_azimuth": by_azimuth,
         "seconds_per_subject": {m: seconds[m] / n for m in methods},
         "per_subject": per_subject,
     }
     (out_dir / "results.json").write_text(json.dumps(result, indent=2))
     (out_dir / "results.md").write_text(
         f"Split `{cfg.split}` ({n} subjects), novel views around each subject; "
-        f"rows of the grids: {', '.join(result['grid_rows'])}.\n\n" + format_table(summary, pkey))
+        f"rows of the grids: {', '.join(result['grid_rows'])}.\n\n" + format_table(summary, pkey)
+        + "\nFull-body PSNR (dB) / perceptual by azimuth from the input view:\n\n"
+        + format_azimuth_table(by_azimuth, pkey))
     return result
