@@ -36,7 +36,8 @@ from torch import Tensor
 from ..cameras import Cameras, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
-from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
+from .coverage import (BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind,
+                       squeeze_behind)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -316,7 +317,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         kf = Gaussians.cat(kept_front)
         keep = torch.cat([keep, carve_by_mask(kf, ev, grow_px=cfg.grow_px,
                                               beyond_edge=cfg.beyond_edge)])
-        kf, _ = push_behind(kf, ev, pg.depth, margin=-float(cfg.input_view_behind))
+        kf, _ = squeeze_behind(kf, ev, pg.depth, behind=float(cfg.input_view_behind))
         others = Gaussians.cat([others, kf])
         from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
     n_pushed = 0
