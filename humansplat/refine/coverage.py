@@ -24,13 +24,12 @@ from torch import Tensor
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame", "push_behind",
-           "squeeze_behind"]
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame", "push_behind"]
 
 BEYOND_EDGE = ("cut", "complete")
 
 
-def _in_front_of(g: Gaussians, ev: PhotoEvidence, surface: Tensor, margin: float | Tensor,
+def _in_front_of(g: Gaussians, ev: PhotoEvidence, surface: Tensor, margin: float,
                  threshold: float) -> tuple[Tensor, Tensor, Tensor]:
     """Where each Gaussian sits against what the photo shows: ([N] bool in front of
     ``surface`` [R,R] - ``margin`` on a person pixel (mask >= threshold), camera z [N],
@@ -80,8 +79,8 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
     return keep
 
 
-def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *,
-                margin: float | Tensor, threshold: float = 0.5) -> tuple[Gaussians, Tensor]:
+def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: float,
+                threshold: float = 0.5) -> tuple[Gaussians, Tensor]:
     """``g`` with every Gaussian that lies where the person is and less than ``-margin``
     behind the photo's ``surface`` [R,R] (camera z) moved back along its ray to exactly
     ``surface - margin``, and [N] bool which moved.
@@ -90,7 +89,7 @@ def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *,
     (a thin model depth); dropping it (``carve_by_mask``) left holes in the back through
     which the photo's own Gaussians showed from behind. Moving it keeps the back closed, at
     a thickness of at least ``-margin``, and its projection at the input camera unchanged
-    (it stays hidden behind what the photo shows). margin: metres, or one per Gaussian [N]."""
+    (it stays hidden behind what the photo shows)."""
     move, z, goal = _in_front_of(g, ev, surface, margin, threshold)
     if not bool(move.any()):
         return g, move
@@ -100,63 +99,6 @@ def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *,
     f = (goal[move] / z[move])[:, None]
     means[move] = centre + (means[move] - centre) * f
     return replace(g, means=means.to(g.means.device, g.means.dtype)), move
-
-
-def squeeze_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, behind: float,
-                   n_sigma: float = 3.0, threshold: float = 0.5) -> tuple[Gaussians, Tensor]:
-    """``g`` with every Gaussian where the person is made to lie wholly (``n_sigma`` along
-    the input camera's ray) at least ``behind`` metres behind the photo's ``surface`` [R,R]
-    (camera z), and [N] bool which changed.
-
-    Its far end stays where it was (so seen from the side it keeps its depth extent as far
-    as it can); its near end moves to the limit: the centre moves back and the Gaussian is
-    compressed along the ray, to a thin disc at the limit when it lay wholly in front of it.
-    Moving the centre alone by its extent (up to tens of centimetres for the model's
-    depth-stretched Gaussians) thinned the side silhouettes; moving it 2 cm let the
-    stretched ones poke through the photo's sheet."""
-    from ..geometry import quat_to_rotmat, rotmat_to_quat
-
-    S = ev.size
-    uv, z = ev.project(g.means)
-    vm = ev.camera.viewmats[0].float()
-    centre = -vm[:3, :3].T @ vm[:3, 3]
-    means = g.means.detach().float().cpu()
-    off = means - centre
-    t = off.norm(dim=-1).clamp(min=1e-9)  # distance along the ray
-    d = off / t[:, None]
-    cos = (d @ vm[2, :3]).clamp(min=1e-6)  # camera z per metre along the ray
-    R = quat_to_rotmat(g.quats.detach().float().cpu())
-    sc = g.scales.detach().float().cpu()
-    cov = R @ torch.diag_embed(sc ** 2) @ R.transpose(1, 2)
-    sig = (d[:, None, :] @ cov @ d[:, :, None])[:, 0, 0].clamp(min=1e-12).sqrt()
-    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-    inside = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
-    Rs = surface.shape[-1]
-    su = (uv[:, 0] * Rs / S).floor().long().clamp(0, Rs - 1)
-    sv = (uv[:, 1] * Rs / S).floor().long().clamp(0, Rs - 1)
-    person = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
-    limit = (surface[sv, su].float() + behind) / cos  # along the ray
-    near, far = t - n_sigma * sig, t + n_sigma * sig
-    move = inside & person & (near < limit)
-    if not bool(move.any()):
-        return g, move
-    far_m = torch.maximum(far[move], limit[move] + 1e-3)
-    t_new = 0.5 * (limit[move] + far_m)
-    k = ((far_m - limit[move]) / (2 * n_sigma * sig[move])).clamp(max=1.0)
-    dm = d[move]
-    A = torch.eye(3) + (k - 1)[:, None, None] * dm[:, :, None] * dm[:, None, :]
-    cov_m = A @ cov[move] @ A.transpose(1, 2)
-    evals, evecs = torch.linalg.eigh(cov_m.double())
-    evecs = evecs.float()
-    flip = torch.linalg.det(evecs) < 0
-    evecs[flip, :, 0] = -evecs[flip, :, 0]  # a proper rotation
-    new_means, quats, scales = means.clone(), g.quats.detach().float().cpu().clone(), sc.clone()
-    new_means[move] = centre + dm * t_new[:, None]
-    quats[move] = rotmat_to_quat(evecs)
-    scales[move] = evals.float().clamp(min=1e-14).sqrt()
-    dev, dt = g.means.device, g.means.dtype
-    return replace(g, means=new_means.to(dev, dt), quats=quats.to(dev, dt),
-                   scales=scales.to(dev, dt)), move
 
 
 def opacity_beyond_frame(g: Gaussians, ev: PhotoEvidence) -> float:

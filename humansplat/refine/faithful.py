@@ -7,11 +7,8 @@
                                                                     ├─► test-time refinement
                                               photo Gaussians ──────┘   (time budget)
 
-The photo Gaussians carry the input view at up to the crop's resolution. The model's own
-low-resolution Gaussians of that view stay, moved just behind the photo's surface: the model
-shaped them to look right from the sides as well, and its side views lean on them, while the
-photo's discs are thin sheets there (seed 7, 16 + 8 people: dropping them cost 0.1-0.4 dB
-at 90 degrees, and the side silhouettes shrank). The other views keep theirs, and when the view
+The model's low-resolution input-view Gaussians are replaced (the photo Gaussians carry the
+same view at up to the crop's resolution). The other views keep theirs, and when the view
 synthesizer's views and masks are given (``generated``) each such view also becomes
 Gaussians the same way: one per pixel at ``view_resolution``, coloured from that view,
 opaque where its mask covers the person, at the model's depth for that view. The model
@@ -36,8 +33,7 @@ from torch import Tensor
 from ..cameras import Cameras, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
-from .coverage import (BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind,
-                       squeeze_behind)
+from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -52,8 +48,10 @@ class FaithfulConfig:
     min_mask: mask level below which a pixel gets no Gaussian;
     plane_scale / depth_scale: their std across / along the ray, in pixel footprints;
     grow_px: pixels the photo's mask is grown by before carving the other views (negative:
-        shrunk; at -1 the model's wide Gaussians no longer darken the photo's soft rim,
-        which the colour correction then brightened into light streaks seen from the side);
+        shrunk). At -1 the model's wide Gaussians no longer darken the photo's soft rim at
+        the input camera, which the colour correction (:mod:`.deblur`) then brightened:
+        light streaks down limbs seen from the side (seed 7, 16 + 8 people: +0.24 / +0.26
+        dB, perceptual -0.005 / -0.011 against 4 px);
     carve_margin: the other views' Gaussians closer to the camera than the photo's surface
         + this (metres; negative: behind it) are carved: they would cover what the photo
         shows (-0.02: they must lie 2 cm behind it; measured +0.5 dB at the input view vs
@@ -74,10 +72,7 @@ class FaithfulConfig:
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
         regulariser; reg_size: their render size;
     body_band: metres the model's depth may lie from the clothed body's surface where the
-        body is given (:func:`anchor_to_body`); None: the model's depth as it is;
-    keep_input_view: keep the model's own input-view Gaussians (module docs), moved at
-        least ``input_view_behind`` metres behind the photo's surface and carved by its
-        mask like the other views; False: the photo Gaussians replace them.
+        body is given (:func:`anchor_to_body`); None: the model's depth as it is.
     """
 
     resolution: int = 512
@@ -97,8 +92,6 @@ class FaithfulConfig:
     reg_weight: float = 0.5
     reg_size: int = 128
     body_band: float | None = 0.03
-    keep_input_view: bool = True
-    input_view_behind: float = 0.02
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -124,8 +117,6 @@ class FaithfulConfig:
         if not 0.0 <= float(self.view_min_azimuth) <= 180.0:
             bad("view_min_azimuth", f"must be in [0, 180] degrees, got "
                 f"{self.view_min_azimuth!r}")
-        if not float(self.input_view_behind) >= 0:
-            bad("input_view_behind", f"must be >= 0 metres, got {self.input_view_behind!r}")
         if self.body_band is not None and not float(self.body_band) >= 0:
             bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
@@ -289,11 +280,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_photo = time.perf_counter() - t0
     parts, from_view, with_views = [], [], []
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()
-    kept_front = []  # the model's own input-view Gaussians, when kept
     for v in range(n_views):
         if v in front:
-            if cfg.keep_input_view:
-                kept_front.append(g[v * per:(v + 1) * per])
             continue
         gv = g[v * per:(v + 1) * per]
         match = input_view_ids(generated.cameras, view_cameras[v:v + 1]) \
@@ -311,15 +299,6 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_views = time.perf_counter() - t0 - t_photo
     keep = carve_by_mask(others, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge,
                          surface=pg.depth, margin=cfg.carve_margin)
-    if kept_front:
-        # behind what the photo shows, so only the sides see them (at the input camera
-        # they would blur it)
-        kf = Gaussians.cat(kept_front)
-        keep = torch.cat([keep, carve_by_mask(kf, ev, grow_px=cfg.grow_px,
-                                              beyond_edge=cfg.beyond_edge)])
-        kf, _ = squeeze_behind(kf, ev, pg.depth, behind=float(cfg.input_view_behind))
-        others = Gaussians.cat([others, kf])
-        from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
     n_pushed = 0
     if bool(from_view.any()):
         # the generated views' wider discs: 3 sigma inside the photo's own silhouette and
@@ -346,8 +325,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     others = others[keep]
     photo = pg.gaussians
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
-                            "photo_gaussians": len(photo), "model_input_views": front,
-                            "model_input_view_kept": bool(kept_front),
+                            "photo_gaussians": len(photo), "model_views_replaced": front,
                             "model_views_from_generated": with_views,
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
