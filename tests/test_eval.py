@@ -59,7 +59,14 @@ def test_eval_writes_table_json_and_grids(tiny_split, tmp_path, capsys):
     assert res["summary"]["micro+faithful"]["full_body"]["mask_iou"] > \
         res["summary"]["micro"]["full_body"]["mask_iou"] + 0.03  # 0.43 vs 0.39
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 5  # header + 4 methods
+    assert table.count("\n| ") == 10  # header + 4 methods, twice (all; by azimuth)
+    # the azimuth bins split the full-body views: their view-weighted mean is the summary's
+    for m in res["methods"]:
+        bins = res["by_azimuth"][m]
+        assert set(bins) <= {"0", "45", "90", "135", "180"} and "0" in bins
+        n = sum(b["views"] for b in bins.values())
+        mean = sum(b["psnr"] * b["views"] for b in bins.values()) / n
+        assert mean == pytest.approx(res["summary"][m]["full_body"]["psnr"], abs=1e-6)
     assert len(list((out / "grids").glob("*.png"))) == 2
     assert "prior-mesh" in capsys.readouterr().out
 

@@ -347,7 +347,7 @@ def evaluate(cfg: EvalConfig, *, progress: Callable[[int, int, str], None] | Non
     summary = {m: {lv: MetricResult.from_rows(rows).mean for lv, rows in acc[m].items()
                    if rows}
                for m in methods}
-    by_azimuth = {m: {b: MetricResult.from_rows(rows).mean
+    by_azimuth = {m: {b: {**MetricResult.from_rows(rows).mean, "views": len(rows)}
                       for b, rows in sorted(by_az[m].items(), key=lambda kv: int(kv[0]))}
                   for m in methods}
     result = {
