@@ -1,8 +1,8 @@
 """Carving by the photo's mask: what the photo shows as background is not the person.
 
 The input camera sees the person's whole silhouette, so a Gaussian of the other views whose
-centre projects onto the photo's background (outside the person mask, grown by a few pixels
-for the mask's own error) cannot belong to the person: it is a floater, or the naked body's
+centre projects onto the photo's background (outside the person mask, grown or shrunk by a
+few pixels: ``FaithfulConfig.grow_px``) cannot belong to the person: it is a floater, or the naked body's
 guess where the photo shows something thinner. It is dropped: a visual-hull test with the
 one silhouette that is real.
 
