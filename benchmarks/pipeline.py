@@ -2,6 +2,7 @@
 
     python benchmarks/pipeline.py [--checkpoint SRC] [--photo PATH] [--video-size 256]
                                   [--repeats 3] [--threads N] [--device cpu|cuda] [--out PATH]
+                                  [--set FIELD=VALUE ...]
 
 Checkpoint: SRC, else the bundled ``humansplat/checkpoints/humansplat-tiny`` when present, else an
 untrained ``tiny`` transformer with random weights (the same shapes and compute as the
@@ -9,12 +10,15 @@ trained one, so the same time; the table says which ran). The pipeline is loaded
 (timed as ``load_pipeline``); the first run includes one-time start-up costs (mediapipe's
 models, first-call allocations) and is reported apart; the table shows the median of the
 warm runs per stage. ``total`` = the photo in, every file written (turntable at
-``--video-size`` px, 60 frames). Target on 2 CPU cores: under 15 s.
+``--video-size`` px, 60 frames). Target on 2 CPU cores: under 15 s. ``--set`` changes a
+``PipelineConfig`` field (JSON value, e.g. ``--set input_resolution=768``); the JSON
+records the changes and the bytes of the files written.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -63,6 +67,7 @@ def one_run(pipe, photo: Path, video_size: int, out_dir: Path) -> dict[str, floa
     t = {k: v for k, v in rec.timings.items() if k != "total"}
     t["total"] = total
     t["_num_gaussians"] = len(rec.gaussians)
+    t["_bytes"] = {f.name: f.stat().st_size for f in sorted(out_dir.rglob("*")) if f.is_file()}
     return t
 
 
@@ -77,6 +82,8 @@ def main(argv=None) -> int:
                          "runtime.fix_threads: $HUMANSPLAT_THREADS, else 1)")
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a PipelineConfig field for this run (JSON value); repeatable")
     args = ap.parse_args(argv)
     from humansplat.runtime import fix_threads
 
@@ -86,6 +93,9 @@ def main(argv=None) -> int:
     size = Image.open(args.photo).size
     t = time.perf_counter()
     pipe, which = load_pipeline(args)
+    changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if changes:
+        pipe.config = pipe.config.replace(**changes)
     load_s = time.perf_counter() - t
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +110,11 @@ def main(argv=None) -> int:
                          "median_s": statistics.median(vals), "min_s": min(vals),
                          "max_s": max(vals)})
     print(f"pipeline: {pipe!r}\ncheckpoint: {which}\nphoto: {args.photo} {size[0]}x{size[1]}, "
-          f"turntable {args.video_size} px x 60 frames, {runs[0]['_num_gaussians']} Gaussians")
+          f"turntable {args.video_size} px x 60 frames, {runs[0]['_num_gaussians']} Gaussians"
+          + (f", settings {changes}" if changes else ""))
+    ply = runs[0]["_bytes"].get("gaussians.ply")
+    if ply is not None:
+        print(f"gaussians.ply: {ply / 2**20:.1f} MiB")
     print(f"load_pipeline: {load_s:.2f} s (once)")
     print(f"{'stage':<18}{'cold s':>9}{'median s':>10}{'min s':>8}{'max s':>8}")
     for r in rows:
@@ -109,7 +123,8 @@ def main(argv=None) -> int:
               f"{r['max_s']:>8.3f}")
     result = {"benchmark": "pipeline", "photo": args.photo, "photo_size": list(size),
               "video_size": args.video_size, "checkpoint": which,
-              "num_gaussians": runs[0]["_num_gaussians"], "load_pipeline_s": load_s,
+              "settings_changed": changes, "num_gaussians": runs[0]["_num_gaussians"],
+              "files_bytes": runs[0]["_bytes"], "load_pipeline_s": load_s,
               "repeats": len(runs), "rows": rows, "runs": runs,
               "machine": machine_info(str(pipe.device), dtype=str(pipe.dtype))}
     write_result(result, args.out)

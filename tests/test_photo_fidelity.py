@@ -266,6 +266,32 @@ def test_readme_figure_of_a_micro_reconstruction(tmp_path):
     assert n == (tmp_path / "fig.png").stat().st_size < 150 * 1024
 
 
+def test_zoom_figure_crops_photo_and_rerenders_at_the_photos_resolution(tmp_path):
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    _spec = importlib.util.spec_from_file_location("zoom_figure", scripts / "zoom_figure.py")
+    zf = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(zf)
+    from PIL import Image
+
+    photo, mask = _photo()
+    cam = _camera()
+    g = _unprojected_splat(photo, mask, cam)
+    rec = tmp_path / "micro"
+    rec.mkdir()
+    save_ply(g, rec / "gaussians.ply", y_down=True)
+    (rec / "meta.json").write_text(json.dumps(_micro_rec(g, cam).meta))
+    Image.fromarray(photo).save(rec / "photo.png")
+    img = zf.zoom_panels([rec, rec], ["a", "b"], (0.25, 0.25, 0.75, 0.75), scale=2)
+    side = 50 * 2  # half of the 100 px native crop, enlarged 2x
+    assert img.dtype == np.uint8 and img.shape == (side + zf.LABEL_PX + 4, 3 * side + 8, 3)
+    p1 = img[2:2 + side, 2:2 + side].astype(float)
+    for k in (1, 2):  # both re-renders show the photo's person where the photo does
+        pk = img[2:2 + side, 2 + k * (side + 2):2 + k * (side + 2) + side].astype(float)
+        view = photo_at_input_camera(photo, mask, cam.native())
+        person = np.kron(view.mask[25:75, 25:75], np.ones((2, 2))) > 0.8
+        assert person.any() and np.abs(p1 - pk)[person].mean() < 20
+
+
 def test_native_camera_is_the_same_view_at_the_photos_resolution():
     cam = _camera()
     nat = cam.native()

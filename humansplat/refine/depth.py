@@ -1,7 +1,7 @@
 """Edge-aware upsampling of a coarse depth map to the photo's resolution.
 
 The reconstruction model predicts one depth per cell of its Gaussian grid (64 x 64 for the
-bundled ``tiny``); the photo's crop is 512 px. Bilinear upsampling would smear a person's
+bundled ``tiny``); the photo's crop is up to 768 px. Bilinear upsampling would smear a person's
 depth into the background across every silhouette and blend an arm into the torso behind
 it. Joint bilateral upsampling (Kopf et al., SIGGRAPH 2007) weights each coarse sample by
 

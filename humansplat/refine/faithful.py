@@ -44,7 +44,7 @@ __all__ = ["FaithfulConfig", "FaithfulResult", "GeneratedViews", "make_faithful"
 @dataclass(frozen=True)
 class FaithfulConfig:
     """resolution: input-view Gaussians per side (capped at the crop's size): the density
-        setting (512 gives ~60-90k Gaussians for a full-body photo);
+        setting (768: ~150-260k Gaussians for a photo that large);
     min_mask: mask level below which a pixel gets no Gaussian;
     plane_scale / depth_scale: their std across / along the ray, in pixel footprints;
     grow_px: pixels the photo's mask is grown by before carving the other views (negative:
@@ -75,7 +75,7 @@ class FaithfulConfig:
         body is given (:func:`anchor_to_body`); None: the model's depth as it is.
     """
 
-    resolution: int = 512
+    resolution: int = 768
     min_mask: float = 0.02
     plane_scale: float = 0.35
     depth_scale: float = 0.6
