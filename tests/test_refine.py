@@ -181,13 +181,52 @@ def test_make_faithful_replaces_the_input_view_and_keeps_the_others():
     ev = _toy_evidence()
     g, cams = _model_like(ev)
     res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
-                        config=FaithfulConfig(resolution=64, refine_seconds=0))
+                        config=FaithfulConfig(resolution=64, refine_seconds=0,
+                                              keep_input_view=False))
     n_photo = res.info["photo_gaussians"]
     assert n_photo == int((torch.nn.functional.interpolate(
         ev.mask[None, None], size=(64, 64), mode="bilinear", antialias=True)[0, 0]
         >= 0.02).sum())
     assert len(res.gaussians) == n_photo + 2 * 256 - res.info["gaussians_carved"]
     assert input_view_ids(cams, ev.camera) == [0]
+    assert res.info["model_input_view_kept"] == 0
+
+
+def test_make_faithful_keeps_the_models_input_view_where_it_cannot_show_through():
+    """By default the model's own input-view Gaussians stay (its side views lean on them),
+    but only those 3 sigmas inside the photo's solid mask and at least
+    ``input_view_behind`` behind its surface: the input camera sees the same picture."""
+    from dataclasses import replace
+
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    kept = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
+    gone = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
+                         config=replace(cfg, keep_input_view=False))
+    n = kept.info["model_input_view_kept"]
+    assert 0 < n < 256 and len(kept.gaussians) - len(gone.gaussians) == n
+    front = kept.gaussians[-n:]  # they come last
+    uv, z = ev.project(front.means)
+    sigma_px = front.scales.max(-1).values * ev.camera.Ks[0, 0, 0] / z
+    solid = ev.mask >= 0.9
+    yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    for (u, v), r in zip(uv.floor().long().tolist(), (3 * sigma_px).tolist()):
+        disc = (xx - u) ** 2 + (yy - v) ** 2 <= r * r
+        assert bool(solid[disc].all())
+    photo = kept.gaussians[:kept.info["photo_gaussians"]]
+    uv_p, z_p = ev.project(photo.means)
+    R = 64  # the photo Gaussians' grid: one per pixel, on its centre
+    surface = torch.full((R, R), float("nan"))
+    cell_p = (uv_p * R / S).floor().long().clamp(0, R - 1)
+    surface[cell_p[:, 1], cell_p[:, 0]] = z_p
+    cell = (uv * R / S).floor().long().clamp(0, R - 1)
+    under = surface[cell[:, 1], cell[:, 0]]
+    assert bool(torch.isfinite(under).all())  # wholly inside: the photo is there
+    assert bool((z >= under + cfg.input_view_behind - 1e-4).all())
+    a, _ = _render(kept.gaussians, ev.camera, 64)
+    b, _ = _render(gone.gaussians, ev.camera, 64)
+    assert float((a - b).abs().mean()) < 0.01
 
 
 # -- test-time refinement ----------------------------------------------------------------

@@ -7,8 +7,13 @@
                                                                     ├─► test-time refinement
                                               photo Gaussians ──────┘   (time budget)
 
-The model's low-resolution input-view Gaussians are replaced (the photo Gaussians carry the
-same view at up to the crop's resolution). The other views keep theirs, and when the view
+The photo Gaussians carry the input view at up to the crop's resolution. The model's own
+low-resolution Gaussians of that view stay where they cannot show through the photo's: at
+least 3 of their sigmas inside its solid mask and 2 cm behind the deepest surface it shows
+under them (the rasterizer sorts by centre depth: behind the centre's pixel alone, a wide
+Gaussian covered a surface sloping away beside it, astronaut -2.8 dB). The model shaped
+them for its side views too (seed 7, 16 + 8 people: +0.03 / +0.08 dB, side IoU +0.002 /
++0.006; the real photos within 0.01 dB). The other views keep theirs, and when the view
 synthesizer's views and masks are given (``generated``) each such view also becomes
 Gaussians the same way: one per pixel at ``view_resolution``, coloured from that view,
 opaque where its mask covers the person, at the model's depth for that view. The model
@@ -72,7 +77,11 @@ class FaithfulConfig:
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
         regulariser; reg_size: their render size;
     body_band: metres the model's depth may lie from the clothed body's surface where the
-        body is given (:func:`anchor_to_body`); None: the model's depth as it is.
+        body is given (:func:`anchor_to_body`); None: the model's depth as it is;
+    keep_input_view: keep the model's own input-view Gaussians (module docs): those
+        ``input_view_inside`` of their sigmas inside the photo's solid mask, moved at least
+        ``input_view_behind`` metres behind the deepest surface the photo shows within 3
+        median sigmas; False: the photo Gaussians replace them all.
     """
 
     resolution: int = 768
@@ -92,6 +101,9 @@ class FaithfulConfig:
     reg_weight: float = 0.5
     reg_size: int = 128
     body_band: float | None = 0.03
+    keep_input_view: bool = True
+    input_view_behind: float = 0.02
+    input_view_inside: float = 3.0
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -117,6 +129,10 @@ class FaithfulConfig:
         if not 0.0 <= float(self.view_min_azimuth) <= 180.0:
             bad("view_min_azimuth", f"must be in [0, 180] degrees, got "
                 f"{self.view_min_azimuth!r}")
+        if not float(self.input_view_inside) >= 0:
+            bad("input_view_inside", f"must be >= 0 sigmas, got {self.input_view_inside!r}")
+        if not float(self.input_view_behind) >= 0:
+            bad("input_view_behind", f"must be >= 0 metres, got {self.input_view_behind!r}")
         if self.body_band is not None and not float(self.body_band) >= 0:
             bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
@@ -197,6 +213,24 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
                            min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
                            depth_scale=cfg.depth_scale, labels_lo=labels_lo,
                            anchor=_full_res_anchor(body, cfg.body_band)).gaussians
+
+
+def _wholly_inside(g: Gaussians, ev: PhotoEvidence, sigmas: float, solid: float = 0.9
+                   ) -> Tensor:
+    """[N] bool: the Gaussian lies ``sigmas`` of its widest std (projected) inside the
+    photo's solid person mask (>= ``solid``), where the photo's own Gaussians are opaque:
+    behind them it cannot show through at the input camera."""
+    from scipy.ndimage import distance_transform_edt
+
+    if sigmas <= 0:
+        return torch.ones(len(g), dtype=torch.bool)
+    S = ev.size
+    dist = torch.from_numpy(distance_transform_edt((ev.mask >= solid).numpy())).float()
+    uv, z = ev.project(g.means)
+    iu = uv[:, 0].floor().long().clamp(0, S - 1)
+    iv = uv[:, 1].floor().long().clamp(0, S - 1)
+    sigma_px = g.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z.clamp(min=1e-6)
+    return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
 
 
 @dataclass
@@ -280,8 +314,11 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_photo = time.perf_counter() - t0
     parts, from_view, with_views = [], [], []
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()
+    kept_front = []  # the model's own input-view Gaussians, when kept
     for v in range(n_views):
         if v in front:
+            if cfg.keep_input_view:
+                kept_front.append(g[v * per:(v + 1) * per])
             continue
         gv = g[v * per:(v + 1) * per]
         match = input_view_ids(generated.cameras, view_cameras[v:v + 1]) \
@@ -299,6 +336,27 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_views = time.perf_counter() - t0 - t_photo
     keep = carve_by_mask(others, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge,
                          surface=pg.depth, margin=cfg.carve_margin)
+    n_kept_front = 0
+    if kept_front:
+        # behind what the photo shows, so only the sides see them (at the input camera
+        # they would blur it)
+        kf = Gaussians.cat(kept_front)
+        keep_f = carve_by_mask(kf, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge) \
+            & _wholly_inside(kf, ev, cfg.input_view_inside)
+        keep = torch.cat([keep, keep_f])
+        n_kept_front = int(keep_f.sum())
+        # behind the deepest surface under its footprint: the rasterizer sorts by centre
+        # depth, so a wide Gaussian behind its centre's pixel but in front of a sloping
+        # surface beside it covers the photo there
+        uv_k, z_k = ev.project(kf.means)
+        spx = kf.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z_k.clamp(min=1e-6)
+        r = math.ceil(3.0 * float(spx.median())
+                      * pg.depth.shape[-1] / ev.size)
+        deepest_f = torch.nn.functional.max_pool2d(pg.depth[None, None].float(), 2 * r + 1,
+                                                   1, r)[0, 0] if r > 0 else pg.depth
+        kf, _ = push_behind(kf, ev, deepest_f, margin=-float(cfg.input_view_behind))
+        others = Gaussians.cat([others, kf])
+        from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
     n_pushed = 0
     if bool(from_view.any()):
         # the generated views' wider discs: 3 sigma inside the photo's own silhouette and
@@ -326,6 +384,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     photo = pg.gaussians
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
                             "photo_gaussians": len(photo), "model_views_replaced": front,
+                            "model_input_view_kept": n_kept_front,
                             "model_views_from_generated": with_views,
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
