@@ -342,6 +342,64 @@ def test_generated_views_make_the_back_a_back_and_leave_the_input_view_alone():
     assert float(psnr_metric(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None])) > 40.0
 
 
+def test_generated_view_lies_behind_the_models_own_and_closes_its_holes():
+    """The model's back view opaque (red) on one half, empty on the other: the generated
+    back view (green), ``view_inset`` behind the model's own, shows only in the hole."""
+    from dataclasses import replace
+
+    from humansplat.cameras import Cameras, pixel_rays
+    from humansplat.refine import GeneratedViews
+
+    ev = _toy_evidence()
+    grid = 16
+    cams = orbit_cameras([0.0, 180.0], 0.0, RADIUS, width=grid, height=grid)
+    o, d = pixel_rays(cams.viewmats, cams.Ks, grid, grid)
+    depth = torch.tensor([RADIUS, RADIUS - 0.2])[:, None, None, None]
+    means = (o + depth * d).reshape(-1, 3)
+    per = grid * grid
+    m_lo = torch.nn.functional.interpolate(ev.mask[None, None], size=(grid, grid),
+                                           mode="area")[0, 0]
+    back_m = m_lo.flip(1)
+    half = torch.zeros(grid, grid)
+    half[:, : grid // 2] = 1.0  # the back camera's left half: the model's back is there
+    op = torch.cat([m_lo.reshape(-1).clamp(0.01, 0.95),
+                    (0.95 * back_m * half).reshape(-1).clamp(min=0.01)])
+    red = torch.tensor([0.9, 0.1, 0.1])
+    cols = torch.cat([torch.full((per, 3), 0.5), red.expand(per, 3)])
+    q = torch.zeros(2 * per, 4)
+    q[:, 0] = 1
+    g = Gaussians(means=means, quats=q, scales=torch.full((2 * per, 3), 0.05), opacities=op,
+                  colors=cols)
+    R = 64
+    gen_cams = orbit_cameras([0.0, 180.0], 0.0, RADIUS, width=R, height=R)
+    back_mask = torch.nn.functional.interpolate(ev.mask[None, None], size=(R, R),
+                                                mode="area")[0, 0].flip(1)
+    green = torch.tensor([0.1, 0.7, 0.2])
+    images = torch.stack([torch.ones(3, R, R),
+                          green[:, None, None] * back_mask + (1 - back_mask)])
+    gen = GeneratedViews(images, torch.stack([torch.zeros(R, R), back_mask]), gen_cams)
+    cfg = FaithfulConfig(resolution=S, refine_seconds=0, view_resolution=R, deblur_passes=0)
+    assert cfg.view_inset > 0
+    back = orbit_cameras([180.0], 0.0, RADIUS, width=S, height=S)
+    inside = torch.nn.functional.interpolate(back_mask[None, None], size=(S, S),
+                                             mode="nearest")[0, 0] > 0.99
+    left, right = inside.clone(), inside.clone()
+    left[:, S // 2 - 8:] = False  # clear of the model's soft edge at the middle
+    right[:, : S // 2 + 8] = False
+    assert int(left.sum()) > 100 and int(right.sum()) > 100
+    err = {}
+    for inset in (cfg.view_inset, 0.0):
+        res = make_faithful(g, grid=grid, view_cameras=Cameras(cams.viewmats, cams.Ks, grid,
+                                                               grid),
+                            evidence=ev, generated=gen, config=replace(cfg, view_inset=inset))
+        img, _ = _render(res.gaussians, back, S)
+        err[inset] = ((img - red).abs().mean(-1)[left].mean(),
+                      (img - green).abs().mean(-1)[right].mean())
+    # the model's back shows where it is (at the same depth the view's discs covered it)
+    assert float(err[cfg.view_inset][0]) < float(err[0.0][0]) - 0.1, err
+    assert float(err[cfg.view_inset][1]) < 0.15, err  # the hole: the view's colour
+
+
 # -- colours that undo the splat's own blur ---------------------------------------------
 
 def _sharp_evidence() -> PhotoEvidence:

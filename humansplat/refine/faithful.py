@@ -16,10 +16,12 @@ them for its side views too (seed 7, 16 + 8 people: +0.03 / +0.08 dB, side IoU +
 +0.006; the real photos within 0.01 dB). The other views keep theirs, and when the view
 synthesizer's views and masks are given (``generated``) each such view also becomes
 Gaussians the same way: one per pixel at ``view_resolution``, coloured from that view,
-opaque where its mask covers the person, at the model's depth for that view. The model
-alone leaves the unseen sides sparse and half transparent (on astronaut: 2,142 Gaussians
-for back and sides, alpha 0.66 on average over the person seen from behind), so the
-photo's own Gaussians showed through from behind: the front's badge on the back. All of
+opaque where its mask covers the person, at the model's depth for that view, then moved
+``view_inset`` further from that view's camera. The model alone leaves the unseen sides
+sparse and half transparent (on astronaut: 2,142 Gaussians for back and sides, alpha 0.66
+on average over the person seen from behind), so the photo's own Gaussians showed through
+from behind: the front's badge on the back. Just behind the model's own, the view's
+Gaussians close those holes without blurring what the model put there. All of
 it is then carved by the photo's mask (:mod:`.coverage`); the generated views' Gaussians
 more strictly (3 sigma inside the silhouette, behind the deepest surface under them), so
 the input view renders as before (on the real photos: within 0.03 dB).
@@ -65,6 +67,11 @@ class FaithfulConfig:
         guess there);
     view_resolution: Gaussians per side of each generated view (capped at the view's size)
         added beside the model's Gaussians of that view when the views are given; 0: none;
+    view_inset: metres the generated views' Gaussians are moved along their view's axis,
+        away from it: behind the model's own Gaussians of that view, they close its holes
+        instead of blending their coarser, lighter colours into it (seed 7, 16 + 8 people:
+        +0.16 / +0.18 dB, the back views +0.4, perceptual -0.002 / -0.002, side IoU +0.001 /
+        +0.004 against 0; 2 and 7 cm within 0.03 dB of 4);
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135: the back; 0: every one). The back's close the
         splat where the photo's own Gaussians would show through from behind; the sides'
@@ -92,6 +99,7 @@ class FaithfulConfig:
     carve_margin: float = -0.02
     beyond_edge: str = "cut"
     view_resolution: int = 128
+    view_inset: float = 0.04
     view_min_azimuth: float = 135.0
     deblur_passes: int = 1
     refine_seconds: float = 2.0
@@ -124,6 +132,8 @@ class FaithfulConfig:
             bad("deblur_passes", f"must be an int >= 0, got {self.deblur_passes!r}")
         if not isinstance(self.refine_steps, int) or self.refine_steps < 0:
             bad("refine_steps", f"must be an int >= 0, got {self.refine_steps!r}")
+        if not float(self.view_inset) >= 0:
+            bad("view_inset", f"must be >= 0 metres, got {self.view_inset!r}")
         if not 0 <= float(self.min_mask) < 1:
             bad("min_mask", f"must be in [0, 1), got {self.min_mask!r}")
         if not 0.0 <= float(self.view_min_azimuth) <= 180.0:
@@ -208,11 +218,15 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
     z, conf = grid_depth(g.means, g.opacities, ev.camera.viewmats[0], grid)
     z, conf = anchor_to_body(z, conf, body, ev.camera, cfg.body_band)
     labels_lo = g.labels.reshape(grid, grid) if g.labels is not None else None
-    return photo_gaussians(ev, z, ((conf - 0.3) / 0.4).clamp(0, 1),
-                           resolution=min(cfg.view_resolution, ev.size),
-                           min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
-                           depth_scale=cfg.depth_scale, labels_lo=labels_lo,
-                           anchor=_full_res_anchor(body, cfg.body_band)).gaussians
+    vg = photo_gaussians(ev, z, ((conf - 0.3) / 0.4).clamp(0, 1),
+                         resolution=min(cfg.view_resolution, ev.size),
+                         min_mask=max(cfg.min_mask, 0.1), plane_scale=VIEW_PLANE_SCALE,
+                         depth_scale=cfg.depth_scale, labels_lo=labels_lo,
+                         anchor=_full_res_anchor(body, cfg.body_band)).gaussians
+    if cfg.view_inset > 0:  # behind the model's own Gaussians of the view (config docs)
+        fwd = ev.camera.viewmats[0, 2, :3].float()
+        vg = replace(vg, means=vg.means + float(cfg.view_inset) * fwd.to(vg.means.dtype))
+    return vg
 
 
 def _wholly_inside(g: Gaussians, ev: PhotoEvidence, sigmas: float, solid: float = 0.9
