@@ -229,22 +229,34 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
     return vg
 
 
-def _wholly_inside(g: Gaussians, ev: PhotoEvidence, sigmas: float, solid: float = 0.9
-                   ) -> Tensor:
-    """[N] bool: the Gaussian lies ``sigmas`` of its widest std (projected) inside the
-    photo's solid person mask (>= ``solid``), where the photo's own Gaussians are opaque:
-    behind them it cannot show through at the input camera."""
+def _projected_sigma(g: Gaussians, ev: PhotoEvidence) -> tuple[Tensor, Tensor, Tensor]:
+    """Each Gaussian at the input camera: (pixel [N,2], camera z [N], its widest std in
+    pixels [N])."""
+    uv, z = ev.project(g.means)
+    return uv, z, g.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z.clamp(min=1e-6)
+
+
+def _wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
+                   sigmas: float, solid: float = 0.9) -> Tensor:
+    """[N] bool: each Gaussian (``_projected_sigma``) lies ``sigmas`` of its widest std
+    inside the photo's solid person mask (>= ``solid``), where the photo's own Gaussians
+    are opaque: behind them it cannot show through at the input camera."""
     from scipy.ndimage import distance_transform_edt
 
     if sigmas <= 0:
-        return torch.ones(len(g), dtype=torch.bool)
+        return z > 0
     S = ev.size
     dist = torch.from_numpy(distance_transform_edt((ev.mask >= solid).numpy())).float()
-    uv, z = ev.project(g.means)
     iu = uv[:, 0].floor().long().clamp(0, S - 1)
     iv = uv[:, 1].floor().long().clamp(0, S - 1)
-    sigma_px = g.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z.clamp(min=1e-6)
     return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
+
+
+def _deepest_within(depth: Tensor, r: int) -> Tensor:
+    """depth [R,R] -> the deepest value within ``r`` cells of each cell [R,R]."""
+    if r <= 0:
+        return depth
+    return torch.nn.functional.max_pool2d(depth[None, None].float(), 2 * r + 1, 1, r)[0, 0]
 
 
 @dataclass
@@ -355,20 +367,17 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # behind what the photo shows, so only the sides see them (at the input camera
         # they would blur it)
         kf = Gaussians.cat(kept_front)
+        uv_k, z_k, spx = _projected_sigma(kf, ev)
         keep_f = carve_by_mask(kf, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge) \
-            & _wholly_inside(kf, ev, cfg.input_view_inside)
+            & _wholly_inside(uv_k, z_k, spx, ev, cfg.input_view_inside)
         keep = torch.cat([keep, keep_f])
         n_kept_front = int(keep_f.sum())
         # behind the deepest surface under its footprint: the rasterizer sorts by centre
         # depth, so a wide Gaussian behind its centre's pixel but in front of a sloping
         # surface beside it covers the photo there
-        uv_k, z_k = ev.project(kf.means)
-        spx = kf.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z_k.clamp(min=1e-6)
-        r = math.ceil(3.0 * float(spx.median())
-                      * pg.depth.shape[-1] / ev.size)
-        deepest_f = torch.nn.functional.max_pool2d(pg.depth[None, None].float(), 2 * r + 1,
-                                                   1, r)[0, 0] if r > 0 else pg.depth
-        kf, _ = push_behind(kf, ev, deepest_f, margin=-float(cfg.input_view_behind))
+        r = math.ceil(3.0 * float(spx.median()) * pg.depth.shape[-1] / ev.size)
+        kf, _ = push_behind(kf, ev, _deepest_within(pg.depth, r),
+                            margin=-float(cfg.input_view_behind))
         others = Gaussians.cat([others, kf])
         from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
     n_pushed = 0
@@ -379,9 +388,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # behind the deepest surface the photo shows anywhere under the disc: at a depth
         # edge (the neck inside a collar) a disc behind the near side would cover the far
         # side's pixels
-        r = math.ceil(shrink * pg.depth.shape[-1] / ev.size)
-        deepest = torch.nn.functional.max_pool2d(pg.depth[None, None].float(), 2 * r + 1, 1,
-                                                 r)[0, 0]
+        deepest = _deepest_within(pg.depth, math.ceil(shrink * pg.depth.shape[-1] / ev.size))
         # ... where the model put the hidden side too close behind the front, it is moved
         # back rather than dropped (dropping holed the back: the photo showed through)
         margin_v = cfg.carve_margin - VIEW_CARVE_EXTRA
