@@ -117,6 +117,15 @@ class Gaussians:
         """The same Gaussians with SH reduced to its DC colour (SH0)."""
         return replace(self, colors=self.rgb, sh=None)
 
+    def with_sh(self, degree: int) -> "Gaussians":
+        """The same Gaussians as SH of ``degree`` (RGB becomes the DC term, the new bands
+        zero; existing bands kept up to ``degree``)."""
+        k = (int(degree) + 1) ** 2
+        sh = self.sh if self.sh is not None else rgb_to_sh_dc(self.colors.float())[:, None]
+        out = sh.new_zeros(len(self), k, 3)
+        out[:, :min(k, sh.shape[1])] = sh[:, :k]
+        return replace(self, colors=None, sh=out)
+
     @staticmethod
     def cat(items: Sequence["Gaussians"]) -> "Gaussians":
         if not items:

@@ -3,6 +3,8 @@ references (the photo itself, a step edge, a cut photo's frame), without a check
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -594,3 +596,64 @@ def test_only_the_back_view_becomes_gaussians_by_default():
     assert from_views(view_min_azimuth=0.0) == [1, 2]
     with pytest.raises(ConfigError, match="view_min_azimuth"):
         FaithfulConfig(view_min_azimuth=200.0)
+
+
+def test_correction_lobe_is_the_correction_along_the_photos_axis_and_none_across():
+    """The view-dependent colours (SH degree 3) evaluated by the renderer's own SH code: the
+    corrected colour along the camera's ray through the Gaussian and straight opposite, the
+    photo's own colour at right angles, and nearly the whole correction 30 degrees off."""
+    from humansplat.refine.deblur import correction_lobe
+    from humansplat.render.ewa import sh_to_rgb
+
+    g = torch.Generator().manual_seed(3)
+    n = 50
+    base, corrected = torch.rand(n, 3, generator=g), torch.rand(n, 3, generator=g)
+    means, centre = torch.randn(n, 3, generator=g), torch.tensor([0.3, -0.2, 2.5])
+    sh = correction_lobe(base, corrected, means, centre)
+    assert sh.shape == (n, 16, 3)
+    axis = torch.nn.functional.normalize(means - centre, dim=-1)
+    across = torch.nn.functional.normalize(torch.linalg.cross(
+        axis, torch.randn(n, 3, generator=g), dim=-1), dim=-1)
+    torch.testing.assert_close(sh_to_rgb(3, sh, axis), corrected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(sh_to_rgb(3, sh, -axis), corrected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(sh_to_rgb(3, sh, across), base, atol=1e-4, rtol=0)
+    off30 = math.cos(math.radians(30)) * axis + 0.5 * across
+    w = math.cos(math.radians(30))
+    torch.testing.assert_close(sh_to_rgb(3, sh, off30),
+                               base + (w + w * w - w ** 3) * (corrected - base),
+                               atol=1e-4, rtol=0)
+
+
+def test_make_faithful_with_the_correction_lobe_renders_the_same_photo():
+    """At the photo's camera the splat with view-dependent corrections renders what the RGB
+    one does; seen from the side its photo Gaussians show the photo's own colours."""
+    from humansplat.render.ewa import sh_to_rgb
+
+    ev = _sharp_evidence()
+    g, cams = _model_like(ev)
+    runs = {lobe: make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
+                                config=FaithfulConfig(resolution=S, refine_seconds=0,
+                                                      correction_lobe=lobe))
+            for lobe in (False, True)}
+    flat, lobed = runs[False].gaussians, runs[True].gaussians
+    assert flat.sh is None and lobed.sh_degree == 3 and runs[True].info["correction_lobe"]
+    c = ev.camera
+    imgs = [rasterize(x.means, x.quats, x.scales, x.opacities,
+                      x.colors if x.sh is None else x.sh, c.viewmats, c.Ks, S, S,
+                      backgrounds=torch.ones(1, 3), sh_degree=x.sh_degree)[0]
+            for x in (flat, lobed)]
+    torch.testing.assert_close(imgs[1], imgs[0], atol=2e-3, rtol=0)
+    n = runs[True].info["photo_gaussians"]
+    own = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8),
+                          resolution=S).gaussians.colors  # the photo's colours, uncorrected
+    side = orbit_cameras([90.0], 0.0, RADIUS, width=S, height=S)
+    centre_side = -side.viewmats[0, :3, :3].T @ side.viewmats[0, :3, 3]
+    vm = c.viewmats[0]
+    centre_in = -vm[:3, :3].T @ vm[:3, 3]
+    ray = torch.nn.functional.normalize(lobed.means[:n] - centre_side, dim=-1)
+    axis = torch.nn.functional.normalize(lobed.means[:n] - centre_in, dim=-1)
+    across = (ray * axis).sum(-1).abs() < 0.05  # seen at right angles from the side camera
+    corrected = (flat.colors[:n] - own).abs().amax(-1) > 0.05
+    assert int((across & corrected).sum()) > 10
+    seen = sh_to_rgb(3, lobed.sh[:n], lobed.means[:n] - centre_side)
+    torch.testing.assert_close(seen[across], own[across], atol=0.02, rtol=0)
