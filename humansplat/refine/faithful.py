@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..cameras import Cameras, view_azimuths
+from ..cameras import Cameras, camera_centers, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
@@ -444,8 +444,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     if cfg.correction_lobe and ("deblur" in info or "refinement" in info):
         from .deblur import correction_lobe
 
-        vm = ev.camera.viewmats[0].float()
-        centre = -vm[:3, :3].T @ vm[:3, 3]  # the camera's position in the world
+        centre = camera_centers(ev.camera.viewmats.float())[0]
         photo = replace(photo, colors=None, sh=correction_lobe(
             pg.gaussians.colors, photo.with_rgb().colors, photo.means, centre))
         others = others.with_sh(3)
