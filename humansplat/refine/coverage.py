@@ -2,9 +2,9 @@
 
 The input camera sees the person's whole silhouette, so a Gaussian of the other views whose
 centre projects onto the photo's background (outside the person mask, grown or shrunk by a
-few pixels: ``FaithfulConfig.grow_px``) cannot belong to the person: it is a floater, or the naked body's
-guess where the photo shows something thinner. It is dropped: a visual-hull test with the
-one silhouette that is real.
+few pixels: ``FaithfulConfig.grow_px``) cannot belong to the person: it is a floater, or the
+naked body's guess where the photo shows something thinner. It is dropped: a visual-hull
+test with the one silhouette that is real.
 
 Cropped photos: a crop pixel outside the original photo was never seen. With
 ``beyond_edge="cut"`` (the default) Gaussians projecting there are dropped too, so the
@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..cameras import camera_centers
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "opacity_beyond_frame", "push_behind"]
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "opacity_beyond_frame", "push_behind",
+           "push_behind_footprint"]
 
 BEYOND_EDGE = ("cut", "complete")
 
@@ -91,14 +93,62 @@ def push_behind(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: flo
     a thickness of at least ``-margin``, and its projection at the input camera unchanged
     (it stays hidden behind what the photo shows)."""
     move, z, goal = _in_front_of(g, ev, surface, margin, threshold)
+    return _along_rays(g, ev, move, z, goal), move
+
+
+def _along_rays(g: Gaussians, ev: PhotoEvidence, move: Tensor, z: Tensor, goal: Tensor
+                ) -> Gaussians:
+    """``g`` with the Gaussians ``move`` [N] bool slid along the input camera's rays from
+    camera z ``z`` [N] to ``goal`` [N] (their projection there unchanged)."""
     if not bool(move.any()):
-        return g, move
-    vm = ev.camera.viewmats[0].float()
-    centre = -vm[:3, :3].T @ vm[:3, 3]  # the camera's position in the world
+        return g
+    centre = camera_centers(ev.camera.viewmats.float())[0]
     means = g.means.detach().float().cpu().clone()
-    f = (goal[move] / z[move])[:, None]
-    means[move] = centre + (means[move] - centre) * f
-    return replace(g, means=means.to(g.means.device, g.means.dtype)), move
+    means[move] = centre + (means[move] - centre) * (goal[move] / z[move])[:, None]
+    return replace(g, means=means.to(g.means.device, g.means.dtype))
+
+
+def deepest_within(depth: Tensor, r: int) -> Tensor:
+    """depth [R,R] -> the deepest value within ``r`` cells (a square window) of each cell
+    [R,R]. Separable: two 1-D max pools (at r = 64 on 586 px, 0.08 s against 2.1 s)."""
+    if r <= 0:
+        return depth
+    d = F.max_pool2d(depth[None, None].float(), (1, 2 * r + 1), 1, (0, r))
+    return F.max_pool2d(d, (2 * r + 1, 1), 1, (r, 0))[0, 0]
+
+
+#: footprint radii (surface cells) the deepest surface is pooled over; each Gaussian uses
+#: the largest not above its own 3 sigma
+_FOOTPRINT_RADII = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
+
+def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: float,
+                          sigmas: float = 3.0, threshold: float = 0.5
+                          ) -> tuple[Gaussians, Tensor]:
+    """``push_behind`` against the deepest ``surface`` [R,R] under each Gaussian's own
+    footprint (``sigmas`` of its widest std at the input camera), not its centre's pixel.
+
+    The rasterizer sorts by centre depth, so a wide Gaussian behind the surface at its
+    centre but in front of the surface elsewhere under it covers the photo there. Returns
+    (``g`` moved, [N] bool which moved)."""
+    S, R = ev.size, surface.shape[-1]
+    uv, z = ev.project(g.means)
+    f = ev.camera.Ks[0, 0, 0].float()
+    radius = sigmas * g.scales.float().max(-1).values * f / z.clamp(min=1e-6) * R / S
+    su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
+    sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
+    deepest = surface[sv, su].float()
+    for r in _FOOTPRINT_RADII[1:]:
+        wide = radius >= r
+        if not bool(wide.any()):
+            break
+        deepest = torch.where(wide, deepest_within(surface, r)[sv, su], deepest)
+    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
+    solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
+    goal = deepest - margin
+    move = in_crop & solid & (z < goal)
+    return _along_rays(g, ev, move, z, goal), move
 
 
 def opacity_beyond_frame(g: Gaussians, ev: PhotoEvidence) -> float:

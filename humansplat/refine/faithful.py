@@ -40,7 +40,8 @@ from torch import Tensor
 from ..cameras import Cameras, camera_centers, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
-from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
+from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, opacity_beyond_frame,
+                       push_behind, push_behind_footprint)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -119,6 +120,7 @@ class FaithfulConfig:
     input_view_behind: float = 0.02
     input_view_inside: float = 3.0
     correction_lobe: bool = False
+    behind_footprint: bool = False
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -259,13 +261,6 @@ def _wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
     return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
 
 
-def _deepest_within(depth: Tensor, r: int) -> Tensor:
-    """depth [R,R] -> the deepest value within ``r`` cells of each cell [R,R]."""
-    if r <= 0:
-        return depth
-    return torch.nn.functional.max_pool2d(depth[None, None].float(), 2 * r + 1, 1, r)[0, 0]
-
-
 @dataclass
 class FaithfulResult:
     gaussians: Gaussians
@@ -383,7 +378,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # depth, so a wide Gaussian behind its centre's pixel but in front of a sloping
         # surface beside it covers the photo there
         r = math.ceil(3.0 * float(spx.median()) * pg.depth.shape[-1] / ev.size)
-        kf, _ = push_behind(kf, ev, _deepest_within(pg.depth, r),
+        kf, _ = push_behind(kf, ev, deepest_within(pg.depth, r),
                             margin=-float(cfg.input_view_behind))
         others = Gaussians.cat([others, kf])
         from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
@@ -395,7 +390,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # behind the deepest surface the photo shows anywhere under the disc: at a depth
         # edge (the neck inside a collar) a disc behind the near side would cover the far
         # side's pixels
-        deepest = _deepest_within(pg.depth, math.ceil(shrink * pg.depth.shape[-1] / ev.size))
+        deepest = deepest_within(pg.depth, math.ceil(shrink * pg.depth.shape[-1] / ev.size))
         # ... where the model put the hidden side too close behind the front, it is moved
         # back rather than dropped (dropping holed the back: the photo showed through)
         margin_v = cfg.carve_margin - VIEW_CARVE_EXTRA
@@ -409,6 +404,14 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         n_pushed = int(moved.sum())
     n_carved = int((~keep).sum())
     others = others[keep]
+    n_behind = 0
+    if cfg.behind_footprint:
+        # the photo wins at its own camera: no other Gaussian in front of what the photo
+        # shows anywhere under its own footprint (a wide one behind its centre's pixel but
+        # in front of a nearer-and-further surface beside it showed through a white strap)
+        others, moved = push_behind_footprint(others, ev, pg.depth,
+                                              margin=cfg.carve_margin)
+        n_behind = int(moved.sum())
     photo = pg.gaussians
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
                             "photo_gaussians": len(photo), "model_views_replaced": front,
@@ -417,6 +420,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                             "other_gaussians": len(others),
                             "gaussians_carved": n_carved,
                             "view_gaussians_pushed_back": n_pushed,
+                            "others_pushed_behind_footprint": n_behind,
                             "seconds_photo_gaussians": t_photo,
                             "seconds_view_gaussians": t_views}
     if cfg.deblur_passes > 0:
