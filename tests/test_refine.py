@@ -477,6 +477,48 @@ def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():
     assert not carve_by_mask(g, ev, grow_px=0, surface=surface, margin=-0.05)[:2].any()
 
 
+def test_push_behind_footprint_keeps_a_wide_gaussian_off_a_deeper_strip():
+    """The photo shows a strip deeper than its surroundings (a strap the model put 10 cm
+    behind the coat). A wide Gaussian 3 cm behind the coat at its centre but spreading over
+    the strip passes the centre test, and covers the strip at the photo's camera; under
+    ``push_behind_footprint`` it goes behind the strip and the photo's own render is back."""
+    from humansplat.cameras import pixel_rays
+    from humansplat.refine import push_behind
+    from humansplat.refine.coverage import push_behind_footprint
+
+    ev = _toy_evidence()
+    surface = torch.full((S, S), RADIUS)
+    surface[:, 50:53] = RADIUS + 0.1  # the strip
+    pg = photo_gaussians(ev, surface, torch.ones(S, S), resolution=S)
+    cam = ev.camera
+    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
+    fwd = cam.viewmats[0, 2, :3]
+    px, z = (50, 48), RADIUS + 0.03  # 2 px left of the strip
+    centre = o[0, px[0], px[1]] + d[0, px[0], px[1]] * (z / float(d[0, px[0], px[1]] @ fwd))
+    q = torch.tensor([[1.0, 0, 0, 0]] * 2)
+    wide = Gaussians(means=centre.repeat(2, 1), quats=q,
+                     scales=torch.tensor([[0.05] * 3, [0.0005] * 3]),  # 2.6 px std / a speck
+                     opacities=torch.full((2,), 0.99), colors=torch.tensor([[1.0, 0, 0]] * 2))
+    _, moved_c = push_behind(wide, ev, surface, margin=-0.02)
+    assert not moved_c.any()  # behind the coat at its centre: the centre test keeps it
+    out, moved = push_behind_footprint(wide, ev, surface, margin=-0.02)
+    assert moved.tolist() == [True, False]  # the speck covers only the coat
+    uv0, _ = ev.project(wide.means)
+    uv1, z1 = ev.project(out.means)
+    torch.testing.assert_close(uv1, uv0, atol=1e-3, rtol=0)  # same place at the photo
+    assert float(z1[0]) == pytest.approx(RADIUS + 0.12, abs=1e-4)
+    strip = ev.mask[:, 50:53] > 0.5
+
+    def strip_error(others):
+        img, _ = _render(Gaussians.cat([pg.gaussians, others]), cam, S)  # [S,S,3]
+        err = (img[:, 50:53].permute(2, 0, 1) - ev.image[:, :, 50:53]).abs().mean(0)
+        return float(err[strip].mean())
+
+    alone = strip_error(wide[:0])  # the photo Gaussians' own blur
+    before, after = strip_error(wide[:1]), strip_error(out[:1])
+    assert before > 2 * alone and after == pytest.approx(alone, abs=1e-3), (alone, before, after)
+
+
 # -- depth anchored to the clothed body ---------------------------------------------------
 
 def _plane_body(z_cam: float, half: float = 0.6):

@@ -137,12 +137,17 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     radius = sigmas * g.scales.float().max(-1).values * f / z.clamp(min=1e-6) * R / S
     su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
     sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
+    # only what the photo shows as the person counts: the depth map's background values
+    # (the model's guess off the silhouette) would send the rim's Gaussians far back
+    person = F.interpolate(ev.mask[None, None].float(), size=(R, R), mode="area")[0, 0]
+    shown = torch.where(person >= threshold, surface.float(), torch.full_like(person, -1e9))
     deepest = surface[sv, su].float()
     for r in _FOOTPRINT_RADII[1:]:
         wide = radius >= r
         if not bool(wide.any()):
             break
-        deepest = torch.where(wide, deepest_within(surface, r)[sv, su], deepest)
+        deepest = torch.where(wide, torch.maximum(deepest, deepest_within(shown, r)[sv, su]),
+                              deepest)
     iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
     in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
     solid = (ev.mask >= threshold)[iv.clamp(0, S - 1), iu.clamp(0, S - 1)]
