@@ -25,8 +25,8 @@ from ..cameras import camera_centers
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "opacity_beyond_frame", "push_behind",
-           "push_behind_footprint"]
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "opacity_beyond_frame",
+           "projected_sigma", "push_behind", "push_behind_footprint", "wholly_inside"]
 
 BEYOND_EDGE = ("cut", "complete")
 
@@ -117,6 +117,29 @@ def deepest_within(depth: Tensor, r: int) -> Tensor:
     return F.max_pool2d(d, (2 * r + 1, 1), 1, (r, 0))[0, 0]
 
 
+def projected_sigma(g: Gaussians, ev: PhotoEvidence) -> tuple[Tensor, Tensor, Tensor]:
+    """Each Gaussian at the input camera: (pixel [N,2], camera z [N], its widest std in
+    pixels [N])."""
+    uv, z = ev.project(g.means)
+    return uv, z, g.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z.clamp(min=1e-6)
+
+
+def wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
+                   sigmas: float, solid: float = 0.9) -> Tensor:
+    """[N] bool: each Gaussian (``projected_sigma``) lies ``sigmas`` of its widest std
+    inside the photo's solid person mask (>= ``solid``), where the photo's own Gaussians
+    are opaque: behind them it cannot show through at the input camera."""
+    from scipy.ndimage import distance_transform_edt
+
+    if sigmas <= 0:
+        return z > 0
+    S = ev.size
+    dist = torch.from_numpy(distance_transform_edt((ev.mask >= solid).numpy())).float()
+    iu = uv[:, 0].floor().long().clamp(0, S - 1)
+    iv = uv[:, 1].floor().long().clamp(0, S - 1)
+    return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
+
+
 #: footprint radii (surface cells) the deepest surface is pooled over; each Gaussian uses
 #: the largest not above its own 3 sigma
 _FOOTPRINT_RADII = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -132,9 +155,8 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     centre but in front of the surface elsewhere under it covers the photo there. Returns
     (``g`` moved, [N] bool which moved)."""
     S, R = ev.size, surface.shape[-1]
-    uv, z = ev.project(g.means)
-    f = ev.camera.Ks[0, 0, 0].float()
-    radius = sigmas * g.scales.float().max(-1).values * f / z.clamp(min=1e-6) * R / S
+    uv, z, spx = projected_sigma(g, ev)
+    radius = sigmas * spx * R / S  # surface cells
     su = (uv[:, 0] * R / S).floor().long().clamp(0, R - 1)
     sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
     # only what the photo shows as the person counts: the depth map's background values
@@ -153,10 +175,7 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     # only footprints wholly inside the silhouette: at the rim the deepest surface under a
     # footprint is another body part (the torso behind an arm), and pushing the rim's
     # Gaussians there took the sides' silhouette with them (seed 7: side IoU -0.014)
-    from scipy.ndimage import distance_transform_edt
-
-    inside = torch.from_numpy(distance_transform_edt((ev.mask >= threshold).numpy())).float()
-    clear = inside[iv.clamp(0, S - 1), iu.clamp(0, S - 1)] > radius * S / R
+    clear = wholly_inside(uv, z, spx, ev, sigmas, solid=threshold)
     goal = deepest - margin
     move = in_crop & clear & (z < goal)
     return _along_rays(g, ev, move, z, goal), move

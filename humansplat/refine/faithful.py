@@ -41,7 +41,7 @@ from ..cameras import Cameras, camera_centers, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, opacity_beyond_frame,
-                       push_behind, push_behind_footprint)
+                       projected_sigma, push_behind, push_behind_footprint, wholly_inside)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -245,29 +245,6 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
     return vg
 
 
-def _projected_sigma(g: Gaussians, ev: PhotoEvidence) -> tuple[Tensor, Tensor, Tensor]:
-    """Each Gaussian at the input camera: (pixel [N,2], camera z [N], its widest std in
-    pixels [N])."""
-    uv, z = ev.project(g.means)
-    return uv, z, g.scales.float().max(-1).values * ev.camera.Ks[0, 0, 0] / z.clamp(min=1e-6)
-
-
-def _wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
-                   sigmas: float, solid: float = 0.9) -> Tensor:
-    """[N] bool: each Gaussian (``_projected_sigma``) lies ``sigmas`` of its widest std
-    inside the photo's solid person mask (>= ``solid``), where the photo's own Gaussians
-    are opaque: behind them it cannot show through at the input camera."""
-    from scipy.ndimage import distance_transform_edt
-
-    if sigmas <= 0:
-        return z > 0
-    S = ev.size
-    dist = torch.from_numpy(distance_transform_edt((ev.mask >= solid).numpy())).float()
-    iu = uv[:, 0].floor().long().clamp(0, S - 1)
-    iv = uv[:, 1].floor().long().clamp(0, S - 1)
-    return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
-
-
 @dataclass
 class FaithfulResult:
     gaussians: Gaussians
@@ -376,9 +353,9 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # behind what the photo shows, so only the sides see them (at the input camera
         # they would blur it)
         kf = Gaussians.cat(kept_front)
-        uv_k, z_k, spx = _projected_sigma(kf, ev)
+        uv_k, z_k, spx = projected_sigma(kf, ev)
         keep_f = carve_by_mask(kf, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge) \
-            & _wholly_inside(uv_k, z_k, spx, ev, cfg.input_view_inside)
+            & wholly_inside(uv_k, z_k, spx, ev, cfg.input_view_inside)
         keep = torch.cat([keep, keep_f])
         n_kept_front = int(keep_f.sum())
         # behind the deepest surface under its footprint: the rasterizer sorts by centre
@@ -414,8 +391,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     n_behind = 0
     if cfg.behind_footprint:
         # the photo wins at its own camera: no other Gaussian in front of what the photo
-        # shows anywhere under its own footprint (a wide one behind its centre's pixel but
-        # in front of a nearer-and-further surface beside it showed through a white strap)
+        # shows anywhere under its footprint (a wide one behind the surface at its centre
+        # but in front of a deeper strip beside it showed through a white strap)
         others, moved = push_behind_footprint(others, ev, pg.depth,
                                               margin=cfg.carve_margin)
         n_behind = int(moved.sum())
