@@ -27,14 +27,13 @@ the original photo into that camera with the pipeline's own crop warp, and score
   the JSON records the load average).
 Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
 
-Photos (examples/README.md has their licences). Crops of one photo are extra cases of that
-photo, not new photos. ``split``: "dev" photos may be looked at while developing the
-reconstruction; "held-out" ones (grace_hopper.jpg and its crop: one photo, two framings) must not
-be looked at or tuned on while developing (use ``--split dev`` then): run them only
-to report.
-
-There is no full-body photo among them: no public-domain / CC0 full-body photo of a person
-ships in a PyPI package we could find (see examples/README.md).
+Photos (examples/README.md has their licences): the files in examples/ and two photos
+fetched from the pinned ``ultralytics`` wheel (``package_photos.PackagePhoto``: downloaded
+with pip, SHA-256 checked, cached, never committed; without the package registry those cases
+are listed as skipped). Crops of one photo are extra cases of that photo, not new photos.
+``split``: "dev" photos may be looked at while developing the reconstruction; "held-out" ones
+(grace_hopper.jpg and its crop: one photo, two framings) must not be looked at or tuned on
+while developing (use ``--split dev`` then): run them only to report.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from common import machine_info, write_result
+from package_photos import PackagePhoto, PhotoUnavailable
 
 TARGET_PSNR_DB = 25.0
 TARGET_IOU = 0.92
@@ -67,7 +67,8 @@ TARGET_BEYOND = 0.02
 
 @dataclass(frozen=True)
 class Case:
-    """One photo (a file in examples/, optionally cropped to ``crop`` = (x0, y0, x1, y1))."""
+    """One photo (a file in examples/, or ``package``'s file fetched from its wheel),
+    optionally cropped to ``crop`` = (x0, y0, x1, y1)."""
 
     name: str
     file: str
@@ -75,15 +76,20 @@ class Case:
     split: str  # "dev" or "held-out"
     crop: tuple[int, int, int, int] | None = None
     #: where the independent mask is computed: "photo" (the whole file, then cropped: the
-    #: pose detector needs the head and hips, which a crop may cut away) or "crop"
+    #: pose detector needs the head and hips, which a crop may cut away) or "crop" (the
+    #: photo holds several people and the crop picks one)
     mask_on: str = "photo"
+    package: PackagePhoto | None = None
+
+    def path(self) -> Path:
+        return ROOT / "examples" / self.file if self.package is None else self.package.fetch()
 
     def load(self, *, whole: bool = False) -> np.ndarray:
         """The photo as the pipeline gets it (``whole``: the file before cropping): uint8 RGB
         [H,W,3], grayscale replicated."""
         from PIL import Image
 
-        with Image.open(ROOT / "examples" / self.file) as im:
+        with Image.open(self.path()) as im:
             im = im.convert("RGB")
             if self.crop is not None and not whole:
                 im = im.crop(self.crop)
@@ -99,6 +105,13 @@ class Case:
         return np.ascontiguousarray(independent_person_mask(self.load(whole=True))[y0:y1, x0:x1])
 
 
+#: ultralytics' example photos (AGPL-3.0: used, not redistributed; examples/README.md)
+BUS = PackagePhoto("ultralytics==8.4.190", "ultralytics/assets/bus.jpg",
+                   "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63", "AGPL-3.0")
+ZIDANE = PackagePhoto("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg",
+                      "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",
+                      "AGPL-3.0")
+
 CASES = (
     Case("astronaut", "astronaut.jpg", "upper body, colour, studio, orange suit, helmet held",
          "dev"),
@@ -112,6 +125,13 @@ CASES = (
          "behind, cut at the chest", "held-out"),
     Case("grace_hopper_shoulders", "grace_hopper.jpg", "crop of grace_hopper: head and "
          "shoulders, cut at bottom and right", "held-out", (60, 0, 512, 400)),
+    Case("bus_coat", "bus.jpg", "full body, street, long light fleece coat, jeans, "
+         "sunglasses; neighbours cut at both edges", "dev", (35, 370, 250, 930), "crop",
+         BUS),
+    Case("bus_dark", "bus.jpg", "full body, street, dark coat over red, jeans, arm across "
+         "the chest; neighbours at both edges", "dev", (205, 385, 370, 885), "crop", BUS),
+    Case("zidane", "zidane.jpg", "two men in dark suits cut at the waist, leaning, stadium "
+         "blur behind (the larger is reconstructed)", "dev", package=ZIDANE),
 )
 
 
@@ -163,6 +183,7 @@ def run_case(pipe, case: Case, save_dir: Path | None = None) -> dict:
     rec = pipe(photo, seed=0)
     seconds = time.perf_counter() - t0
     row = {"case": case.name, "file": case.file, "crop": list(case.crop) if case.crop else None,
+           "source": case.package.name if case.package else f"examples/{case.file}",
            "split": case.split, "what": case.what, "photo_size": [photo.shape[1], photo.shape[0]],
            **evaluate_case(rec, photo, mask), "seconds": seconds,
            "loadavg_1min": os.getloadavg()[0],  # the CPU is shared: how busy it was
@@ -288,12 +309,16 @@ def main(argv=None) -> int:
         pipe.config = pipe.config.replace(**changes)
     load_s = time.perf_counter() - t0
     save_dir = Path(args.save_dir) if args.save_dir else None
-    rows = []
+    rows, skipped = [], []
     for c in cases:
         try:
             rows.append(run_case(pipe, c, save_dir))
         except HumanSplatError as err:  # a photo the pipeline refuses is a result too
             rows.append({"case": c.name, "file": c.file, "split": c.split, "error": str(err)})
+        except PhotoUnavailable as err:  # not a result: this machine cannot get the photo
+            print(f"{c.name}: skipped, {err}", flush=True)
+            skipped.append({"case": c.name, "reason": str(err)})
+            continue
         print(table(rows[-1:]).splitlines()[-1] if "error" in rows[-1] else
               f"{c.name}: PSNR {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.3f}, "
               f"IoU {rows[-1]['iou']:.3f}, {rows[-1]['gaussians']} Gaussians, "
@@ -306,6 +331,7 @@ def main(argv=None) -> int:
               "targets": {"psnr_db": TARGET_PSNR_DB, "iou": TARGET_IOU,
                           "beyond_cut_edge": TARGET_BEYOND},
               "settings_changed": changes, "load_pipeline_s": load_s, "rows": rows,
+              "skipped": skipped,
               "machine": machine_info(str(pipe.device))}
     out = args.out or ROOT / "benchmarks" / "results" / f"real_photos_{args.label}.json"
     write_result(result, out)

@@ -219,7 +219,55 @@ def test_cases_are_real_files_with_a_held_out_split():
     assert sum(c.split == "held-out" for c in rp.CASES) >= 2
     readme = (Path(rp.ROOT) / "examples" / "README.md").read_text()
     for c in rp.CASES:
-        assert (Path(rp.ROOT) / "examples" / c.file).is_file() and c.file in readme
+        assert c.file in readme and c.name in readme
+        if c.package is None:
+            assert (Path(rp.ROOT) / "examples" / c.file).is_file()
+        else:  # fetched from a pinned wheel, never committed
+            assert "==" in c.package.requirement and len(c.package.sha256) == 64
+            assert not (Path(rp.ROOT) / "examples" / c.file).exists()
+            assert c.package.requirement in readme and c.package.licence in readme
+    # at least five distinct photos (issue 15), counting a crop as its photo
+    assert len({c.file for c in rp.CASES}) >= 5
+
+
+def _tiny_wheel(folder: Path, member: str, data: bytes) -> None:
+    """A minimal valid wheel ``tinyphotos-0.1`` holding ``member``, for pip's --find-links."""
+    import zipfile
+
+    di = "tinyphotos-0.1.dist-info"
+    meta = "Metadata-Version: 2.1\nName: tinyphotos\nVersion: 0.1\n"
+    wheel = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    with zipfile.ZipFile(folder / "tinyphotos-0.1-py3-none-any.whl", "w") as z:
+        z.writestr(member, data)
+        z.writestr(f"{di}/METADATA", meta)
+        z.writestr(f"{di}/WHEEL", wheel)
+        z.writestr(f"{di}/RECORD", "")
+
+
+def test_package_photo_fetches_checks_and_caches(tmp_path):
+    import hashlib
+
+    from package_photos import PackagePhoto, PhotoUnavailable
+
+    index, cache = tmp_path / "index", tmp_path / "cache"
+    index.mkdir()
+    data = b"\x89PNG not really, but bytes with a known hash"
+    _tiny_wheel(index, "tinyphotos/assets/person.png", data)
+    local = ("--no-index", "--find-links", str(index))
+    sha = hashlib.sha256(data).hexdigest()
+    photo = PackagePhoto("tinyphotos==0.1", "tinyphotos/assets/person.png", sha, "CC0")
+    path = photo.fetch(cache, local)
+    assert path.read_bytes() == data and path.is_relative_to(cache)
+    (index / "tinyphotos-0.1-py3-none-any.whl").unlink()  # the cache answers now
+    assert photo.fetch(cache, local) == path
+    with pytest.raises(PhotoUnavailable, match="SHA-256"):  # other bytes than pinned
+        _tiny_wheel(index, "tinyphotos/assets/person.png", data + b"!")
+        PackagePhoto("tinyphotos==0.1", "tinyphotos/assets/person.png", "0" * 64,
+                     "CC0").fetch(cache, local)
+    with pytest.raises(PhotoUnavailable, match="has no"):
+        PackagePhoto("tinyphotos==0.1", "tinyphotos/other.png", sha, "CC0").fetch(cache, local)
+    with pytest.raises(PhotoUnavailable, match="could not download"):
+        PackagePhoto("tinyphotos==9.9", "x.png", sha, "CC0").fetch(tmp_path / "c2", local)
 
 
 def test_reconstruction_beyond_edges_reads_the_meta():

@@ -256,6 +256,36 @@ def test_two_people_largest_is_chosen(cutout, segmenter, pose, big_left):
         assert p.mask[int(centre[1]), int(centre[0])] == 0
 
 
+@pytest.mark.parametrize("big_left", [True, False], ids=["larger-left", "larger-right"])
+def test_two_touching_people_are_split(cutout, segmenter, pose, big_left):
+    """Two people who overlap are one mask component: the pose search around the part far
+    from the first body finds the second, and the crop's mask holds only the larger one."""
+    canvas = _canvas("plain", 1000, 1600)
+    w_big, w_small = (round(cutout[0].shape[1] * s) for s in (0.7, 0.5))
+    if big_left:  # the smaller behind, its left side under the larger's right side
+        x_big, x_small = 300, 300 + w_big - round(0.2 * w_small)
+    else:
+        x_small, x_big = 300, 300 + w_small - round(0.2 * w_small)
+    small = np.array(_paste(canvas, cutout, 0.5, x_small, 380), np.float64)
+    big = np.array(_paste(canvas, cutout, 0.7, x_big, 250), np.float64)
+    assert (small[0] < big[2]) and (big[0] < small[2])  # they overlap: one component
+    p = preprocess(canvas, segmenter=segmenter, pose=pose)
+    assert p.n_people_detected == 2
+    box, tol = _mask_box_original(p), 0.05 * (big[2:] - big[:2]).max()
+    # the larger one's outline at the top and on the side away from the other person; where
+    # they overlap the split follows the nearer skeleton: the larger one's helmet may go to
+    # the smaller one (whose arm landmarks lie on it), the smaller one's hip to the larger
+    away = [1, 0 if big_left else 2]
+    np.testing.assert_allclose(box[away], big[away], atol=tol)
+    assert box[2] - box[0] >= 0.7 * (big[2] - big[0]) and box[3] <= big[3] + 2 * tol
+    # the smaller person's far part is not in the mask
+    far = np.array([small[2] - 0.25 * (small[2] - small[0]) if big_left else
+                    small[0] + 0.25 * (small[2] - small[0]), (small[1] + small[3]) / 2])
+    u, v = p.from_original(far)
+    if 0 <= u < 512 and 0 <= v < 512:
+        assert p.mask[int(v), int(u)] == 0
+
+
 # ----------------------------------------------------------------------------- no person
 
 
@@ -575,6 +605,8 @@ def test_mediapipe_names_match_mediapipe():
     import mediapipe as mp
 
     assert list(lmk.MEDIAPIPE_LANDMARK_NAMES) == [p.name.lower() for p in mp.solutions.pose.PoseLandmark]
+    bones = {tuple(sorted(b)) for b in mp.solutions.pose.POSE_CONNECTIONS}
+    assert set(lmk.MEDIAPIPE_BONES) == bones and len(lmk.MEDIAPIPE_BONES) == len(bones)
 
 
 def test_coco23_names_match_annys_regressor():

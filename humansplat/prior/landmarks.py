@@ -31,6 +31,7 @@ __all__ = [
     "COCO_TO_MEDIAPIPE",
     "MEDIAPIPE_TO_COCO17",
     "MEDIAPIPE_TO_COCO23",
+    "MEDIAPIPE_BONES",
     "Landmarks",
     "PoseDetector",
     "MediapipePose",
@@ -89,6 +90,17 @@ MEDIAPIPE_TO_COCO17: tuple[int, ...] = tuple(COCO_TO_MEDIAPIPE[n] for n in COCO1
 
 #: mediapipe indices in COCO23_NAMES order; -1 where mediapipe has no such point.
 MEDIAPIPE_TO_COCO23: tuple[int, ...] = tuple(COCO_TO_MEDIAPIPE.get(n, -1) for n in COCO23_NAMES)
+
+
+#: mediapipe's skeleton (``POSE_CONNECTIONS``) as landmark-index pairs: face outline, torso,
+#: arms, hands, legs, feet. Drawn lines of it stand for a person's body when a mask must be
+#: shared between people (``preprocess``).
+MEDIAPIPE_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (0, 4), (1, 2), (2, 3), (3, 7), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12),
+    (11, 13), (11, 23), (12, 14), (12, 24), (13, 15), (14, 16), (15, 17), (15, 19), (15, 21),
+    (16, 18), (16, 20), (16, 22), (17, 19), (18, 20), (23, 24), (23, 25), (24, 26), (25, 27),
+    (26, 28), (27, 29), (27, 31), (28, 30), (28, 32), (29, 31), (30, 32),
+)  # fmt: skip
 
 
 @dataclass

@@ -6,9 +6,12 @@ Steps (``preprocess``):
    photo's alpha when it is meaningful, else a segmenter) and mediapipe pose on the photo;
 3. choose the person: connected components of the mask, each confirmed by pose (the
    whole-photo pose, or pose run again on crops around that component, which finds small
-   people); the person with the most mask pixels wins. A segmenter alone is not trusted to
-   say "person": selfie segmentation also fires on cats, cups and fundus photos, so without a
-   detected body we raise NoPersonError (with a meaningful alpha we trust the cut-out);
+   people); people who touch or overlap share one component: pose run on the component's
+   part far from every known skeleton, the known people painted out, finds the next one,
+   and the component is split by the nearer skeleton (``_split_shared``); the person with
+   the most mask pixels wins. A segmenter alone is not trusted to say "person": selfie
+   segmentation also fires on cats, cups and fundus photos, so without a detected body we
+   raise NoPersonError (with a meaningful alpha we trust the cut-out);
 4. crop a square so that the person's larger side is ``foreground_ratio`` of it, centred on
    the person, padded with the background colour outside the photo, antialiased; segment
    again on the crop (the person now fills the segmenter's input: a finer mask; mean IoU
@@ -30,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError, NoPersonError
-from .landmarks import Landmarks, PoseDetector, default_pose
+from .landmarks import MEDIAPIPE_BONES, Landmarks, PoseDetector, default_pose
 from .segmentation import (
     PersonSegmenter,
     alpha_is_meaningful,
@@ -63,6 +66,13 @@ MAX_CANDIDATES = 5
 MIN_CANDIDATE_FRAC = 0.05
 #: side of the crops used to look for a body inside one mask component
 _CANDIDATE_CROP = 256
+#: people touching in the photo share one mask component. Pixels farther than this (x the
+#: larger side of the person's landmark box) from every known skeleton are "far"; a far piece
+#: holding this share of its component is searched for another body
+_SHARED_NEAR = 0.2
+_SHARED_MIN_SHARE = 0.2
+#: at most this many people are split off shared components
+_MAX_SPLITS = 3
 #: what the segmenter and pose see outside the photo: fixed, so the caller's background colour
 #: cannot change the mask or the landmarks; white reads as a studio backdrop to both models
 _MODEL_PAD = (255, 255, 255)
@@ -390,6 +400,122 @@ def _find_people(
     return people, seconds
 
 
+def _skeleton_distance(lm: Landmarks, shape: tuple[int, int],
+                       scale: tuple[float, float]) -> np.ndarray:
+    """float32 [h,w] (``shape``): each pixel's distance in pixels to ``lm``'s visible skeleton
+    (bones between visible landmarks, and the landmarks), ``lm`` (photo px) drawn at ``scale``."""
+    h, w = shape
+    canvas = np.full((h, w), 255, np.uint8)
+    xy = np.round(lm.xy * np.asarray(scale, np.float32)).astype(np.int64)
+    xy = np.clip(xy, -4 * max(h, w), 4 * max(h, w))  # far off-image points: keep cv2 happy
+    vis = lm.visible()
+    for a, b in MEDIAPIPE_BONES:
+        if vis[a] and vis[b]:
+            cv2.line(canvas, (int(xy[a, 0]), int(xy[a, 1])), (int(xy[b, 0]), int(xy[b, 1])), 0, 2)
+    for x, y in xy[vis]:
+        cv2.circle(canvas, (int(x), int(y)), 2, 0, -1)
+    if canvas.all():  # nothing visible drawn inside the image
+        return np.full((h, w), np.float32(np.hypot(h, w)))
+    return cv2.distanceTransform(canvas, cv2.DIST_L2, 5)
+
+
+def _pixels_box(region: np.ndarray, fx: float, fy: float) -> Box:
+    """Photo-pixel box of a non-empty bool working-image region (fx, fy: working px per
+    photo px)."""
+    ys, xs = np.nonzero(region)
+    return (xs.min() / fx, ys.min() / fy, (xs.max() + 1) / fx, (ys.max() + 1) / fy)
+
+
+def _split_shared(
+    rgb: np.ndarray,
+    cand_labels: np.ndarray,
+    comps: list[_Component],
+    people: list[_Person],
+    work_scale: tuple[float, float],
+    pose: PoseDetector,
+) -> float:
+    """Find people who share a mask component with a known person and split it between them.
+
+    Two people who touch or overlap in the photo (an arm across a neighbour, a group) are one
+    component, so ``_find_people`` sees one person and the crop would hold both. For each
+    person, the largest piece of their components far from every known skeleton
+    (``_SHARED_NEAR``) is searched with pose, the known people painted white so the detector
+    cannot find them again; a new body there (not overlapping a known one, its landmarks on
+    the component) gets the component's pixels nearer its skeleton than the person's. Updates
+    ``cand_labels``, ``comps`` and ``people`` in place; returns seconds spent in pose.
+    """
+    fx, fy = work_scale
+    H, W = rgb.shape[:2]
+    shape = cand_labels.shape
+    seconds = 0.0
+
+    def size_px(p: _Person) -> float:  # the body's larger side, working px
+        b = p.body_box
+        return max((b[2] - b[0]) * fx, (b[3] - b[1]) * fy)
+
+    for _ in range(_MAX_SPLITS):
+        bodies = [p for p in people if p.landmarks is not None and p.ranks]
+        dist = {id(p): _skeleton_distance(p.landmarks, shape, work_scale) for p in bodies}
+        near = np.zeros(shape, bool)
+        for p in bodies:
+            near |= dist[id(p)] < _SHARED_NEAR * size_px(p)
+        split = False
+        for p in bodies:
+            comp = np.isin(cand_labels, p.ranks)
+            n, lab, stats, _ = cv2.connectedComponentsWithStats(
+                (comp & ~near).astype(np.uint8), connectivity=8)
+            if n < 2:
+                continue
+            i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if stats[i, cv2.CC_STAT_AREA] < _SHARED_MIN_SHARE * comp.sum():
+                continue
+            x, y, w_, h_ = (int(v) for v in stats[i, :4])
+            piece = (x / fx, y / fy, (x + w_) / fx, (y + h_) / fy)
+            painted = rgb.copy()
+            known = cv2.resize(near.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST)
+            painted[known > 0] = 255
+            sq = _Square.around(piece, 0.9, _CANDIDATE_CROP)
+            t = time.perf_counter()
+            lm = pose(_warp_to_square(painted, sq, interp=cv2.INTER_LINEAR, border=_MODEL_PAD))
+            seconds += time.perf_counter() - t
+            if lm is None:
+                continue
+            lm = lm.transformed(1.0 / sq.scale, (sq.x0, sq.y0))  # -> photo px
+            body = _landmark_box(lm)
+            if body is None or any(
+                q.body_box is not None and _box_inter(q.body_box, body)
+                >= 0.5 * min(_box_area(q.body_box), _box_area(body)) for q in people
+            ):
+                continue  # nobody, or someone known
+            # a third of its visible points on the component: mediapipe calls points beyond a
+            # cut-off body "visible" too, and the segmenter can miss a small head
+            frac, k = _inside_fraction(lm.xy * (fx, fy), lm.visibility, _dilate(comp, 2))
+            if k < 6 or frac < 0.3:
+                continue  # not a body on this component
+            theirs = comp & (_skeleton_distance(lm, shape, work_scale) < dist[id(p)])
+            rank = max(c.rank for c in comps) + 1
+            cand_labels[theirs] = rank
+            comps.append(_Component(rank, int(theirs.sum()), _pixels_box(theirs, fx, fy)))
+            for c in comps:  # what the person keeps
+                if c.rank in p.ranks:
+                    left = cand_labels == c.rank
+                    c.area = int(left.sum())
+                    if c.area:
+                        c.bbox = _pixels_box(left, fx, fy)
+            kept = [c for c in comps if c.rank in p.ranks and c.area > 0]
+            p.ranks, p.bbox = [], p.body_box
+            for c in kept:
+                p.absorb(c)
+            other = _Person.from_body(lm, body)
+            other.absorb(comps[-1])
+            people.append(other)
+            split = True
+            break
+        if not split:
+            break
+    return seconds
+
+
 def _position_words(cx: float, width: int) -> str:
     f = cx / width
     return ("left", "centre-left", "centre", "centre-right", "right")[min(4, max(0, int(f * 5)))]
@@ -565,6 +691,7 @@ def preprocess(
         )
     people, dt = _find_people(rgb, cand_labels, comps, (fx, fy), photo_lm, pose, use_alpha)
     t_pose += dt
+    t_pose += _split_shared(rgb, cand_labels, comps, people, (fx, fy), pose)
     if not people:
         raise NoPersonError(
             "No person found in the photo: no human body (head, shoulders, hips) could be "
