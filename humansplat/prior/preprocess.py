@@ -281,6 +281,13 @@ class _Person:
         return cls(lm, [], body, body, (float(x0 - g), float(y0 - g), float(x1 + g), float(y1 + g)))
 
 
+def _same_body(p: _Person, body: Box) -> bool:
+    """Whether ``body`` (a landmark box, photo px) is ``p`` seen again: the two boxes share
+    half of the smaller one."""
+    return p.body_box is not None and _box_inter(p.body_box, body) >= 0.5 * min(
+        _box_area(p.body_box), _box_area(body))
+
+
 def _inside_fraction(xy: np.ndarray, vis: np.ndarray, region: np.ndarray) -> tuple[float, int]:
     """Fraction of the visible points (vis >= 0.5) that fall in the bool region; and their count."""
     pts = xy[vis >= 0.5]
@@ -352,9 +359,7 @@ def _find_people(
         if body is None:
             return None
         for p in people:
-            if p.body_box is not None and _box_inter(p.body_box, body) >= 0.5 * min(
-                _box_area(p.body_box), _box_area(body)
-            ):
+            if _same_body(p, body):
                 return p  # seen before (possibly only part of them)
         owners = [c for c in comps if free(c) and holds(c, lm)]
         if looked_at is not None and looked_at not in owners:
@@ -459,7 +464,7 @@ def _split_shared(
         near = np.zeros(shape, bool)
         for p in bodies:
             near |= dist[id(p)] < _SHARED_NEAR * size_px(p)
-        split = False
+        split, painted = False, None
         for p in bodies:
             comp = np.isin(cand_labels, p.ranks)
             n, lab, stats, _ = cv2.connectedComponentsWithStats(
@@ -471,9 +476,10 @@ def _split_shared(
                 continue
             x, y, w_, h_ = (int(v) for v in stats[i, :4])
             piece = (x / fx, y / fy, (x + w_) / fx, (y + h_) / fy)
-            painted = rgb.copy()
-            known = cv2.resize(near.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST)
-            painted[known > 0] = 255
+            if painted is None:  # once per round: only the far piece's search needs it
+                painted = rgb.copy()
+                painted[cv2.resize(near.astype(np.uint8), (W, H),
+                                   interpolation=cv2.INTER_NEAREST) > 0] = 255
             sq = _Square.around(piece, 0.9, _CANDIDATE_CROP)
             t = time.perf_counter()
             lm = pose(_warp_to_square(painted, sq, interp=cv2.INTER_LINEAR, border=_MODEL_PAD))
@@ -482,10 +488,7 @@ def _split_shared(
                 continue
             lm = lm.transformed(1.0 / sq.scale, (sq.x0, sq.y0))  # -> photo px
             body = _landmark_box(lm)
-            if body is None or any(
-                q.body_box is not None and _box_inter(q.body_box, body)
-                >= 0.5 * min(_box_area(q.body_box), _box_area(body)) for q in people
-            ):
+            if body is None or any(_same_body(q, body) for q in people):
                 continue  # nobody, or someone known
             # a third of its visible points on the component: mediapipe calls points beyond a
             # cut-off body "visible" too, and the segmenter can miss a small head
