@@ -570,7 +570,8 @@ def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
     g.means[:per] += noise[:, None] * fwd  # the model's input view: depth noise of 15 cm
     g.opacities[:per] = 0.9
     body = _plane_body(RADIUS - 0.05, half=1.5)  # covers the whole view
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    # the anchor alone (the rim's move back along the rays is tested on its own)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, grazing_behind=0)
 
     def photo_depths(**kw):
         res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, **kw)
@@ -696,3 +697,49 @@ def test_make_faithful_with_the_correction_lobe_renders_the_same_photo():
     assert int((across & corrected).sum()) > 10
     seen = sh_to_rgb(3, lobed.sh[:n], lobed.means[:n] - centre_side)
     torch.testing.assert_close(seen[across], own[across], atol=0.02, rtol=0)
+
+
+# -- the photo's rim moved back along its rays ----------------------------------------------
+
+def test_back_where_grazing_moves_rim_pixels_back_along_their_rays_by_the_body_normal():
+    """A ball of 30 cm seen from 2.6 m: each photo Gaussian on the ball's front, moved
+    ``metres * (1 - |cos|)`` along its own ray (cos from the ball's analytic normal)."""
+    from meshes import uv_sphere
+
+    from humansplat.cameras import camera_centers, pixel_rays
+    from humansplat.refine.input_view import PhotoGaussians, back_where_grazing
+
+    r_ball, metres = 0.3, 0.03
+    cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
+    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
+    o, d = o[0].reshape(-1, 3), d[0].reshape(-1, 3)  # [S*S,3]
+    b = (o * d).sum(-1)
+    disc = b ** 2 - ((o * o).sum(-1) - r_ball ** 2)
+    hit = disc > 0
+    t = -b[hit] - disc[hit].sqrt()  # the front intersection
+    means = o[hit] + t[:, None] * d[hit]
+    n = len(means)
+    rows, cols = hit.reshape(S, S).nonzero(as_tuple=True)
+    q = torch.zeros(n, 4)
+    q[:, 0] = 1
+    g = Gaussians(means=means, quats=q, scales=torch.full((n, 3), 1e-3),
+                  opacities=torch.full((n,), 0.9), colors=torch.rand(n, 3))
+    pg = PhotoGaussians(gaussians=g, pixels=torch.stack([rows, cols], -1),
+                        depth=torch.zeros(S, S), resolution=S)
+    moved = back_where_grazing(pg, cam, uv_sphere(r_ball, 48, 96), metres).means
+    centre = camera_centers(cam.viewmats)[0]
+    ray = torch.nn.functional.normalize(means - centre, dim=-1)
+    shift = moved - means
+    along = (shift * ray).sum(-1)
+    # on its own ray: the photo's camera sees every Gaussian where it was
+    assert float((shift - along[:, None] * ray).norm(dim=-1).max()) < 1e-5
+    cos = (torch.nn.functional.normalize(means, dim=-1) * ray).sum(-1).abs()
+    want = metres * (1 - cos)
+    err = (along - want).abs()
+    assert float(err.median()) < 2e-4 and float(err.max()) < 2e-3  # mesh facets, 96 px map
+    assert float(along[cos > 0.99].max()) < 2e-3  # facing the camera: kept in place
+    assert float(along[cos < 0.3].min()) > 0.6 * metres  # the rim: back by most of it
+    # off: unchanged
+    assert back_where_grazing(pg, cam, uv_sphere(r_ball), 0.0) is g
+    with pytest.raises(ConfigError, match="grazing_behind"):
+        FaithfulConfig(grazing_behind=-0.01)

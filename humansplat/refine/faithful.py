@@ -43,7 +43,7 @@ from ..gaussians import Gaussians
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, opacity_beyond_frame,
                        projected_sigma, push_behind, push_behind_footprint, wholly_inside)
 from .evidence import PhotoEvidence
-from .input_view import grid_depth, photo_gaussians
+from .input_view import back_where_grazing, grid_depth, photo_gaussians
 
 __all__ = ["FaithfulConfig", "FaithfulResult", "GeneratedViews", "make_faithful",
            "input_view_ids", "output_view_cameras"]
@@ -103,6 +103,11 @@ class FaithfulConfig:
         behind the coat (real photos: the astronaut cut at the left 29.22 -> 29.59 dB, and
         28.27 -> 29.29 with weights whose depth put the strap deeper; seed 7, 8 + 8
         people: -0.006 / +0.003 dB).
+    grazing_behind: metres a photo Gaussian is moved back along its own ray where the
+        clothed body is seen edge-on (times 1 - |cos| of the ray and the body's normal;
+        :func:`.input_view.back_where_grazing`), when the body is given; 0 = off. The
+        input view is unchanged; from other views the model's own Gaussians of the side
+        show instead of the rim's edge-on discs (module docs).
     """
 
     resolution: int = 768
@@ -128,6 +133,7 @@ class FaithfulConfig:
     input_view_inside: float = 3.0
     correction_lobe: bool = False
     behind_footprint: bool = True
+    grazing_behind: float = 0.03
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -159,6 +165,8 @@ class FaithfulConfig:
             bad("input_view_inside", f"must be >= 0 sigmas, got {self.input_view_inside!r}")
         if not float(self.input_view_behind) >= 0:
             bad("input_view_behind", f"must be >= 0 metres, got {self.input_view_behind!r}")
+        if not float(self.grazing_behind) >= 0:
+            bad("grazing_behind", f"must be >= 0 metres, got {self.grazing_behind!r}")
         if self.body_band is not None and not float(self.body_band) >= 0:
             bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
@@ -397,6 +405,10 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                                               margin=cfg.carve_margin)
         n_behind = int(moved.sum())
     photo = pg.gaussians
+    if body is not None and cfg.grazing_behind > 0:
+        # after the carving (which measures against the surface the photo shows), before
+        # the colour passes (which see the splat as shipped)
+        photo = back_where_grazing(pg, ev.camera, body, cfg.grazing_behind)
     info: dict[str, Any] = {"config": asdict(cfg), "resolution": res,
                             "photo_gaussians": len(photo), "model_views_replaced": front,
                             "model_input_view_kept": n_kept_front,
