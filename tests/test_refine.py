@@ -570,8 +570,7 @@ def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
     g.means[:per] += noise[:, None] * fwd  # the model's input view: depth noise of 15 cm
     g.opacities[:per] = 0.9
     body = _plane_body(RADIUS - 0.05, half=1.5)  # covers the whole view
-    # the anchor alone (the rim's move back along the rays is tested on its own)
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0, grazing_behind=0)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
 
     def photo_depths(**kw):
         res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, **kw)
@@ -699,47 +698,43 @@ def test_make_faithful_with_the_correction_lobe_renders_the_same_photo():
     torch.testing.assert_close(seen[across], own[across], atol=0.02, rtol=0)
 
 
-# -- the photo's rim moved back along its rays ----------------------------------------------
 
-def test_back_where_grazing_moves_rim_pixels_back_along_their_rays_by_the_body_normal():
-    """A ball of 30 cm seen from 2.6 m: each photo Gaussian on the ball's front, moved
-    ``metres * (1 - |cos|)`` along its own ray (cos from the ball's analytic normal)."""
+def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():
+    """A ball of 30 cm seen from 2.6 m and a model depth 2.5 cm in front of it everywhere:
+    with ``grazing`` each pixel is kept within ``band * |cos|`` of the ball (cos from its
+    analytic normal), so the rim lies on the ball and the middle keeps the model's relief."""
     from meshes import uv_sphere
 
     from humansplat.cameras import camera_centers, pixel_rays
-    from humansplat.refine.input_view import PhotoGaussians, back_where_grazing
+    from humansplat.refine.faithful import anchor_to_body
 
-    r_ball, metres = 0.3, 0.03
-    cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
-    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
-    o, d = o[0].reshape(-1, 3), d[0].reshape(-1, 3)  # [S*S,3]
+    r_ball, band, G = 0.3, 0.03, 96
+    cam = orbit_cameras([0.0], 0.0, RADIUS, width=G, height=G)
+    o, d = pixel_rays(cam.viewmats, cam.Ks, G, G)
+    o, d = o[0], d[0]  # [G,G,3]
     b = (o * d).sum(-1)
     disc = b ** 2 - ((o * o).sum(-1) - r_ball ** 2)
     hit = disc > 0
-    t = -b[hit] - disc[hit].sqrt()  # the front intersection
-    means = o[hit] + t[:, None] * d[hit]
-    n = len(means)
-    rows, cols = hit.reshape(S, S).nonzero(as_tuple=True)
-    q = torch.zeros(n, 4)
-    q[:, 0] = 1
-    g = Gaussians(means=means, quats=q, scales=torch.full((n, 3), 1e-3),
-                  opacities=torch.full((n,), 0.9), colors=torch.rand(n, 3))
-    pg = PhotoGaussians(gaussians=g, pixels=torch.stack([rows, cols], -1),
-                        depth=torch.zeros(S, S), resolution=S)
-    moved = back_where_grazing(pg, cam, uv_sphere(r_ball, 48, 96), metres).means
+    t = -b - disc.clamp(min=0).sqrt()  # distance to the front intersection
+    fwd = cam.viewmats[0, 2, :3]
+    z_true = t * (d @ fwd)  # camera z of the ball's surface
+    z = torch.where(hit, z_true - 0.025, torch.full_like(t, RADIUS))
+    conf = torch.full((G, G), 0.2)
+    body = uv_sphere(r_ball, 48, 96)
+    plain, _ = anchor_to_body(z, conf, body, cam, band)
+    graze, c2 = anchor_to_body(z, conf, body, cam, band, grazing=True)
     centre = camera_centers(cam.viewmats)[0]
-    ray = torch.nn.functional.normalize(means - centre, dim=-1)
-    shift = moved - means
-    along = (shift * ray).sum(-1)
-    # on its own ray: the photo's camera sees every Gaussian where it was
-    assert float((shift - along[:, None] * ray).norm(dim=-1).max()) < 1e-5
-    cos = (torch.nn.functional.normalize(means, dim=-1) * ray).sum(-1).abs()
-    want = metres * (1 - cos)
-    err = (along - want).abs()
-    assert float(err.median()) < 2e-4 and float(err.max()) < 2e-3  # mesh facets, 96 px map
-    assert float(along[cos > 0.99].max()) < 2e-3  # facing the camera: kept in place
-    assert float(along[cos < 0.3].min()) > 0.6 * metres  # the rim: back by most of it
-    # off: unchanged
-    assert back_where_grazing(pg, cam, uv_sphere(r_ball), 0.0) is g
-    with pytest.raises(ConfigError, match="grazing_behind"):
-        FaithfulConfig(grazing_behind=-0.01)
+    p = o + t[..., None] * d
+    cos = (torch.nn.functional.normalize(p, dim=-1)
+           * torch.nn.functional.normalize(p - centre, dim=-1)).sum(-1).abs()
+    inner = hit & (cos > 0.9)
+    rim = hit & (cos < 0.3)
+    cov = torch.isfinite(torch.where(hit, z_true, torch.full_like(t, float("inf"))))
+    assert int(rim.sum()) >= 20 and int(inner.sum()) >= 100
+    # without it the 2.5 cm in front stay everywhere (inside the band)
+    assert float((plain[hit] - (z_true[hit] - 0.025)).abs().max()) < 2e-3
+    # with it: within band * |cos| of the ball (mesh facets: 2 mm), the rim on the ball
+    err = (graze - z_true).abs()
+    assert bool((err[hit] <= band * cos[hit] + 2e-3).all())
+    assert float(err[rim].max()) < 0.011 and float(err[inner].median()) > 0.02
+    assert torch.equal(graze[~cov], z[~cov]) and bool((c2[hit] >= 0.7).all())

@@ -11,28 +11,24 @@ the person's mask becomes one Gaussian:
   naked body does not cover are as present as the body;
 - position: on the pixel's ray at the model's predicted depth, upsampled edge-aware from
   the model's grid (:mod:`.depth`);
-- shape: a disc facing the camera, about one pixel wide at its depth, as thick as wide;
-- where the surface turns away from the camera (the rim of a limb, the side of the torso)
-  the Gaussian is moved a little further along its own ray (:func:`back_where_grazing`):
-  such a pixel stands for a strip of surface the photo sees edge-on, and from the side its
-  disc lay on top of the model's own Gaussians for that side as a light or dark streak.
+- shape: a disc facing the camera, about one pixel wide at its depth, as thick as wide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cameras import Cameras, camera_centers, pixel_rays
+from ..cameras import Cameras, pixel_rays
 from ..gaussians import Gaussians
 from .depth import joint_bilateral_upsample
 from .evidence import PhotoEvidence
 
-__all__ = ["PhotoGaussians", "photo_gaussians", "grid_depth", "resample", "back_where_grazing"]
+__all__ = ["PhotoGaussians", "photo_gaussians", "grid_depth", "resample"]
 
 
 def resample(x: Tensor, size: int) -> Tensor:
@@ -131,38 +127,3 @@ def grid_depth(means: Tensor, opacities: Tensor, viewmat: Tensor, grid: int
     z = means.float() @ viewmat[2, :3].float() + viewmat[2, 3].float()
     return z.reshape(grid, grid), opacities.float().reshape(grid, grid)
 
-
-
-def back_where_grazing(pg: PhotoGaussians, camera: Cameras, body: tuple[Tensor, Tensor],
-                       metres: float, *, size: int = 384) -> Gaussians:
-    """``pg``'s Gaussians, each moved ``metres * (1 - |cos|)`` further along its ray, cos
-    between the ray and the clothed body's normal under its pixel (0 where the body does
-    not cover the pixel).
-
-    At the photo's camera nothing moves on screen (each stays on its own ray), and a
-    front-facing pixel keeps its depth (the profile seen from the side stays where it is);
-    a rim pixel goes up to ``metres`` back, behind the model's own Gaussians of the side,
-    which then show instead of the photo's edge-on discs. camera: the photo's (any size);
-    body: (vertices [V,3] world, faces [F,3]); size: side of the normal map (normals are
-    smooth, so it need not be the photo's resolution)."""
-    g = pg.gaussians
-    if metres <= 0 or len(g) == 0:
-        return g
-    from ..geometry import vertex_normals
-    from ..render.mesh import rasterize_mesh
-
-    R = pg.resolution
-    S = min(R, int(size))
-    cam = camera.resized(S, S)
-    verts, faces = body[0].float().cpu(), body[1].long().cpu()
-    r = rasterize_mesh(verts, faces, cam.viewmats[0].float(), cam.Ks[0].float(), S, S)
-    rows = ((pg.pixels[:, 0].float() + 0.5) * S / R).long().clamp(0, S - 1)
-    cols = ((pg.pixels[:, 1].float() + 0.5) * S / R).long().clamp(0, S - 1)
-    fid = r.face_ids[rows, cols]  # [N]
-    corners = faces[fid.clamp(min=0)]  # [N,3]
-    normal = F.normalize((vertex_normals(verts, faces)[corners]
-                          * r.bary[rows, cols][..., None]).sum(1), dim=-1)  # [N,3]
-    centre = camera_centers(camera.viewmats[:1].float())[0]
-    ray = F.normalize(g.means - centre.to(g.means), dim=-1)  # [N,3]
-    cos = torch.where(fid >= 0, (normal.to(ray) * ray).sum(-1).abs(), torch.zeros_like(ray[:, 0]))
-    return replace(g, means=g.means + (float(metres) * (1.0 - cos))[:, None] * ray)
