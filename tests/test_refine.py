@@ -701,7 +701,7 @@ def test_make_faithful_with_the_correction_lobe_renders_the_same_photo():
 
 def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():
     """A ball of 30 cm seen from 2.6 m and a model depth 2.5 cm in front of it everywhere:
-    with ``grazing`` each pixel is kept within ``band * |cos|`` of the ball (cos from its
+    with ``grazing=1`` each pixel is kept within ``band * |cos|`` of the ball (cos from its
     analytic normal), so the rim lies on the ball and the middle keeps the model's relief."""
     from meshes import uv_sphere
 
@@ -722,7 +722,7 @@ def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():
     conf = torch.full((G, G), 0.2)
     body = uv_sphere(r_ball, 48, 96)
     plain, _ = anchor_to_body(z, conf, body, cam, band)
-    graze, c2 = anchor_to_body(z, conf, body, cam, band, grazing=True)
+    graze, c2 = anchor_to_body(z, conf, body, cam, band, grazing=1.0)
     centre = camera_centers(cam.viewmats)[0]
     p = o + t[..., None] * d
     cos = (torch.nn.functional.normalize(p, dim=-1)
@@ -738,3 +738,10 @@ def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():
     assert bool((err[hit] <= band * cos[hit] + 2e-3).all())
     assert float(err[rim].max()) < 0.011 and float(err[inner].median()) > 0.02
     assert torch.equal(graze[~cov], z[~cov]) and bool((c2[hit] >= 0.7).all())
+    # a higher power narrows it further off the middle; 0 is the full band
+    sq, _ = anchor_to_body(z, conf, body, cam, band, grazing=2.0)
+    assert bool(((sq - z_true).abs()[hit] <= band * cos[hit] ** 2 + 4e-3).all())  # facets
+    assert float((sq - z_true).abs()[rim].max()) < float(err[rim].max())
+    assert torch.equal(anchor_to_body(z, conf, body, cam, band, grazing=0.0)[0], plain)
+    with pytest.raises(ConfigError, match="band_grazing"):
+        FaithfulConfig(band_grazing=-1.0)

@@ -75,9 +75,10 @@ class PipelineConfig:
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
         lie from the clothed body's surface (``refine.faithful.anchor_to_body``); None: the
         model's depth as it is.
-    band_grazing: that band narrowed by |cos| of the ray and the clothed body's normal, to
-        the body's surface where it is seen edge-on (a limb's rim, where the model's coarse
-        depth is the front's; ``refine.faithful.anchor_to_body``).
+    band_grazing: that band times |cos|^band_grazing, cos of the ray and the clothed body's
+        normal: down to the body's surface where it is seen edge-on (a limb's rim, where the
+        model's coarse depth is the front's; ``refine.faithful.anchor_to_body``); 0: the
+        full band everywhere.
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
@@ -116,7 +117,7 @@ class PipelineConfig:
     view_resolution: int = 128
     view_min_azimuth: float = 135.0
     body_band: float | None = 0.03
-    band_grazing: bool = True
+    band_grazing: float = 2.0
     deblur_passes: int = 1
     correction_lobe: bool = False
     refine: str = "cuda"
@@ -239,7 +240,7 @@ class PipelineConfig:
                               view_resolution=self.view_resolution,
                               view_min_azimuth=self.view_min_azimuth,
                               body_band=self.body_band,
-                              band_grazing=bool(self.band_grazing),
+                              band_grazing=float(self.band_grazing),
                               deblur_passes=self.deblur_passes,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
