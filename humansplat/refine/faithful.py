@@ -215,11 +215,12 @@ def anchor_to_body(z: Tensor, conf: Tensor, body: tuple[Tensor, Tensor] | None,
     within the band. Covered cells are trusted (confidence at least 0.7). body: (vertices
     [N,3] world, faces [F,3]) or None; band None: the model's depth unchanged.
 
-    grazing: the band narrows with |cos| of the cell's ray and the body's normal, to the
-    body's surface itself where the body is seen edge-on. There the model's coarse depth is
-    a blend across the silhouette (the front's depth on a limb's rim), and a pixel put up to
-    ``band`` in front of its true place showed, from the side and behind, as a streak
-    beside the limb; the clothed body's rim is the photo's silhouette by construction."""
+    grazing: the band is multiplied by |cos|^grazing, cos of the cell's ray and the body's
+    normal (0: the full band), down to the body's surface where it is seen edge-on. There
+    the model's coarse depth is a blend across the silhouette (the front's depth on a limb's
+    rim), and a pixel put up to ``band`` in front of its true place showed, from the side
+    and behind, as a streak beside the limb; the clothed body's rim is the photo's
+    silhouette by construction."""
     if body is None or band is None:
         return z, conf
     from ..render.mesh import rasterize_mesh
