@@ -15,7 +15,7 @@ from humansplat.gaussians import Gaussians
 from humansplat.pipeline import PipelineConfig
 from humansplat.refine import (FaithfulConfig, PhotoEvidence, carve_by_mask, frame_mask,
                                input_view_ids, make_faithful, opacity_beyond_frame,
-                               refine_to_photo)
+                               refine_to_photo, upsample_mask)
 from humansplat.refine.depth import joint_bilateral_upsample, push_pull_fill
 from humansplat.refine.input_view import photo_gaussians
 from humansplat.render import rasterize
@@ -744,3 +744,28 @@ def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():
     assert torch.equal(anchor_to_body(z, conf, body, cam, band, grazing=0.0)[0], plain)
     with pytest.raises(ConfigError, match="band_grazing"):
         FaithfulConfig(band_grazing=-1.0)
+
+
+def test_the_upsampled_mask_keeps_the_width_of_its_edge():
+    """A 4 px soft edge drawn at 32 px stays 4 px wide at 96 px (bilinear: 12 px), and the
+    silhouette (mask > 0.5) is bilinear's exactly."""
+    S, k = 32, 3
+    cols = torch.arange(S, dtype=torch.float32)
+    ramp = ((cols - 9.5) / 5.0).clamp(0, 1)  # 0 up to column 9, 1 from column 15: 5 soft px
+    mask = ramp[None, :].expand(S, S).contiguous()
+    sharp = upsample_mask(mask, k * S)
+    plain = upsample_mask(mask, k * S, sharp=False)
+    soft = lambda m: int(((m[len(m) // 2] > 0.01) & (m[len(m) // 2] < 0.99)).sum())  # noqa: E731
+    assert soft(mask) == 5
+    assert soft(plain) >= 3 * 5 - 1
+    assert abs(soft(sharp) - 5) <= 1
+    assert torch.equal(sharp > 0.5, plain > 0.5)
+    assert float(sharp.min()) >= 0.0 and float(sharp.max()) <= 1.0
+    # a hard edge stays hard, no upsampling leaves the mask as it is
+    hard = (cols >= 16).float()[None, :].expand(S, S).contiguous()
+    assert soft(upsample_mask(hard, k * S)) <= 2
+    assert torch.equal(upsample_mask(mask, S), mask)
+    with pytest.raises(ValueError, match="size >= S"):
+        upsample_mask(mask, S - 1)
+    with pytest.raises(ConfigError, match="sharp_mask"):
+        PipelineConfig(sharp_mask="yes")

@@ -66,6 +66,10 @@ class PipelineConfig:
         setting. 768 (was 512): a photo up to 768 px is rendered at its own camera from one
         Gaussian per pixel (grace_hopper, 674 px: 24.3 -> 26.0 dB, 114k -> 194k Gaussians;
         a 1024 px photo: 262k Gaussians, +2.6 s on 2 CPU cores, a 63 MiB .ply).
+    sharp_mask: the person mask, upsampled from ``crop_size`` to that resolution, keeps its
+        soft edge as many pixels wide as the segmenter drew it (``refine.evidence.
+        upsample_mask``); False: bilinear, the edge stretched as much as the mask (a ramp
+        of half-transparent Gaussians round the person, the background blended into them).
     view_resolution: the unseen sides: Gaussians per side of each generated view (back,
         left, right; capped at the synthesizer's view size), coloured from that view and
         opaque where it shows the person, beside the model's sparse ones (so the front
@@ -114,6 +118,7 @@ class PipelineConfig:
     part_labels: str = "body"
     faithful: bool = True
     input_resolution: int = 768
+    sharp_mask: bool = True
     view_resolution: int = 128
     view_min_azimuth: float = 135.0
     body_band: float | None = 0.03
@@ -154,6 +159,8 @@ class PipelineConfig:
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
+        if not isinstance(self.sharp_mask, bool):
+            bad("sharp_mask", f"must be true or false, got {self.sharp_mask!r}")
         if not isinstance(self.correction_lobe, bool):
             bad("correction_lobe", f"must be true or false, got {self.correction_lobe!r}")
         if self.part_labels not in ("body", "model"):

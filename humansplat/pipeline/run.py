@@ -422,7 +422,8 @@ class HumanSplatPipeline:
 
         t = time.perf_counter()
         ev = PhotoEvidence.from_preprocessed(p.pre, p.fit.cameras, photo=p.loaded.rgb,
-                                             max_size=self.config.input_resolution)
+                                             max_size=self.config.input_resolution,
+                                             sharp_mask=self.config.sharp_mask)
         # deterministic: the refinement draws no random numbers
         res = make_faithful(g, grid=self.model.config.gaussian_grid,
                             view_cameras=output_view_cameras(self.model.config, p.inputs),
