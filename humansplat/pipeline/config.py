@@ -83,6 +83,9 @@ class PipelineConfig:
         normal: down to the body's surface where it is seen edge-on (a limb's rim, where the
         model's coarse depth is the front's; ``refine.faithful.anchor_to_body``); 0: the
         full band everywhere.
+    silhouette_sigmas: the other Gaussians crossing the photo's silhouette at its camera are
+        narrowed across the edge until this many stds lie inside (``refine.coverage.
+        narrow_at_silhouette``): no soft halo round the person there; 0: off.
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
@@ -123,6 +126,7 @@ class PipelineConfig:
     view_min_azimuth: float = 135.0
     body_band: float | None = 0.03
     band_grazing: float = 2.0
+    silhouette_sigmas: float = 2.0
     deblur_passes: int = 1
     correction_lobe: bool = False
     refine: str = "cuda"
@@ -248,6 +252,7 @@ class PipelineConfig:
                               view_min_azimuth=self.view_min_azimuth,
                               body_band=self.body_band,
                               band_grazing=float(self.band_grazing),
+                              silhouette_sigmas=float(self.silhouette_sigmas),
                               deblur_passes=self.deblur_passes,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,

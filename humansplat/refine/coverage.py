@@ -25,8 +25,9 @@ from ..cameras import camera_centers
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "opacity_beyond_frame",
-           "projected_sigma", "push_behind", "push_behind_footprint", "wholly_inside"]
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "narrow_at_silhouette",
+           "opacity_beyond_frame", "projected_sigma", "push_behind", "push_behind_footprint",
+           "wholly_inside"]
 
 BEYOND_EDGE = ("cut", "complete")
 
@@ -179,6 +180,56 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     goal = deepest - margin
     move = in_crop & clear & (z < goal)
     return _along_rays(g, ev, move, z, goal), move
+
+
+def narrow_at_silhouette(g: Gaussians, ev: PhotoEvidence, *, sigmas: float = 2.0,
+                         threshold: float = 0.5, min_factor: float = 0.2
+                         ) -> tuple[Gaussians, Tensor]:
+    """Narrow each Gaussian whose footprint at the input camera crosses the photo's
+    silhouette, across the silhouette's edge only, until ``sigmas`` of its std in that
+    direction fit in the distance from its pixel to the nearest pixel outside the mask
+    (>= ``threshold``); its std shrinks to ``min_factor`` at most.
+
+    Carving keeps a Gaussian by its centre, so a wide one just inside the silhouette spread
+    a soft dark halo beyond it at the photo's camera. The direction is the image gradient of
+    the distance to the silhouette's edge, lifted to the 3-D direction across the input
+    ray; the extent along the ray and along the edge is kept, which is what the sides see
+    (narrowing every direction across the ray took the sides' silhouette with it: seed 7,
+    side IoU -0.011). The covariance A Sigma A^T, A = I - (1 - f) n n^T, is re-factored into
+    rotation and scales. Returns (``g`` narrowed, [N] bool which were)."""
+    from scipy.ndimage import distance_transform_edt
+
+    from ..geometry import quat_to_rotmat, rotmat_to_quat
+
+    if sigmas <= 0 or len(g) == 0:
+        return g, torch.zeros(len(g), dtype=torch.bool)
+    S = ev.size
+    dist = torch.from_numpy(distance_transform_edt((ev.mask >= threshold).numpy())).float()
+    gy, gx = torch.gradient(dist)  # [S,S]: away from the edge, into the person
+    uv, z = ev.project(g.means)
+    iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
+    iu, iv = iu.clamp(0, S - 1), iv.clamp(0, S - 1)
+    rows = ev.camera.viewmats[0, :3, :3].float()  # world -> camera: rows are its x, y, z axes
+    ray = F.normalize(g.means.float() - camera_centers(ev.camera.viewmats.float())[0], dim=-1)
+    n = gx[iv, iu, None] * rows[0] + gy[iv, iu, None] * rows[1]
+    n = F.normalize(n - (n * ray).sum(-1, keepdim=True) * ray, dim=-1)  # [N,3]
+    R = quat_to_rotmat(g.quats.float())
+    M = R * g.scales.float()[:, None, :]  # Sigma = M M^T
+    std_n = (n[:, None, :] @ M).norm(dim=-1)[:, 0]  # metres across the edge
+    std_px = std_n * ev.camera.Ks[0, 0, 0].float() / z.clamp(min=1e-6)
+    f = (dist[iv, iu] / (sigmas * std_px).clamp(min=1e-9)).clamp(min_factor, 1.0)
+    sel = in_crop & (f < 1.0) & (n.norm(dim=-1) > 0.5)
+    if not bool(sel.any()):
+        return g, sel
+    ns, Ms = n[sel], M[sel]
+    A = torch.eye(3) - (1.0 - f[sel])[:, None, None] * ns[:, :, None] * ns[:, None, :]
+    U, sv, _ = torch.linalg.svd(A @ Ms)  # A M = U diag(sv) V^T: A Sigma A^T = U diag(sv^2) U^T
+    U = torch.where((torch.linalg.det(U) < 0)[:, None, None], U * U.new_tensor([1., 1., -1.]), U)
+    scales, quats = g.scales.clone(), g.quats.clone()
+    scales[sel] = sv.clamp(min=1e-9).to(scales.dtype)
+    quats[sel] = rotmat_to_quat(U).to(quats.dtype)
+    return replace(g, scales=scales, quats=quats), sel
 
 
 def opacity_beyond_frame(g: Gaussians, ev: PhotoEvidence) -> float:
