@@ -121,7 +121,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         "`NAME+faithful` the splat the app ships from them (`humansplat.refine`, the "
         "pipeline's CPU settings: the photo's own Gaussians, the generated back view's, the "
         "model's carved by the photo's mask and moved behind what it shows under their "
-        "footprints, its input view's kept behind the photo's).", "",
+        "footprints and narrowed where they cross its silhouette, its input view's kept "
+        "behind the photo's).", "",
     ]
     for res in evals:
         lines += [f"Split `{res['split']}` ({res['subjects']} subjects):", ""] + _table(res) + [""]
