@@ -772,45 +772,64 @@ def test_the_upsampled_mask_keeps_the_width_of_its_edge():
 
 
 def test_gaussians_crossing_the_silhouette_are_narrowed_across_its_edge_only():
-    """A wide Gaussian just inside a vertical silhouette edge at the photo's camera: its std
-    across the edge shrinks until 2 of them fit inside (analytic covariance), along the edge
-    and along the ray it keeps 6 cm, and the alpha it spread beyond the edge drops; a
-    Gaussian well inside and a small one at the edge are left bit for bit."""
+    """Against the Gaussian's own footprint at the photo's camera (its 3-D covariance pushed
+    through the projection's Jacobian): a wide, tilted Gaussian 3 px inside a vertical
+    silhouette edge ends with 2 of its horizontal stds inside, its vertical std and its
+    extent along the ray unchanged, and the alpha it spread beyond the edge drops; one well
+    inside and a small one at the edge are left bit for bit; one on the middle line of a
+    thin strip is narrowed too; a mask with no edge narrows nothing."""
+    from humansplat.cameras import pixel_rays
     from humansplat.geometry import quat_to_rotmat
     from humansplat.refine.coverage import narrow_at_silhouette
 
     cam = orbit_cameras([0.0], 0.0, RADIUS, width=S, height=S)
+
+    def evidence(mask):
+        return PhotoEvidence(image=torch.full((3, S, S), 0.3), composite=torch.ones(3, S, S),
+                             mask=mask, camera=cam, frame=torch.ones(S, S, dtype=torch.bool))
+
     mask = torch.zeros(S, S)
     mask[:, : S // 2] = 1.0  # the person left of column 48
-    ev = PhotoEvidence(image=torch.full((3, S, S), 0.3), composite=torch.ones(3, S, S),
-                       mask=mask, camera=cam, frame=torch.ones(S, S, dtype=torch.bool))
-    from humansplat.cameras import pixel_rays
-
+    ev = evidence(mask)
     o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
     centre = lambda row, col: o[0, row, col] + RADIUS * d[0, row, col]  # noqa: E731
     means = torch.stack([centre(48, 45), centre(48, 10), centre(30, 46)])
-    std = torch.tensor([0.06, 0.06, 0.001])
-    q = torch.zeros(3, 4)
-    q[:, 0] = 1
-    g = Gaussians(means=means, quats=q, scales=std[:, None].expand(3, 3).contiguous(),
-                  opacities=torch.full((3,), 0.9), colors=torch.full((3, 3), 0.2))
+    q = torch.nn.functional.normalize(torch.tensor([[0.9, 0.2, -0.3, 0.25], [1.0, 0, 0, 0],
+                                                    [1.0, 0, 0, 0]]), dim=-1)
+    scales = torch.tensor([[0.06, 0.035, 0.05], [0.06, 0.06, 0.06], [0.001, 0.001, 0.001]])
+    g = Gaussians(means=means, quats=q, scales=scales, opacities=torch.full((3,), 0.9),
+                  colors=torch.full((3, 3), 0.2))
     out, which = narrow_at_silhouette(g, ev, sigmas=2.0)
     assert which.tolist() == [True, False, False]
     assert torch.equal(out.scales[1:], g.scales[1:]) and torch.equal(out.quats[1:], g.quats[1:])
-    R = quat_to_rotmat(out.quats[:1].float())[0]
-    cov = R @ torch.diag(out.scales[0].float() ** 2) @ R.T
-    rows = cam.viewmats[0, :3, :3]  # camera x (across the edge), y (along it), z
-    ray = torch.nn.functional.normalize(means[0] - (-rows.T @ cam.viewmats[0, :3, 3]), dim=0)
-    across = torch.nn.functional.normalize(rows[0] - (rows[0] @ ray) * ray, dim=0)
-    along = torch.linalg.cross(ray, across)
-    sd = lambda v: float((v @ cov @ v).sqrt())  # noqa: E731
-    f_px = float(cam.Ks[0, 0, 0])
-    z = float(means[0] @ rows[2] + cam.viewmats[0, 2, 3])
-    inside_px = 48 - 45  # from its pixel to the nearest one outside (the distance transform)
-    assert sd(across) * f_px / z == pytest.approx(inside_px / 2.0, rel=0.1)
-    assert sd(along) == pytest.approx(0.06, rel=1e-3)
-    assert sd(ray) == pytest.approx(0.06, rel=1e-3)
+
+    def cov(gg):
+        R = quat_to_rotmat(gg.quats[:1].float())[0]
+        return R @ torch.diag(gg.scales[0].float() ** 2) @ R.T
+
+    vm, K = cam.viewmats[0].float(), cam.Ks[0].float()
+
+    def pinhole(p):  # world point -> pixel (OpenCV), written out here
+        c = vm[:3, :3] @ p + vm[:3, 3]
+        return K[:2, :2] @ (c[:2] / c[2]) + K[:2, 2]
+
+    J = torch.autograd.functional.jacobian(pinhole, means[0].float())  # [2,3]
+    before, after = J @ cov(g) @ J.T, J @ cov(out) @ J.T  # [2,2] pixels^2: (u, v)
+    assert float(before[0, 0].sqrt()) > 2.0  # 2 stds reached past the edge, 3 px away
+    assert float(after[0, 0].sqrt()) == pytest.approx(3 / 2.0, rel=0.05)  # 2 stds in 3 px
+    assert float(after[1, 1]) == pytest.approx(float(before[1, 1]), rel=0.02)
+    ray = torch.nn.functional.normalize(means[0] - o[0, 48, 45], dim=0)
+    assert float(ray @ cov(out) @ ray) == pytest.approx(float(ray @ cov(g) @ ray), rel=1e-4)
     beyond = lambda gg: float(_render(gg[:1], cam, S)[1][:, S // 2 + 1:].sum())  # noqa: E731
-    assert beyond(out) < 0.2 * beyond(g)
+    assert beyond(out) < 0.3 * beyond(g)
+    # a thin strip (5 px): the Gaussian on its middle line crosses both edges
+    strip = torch.zeros(S, S)
+    strip[:, 46:51] = 1.0
+    wide = Gaussians(means=centre(48, 48)[None], quats=q[1:2], scales=scales[1:2],
+                     opacities=torch.full((1,), 0.9), colors=torch.full((1, 3), 0.2))
+    assert narrow_at_silhouette(wide, evidence(strip))[1].tolist() == [True]
+    for no_edge in (torch.ones(S, S), torch.zeros(S, S)):
+        same, none = narrow_at_silhouette(g, evidence(no_edge))
+        assert same is g and not bool(none.any())
     same, none = narrow_at_silhouette(g, ev, sigmas=0.0)
     assert same is g and not bool(none.any())

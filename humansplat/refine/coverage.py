@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -188,42 +189,54 @@ def narrow_at_silhouette(g: Gaussians, ev: PhotoEvidence, *, sigmas: float = 2.0
     """Narrow each Gaussian whose footprint at the input camera crosses the photo's
     silhouette, across the silhouette's edge only, until ``sigmas`` of its std in that
     direction fit in the distance from its pixel to the nearest pixel outside the mask
-    (>= ``threshold``); its std shrinks to ``min_factor`` at most.
+    (>= ``threshold``; pixel centre to pixel centre, so up to half a pixel more than to
+    the edge itself); its std shrinks to ``min_factor`` at most.
 
     Carving keeps a Gaussian by its centre, so a wide one just inside the silhouette spread
-    a soft dark halo beyond it at the photo's camera. The direction is the image gradient of
-    the distance to the silhouette's edge, lifted to the 3-D direction across the input
-    ray; the extent along the ray and along the edge is kept, which is what the sides see
-    (narrowing every direction across the ray took the sides' silhouette with it: seed 7,
-    side IoU -0.011). The covariance A Sigma A^T, A = I - (1 - f) n n^T, is re-factored into
-    rotation and scales. Returns (``g`` narrowed, [N] bool which were)."""
+    a soft dark halo beyond it at the photo's camera. The direction is the image direction
+    from that nearest outside pixel, lifted to the 3-D direction across the input ray (exact
+    on the camera's axis, within ~10 % in the footprint's std off it); the extent along the
+    ray and along the edge is kept, which is what the sides see (narrowing every direction
+    across the ray took the sides' silhouette with it: seed 7, side IoU -0.011). The
+    covariance A Sigma A^T, A = I - (1 - f) n n^T, is re-factored into rotation and scales.
+    A mask with no edge (empty, or the whole crop) narrows nothing. Returns (``g``
+    narrowed, [N] bool which were)."""
     from scipy.ndimage import distance_transform_edt
 
     from ..geometry import quat_to_rotmat, rotmat_to_quat
 
-    if sigmas <= 0 or len(g) == 0:
-        return g, torch.zeros(len(g), dtype=torch.bool)
-    S = ev.size
-    dist = torch.from_numpy(distance_transform_edt((ev.mask >= threshold).numpy())).float()
-    gy, gx = torch.gradient(dist)  # [S,S]: away from the edge, into the person
+    none = torch.zeros(len(g), dtype=torch.bool, device=g.means.device)
+    inside = (ev.mask >= threshold).numpy()
+    if sigmas <= 0 or len(g) == 0 or inside.all() or not inside.any():
+        return g, none
+    S, dev = ev.size, g.means.device
+    dist, (ny, nx) = distance_transform_edt(inside, return_indices=True)
+    rr, cc = np.mgrid[0:S, 0:S]
+    # from the nearest pixel outside, into the person (zero outside the mask; a gradient of
+    # the distance would be zero along a thin limb's middle, where the halo crosses both edges)
+    away = torch.from_numpy(np.stack([cc - nx, rr - ny], -1)).float().to(dev)  # [S,S,2]
+    dist = torch.from_numpy(dist).float().to(dev)
     uv, z = ev.project(g.means)
+    uv, z = uv.to(dev), z.to(dev)
     iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
     in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
     iu, iv = iu.clamp(0, S - 1), iv.clamp(0, S - 1)
-    rows = ev.camera.viewmats[0, :3, :3].float()  # world -> camera: rows are its x, y, z axes
-    ray = F.normalize(g.means.float() - camera_centers(ev.camera.viewmats.float())[0], dim=-1)
-    n = gx[iv, iu, None] * rows[0] + gy[iv, iu, None] * rows[1]
+    vm = ev.camera.viewmats.float().to(dev)
+    rows = vm[0, :3, :3]  # world -> camera: rows are its x, y, z axes
+    ray = F.normalize(g.means.float() - camera_centers(vm)[0], dim=-1)
+    a = away[iv, iu]  # [N,2]
+    n = a[:, :1] * rows[0] + a[:, 1:] * rows[1]
     n = F.normalize(n - (n * ray).sum(-1, keepdim=True) * ray, dim=-1)  # [N,3]
     R = quat_to_rotmat(g.quats.float())
     M = R * g.scales.float()[:, None, :]  # Sigma = M M^T
     std_n = (n[:, None, :] @ M).norm(dim=-1)[:, 0]  # metres across the edge
-    std_px = std_n * ev.camera.Ks[0, 0, 0].float() / z.clamp(min=1e-6)
+    std_px = std_n * ev.camera.Ks[0, 0, 0].float().to(dev) / z.clamp(min=1e-6)
     f = (dist[iv, iu] / (sigmas * std_px).clamp(min=1e-9)).clamp(min_factor, 1.0)
     sel = in_crop & (f < 1.0) & (n.norm(dim=-1) > 0.5)
     if not bool(sel.any()):
         return g, sel
     ns, Ms = n[sel], M[sel]
-    A = torch.eye(3) - (1.0 - f[sel])[:, None, None] * ns[:, :, None] * ns[:, None, :]
+    A = torch.eye(3, device=dev) - (1.0 - f[sel])[:, None, None] * ns[:, :, None] * ns[:, None, :]
     U, sv, _ = torch.linalg.svd(A @ Ms)  # A M = U diag(sv) V^T: A Sigma A^T = U diag(sv^2) U^T
     U = torch.where((torch.linalg.det(U) < 0)[:, None, None], U * U.new_tensor([1., 1., -1.]), U)
     scales, quats = g.scales.clone(), g.quats.clone()

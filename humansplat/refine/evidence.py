@@ -25,9 +25,11 @@ def upsample_mask(mask: Tensor, size: int, *, sharp: bool = True) -> Tensor:
     px mask under a 768 px photo put a 3x wider ramp of half-transparent Gaussians round
     the person, blending the background into them at the photo's camera (on the real
     photos that ramp held 3-7 % of the person's pixels and 28-42 % of the squared error).
-    ``sharp`` remaps the bilinear mask around 0.5 with slope k, so the edge keeps the width
-    in pixels the segmenter drew it at; the 0.5 silhouette does not move and an edge
-    already sharp at S stays as it was. Returns float32 [size,size]."""
+    ``sharp`` remaps the bilinear mask around 0.5 with slope k, so an edge's ramp keeps the
+    width in pixels the segmenter drew it at; the 0.5 silhouette does not move and an edge
+    already sharp at S stays as it was. Partial coverage away from 0.5 is pushed towards 0
+    or 1 as well (a plateau of 0.35 becomes 0.05 at k = 3): semi-transparent hair comes out
+    closer to a cut-out. Returns float32 [size,size]."""
     S = mask.shape[-1]
     if mask.ndim != 2 or mask.shape[0] != S or size < S:
         raise ValueError(f"mask must be square [S,S] and size >= S, got "
