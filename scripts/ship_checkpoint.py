@@ -4,6 +4,12 @@ come from `humansplat eval` result files (nothing typed by hand).
     python scripts/ship_checkpoint.py --run runs/tiny --eval runs/eval_test/results.json \
         --eval runs/eval_hard/results.json [--ablations runs/ablations/seed1/eval/results.json] \
         -o humansplat/checkpoints/humansplat-tiny
+
+Same weights, new evaluation figures (the pipeline's settings changed, not the model): only
+the card's split tables and "Full-body differences" are rewritten, the rest kept as it is:
+
+    python scripts/ship_checkpoint.py --rescore humansplat/checkpoints/humansplat-tiny/README.md \
+        --eval benchmarks/results/eval_sil_test.json --eval benchmarks/results/eval_sil_hard.json
 """
 
 from __future__ import annotations
@@ -154,16 +160,49 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
     return "\n".join(lines) + "\n"
 
 
+def rescore(card_path: str, evals: list[dict]) -> None:
+    """Rewrite an existing card's evaluation tables and findings from ``evals`` in place."""
+    path = Path(card_path)
+    text = path.read_text()
+    model = [m for m in evals[0]["methods"] if not m.startswith("prior-")][0]
+
+    def between(t: str, head: str, body: str) -> str:  # replace the block after ``head``
+        i = t.index(head) + len(head)
+        return t[:i] + body + t[t.index("\n\n", i):]
+
+    for res in evals:
+        text = between(text, f"Split `{res['split']}` ({res['subjects']} subjects):\n\n",
+                       "\n".join(_table(res)))
+    lines = []
+    for res in evals:
+        lines += _findings(res, model)
+        if f"{model}+faithful" in res["summary"]:
+            lines += _findings(res, f"{model}+faithful", "the shipped splat")
+    text = between(text, "Full-body differences (the model minus the baseline):\n\n",
+                   "\n".join(lines))
+    path.write_text(text)
+    print(f"rescored {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--rescore", metavar="CARD",
+                    help="only rewrite this card's evaluation figures from --eval")
+    ap.add_argument("--run")
     ap.add_argument("--eval", action="append", default=[])
     ap.add_argument("--ablations")
-    ap.add_argument("--hours", type=float, required=True, help="training wall time")
+    ap.add_argument("--hours", type=float, help="training wall time")
     ap.add_argument("-o", "--out", default="humansplat/checkpoints/humansplat-tiny")
     ap.add_argument("--config", default="configs/tiny.yaml", help="the run's config, as cited")
     ap.add_argument("--earlier", default="", help="a sentence on the run fine-tuned from")
     args = ap.parse_args()
+    if args.rescore:
+        if not args.eval:
+            ap.error("--rescore needs --eval files")
+        rescore(args.rescore, [json.loads(Path(p).read_text()) for p in args.eval])
+        return
+    if args.run is None or args.hours is None:
+        ap.error("--run and --hours are required (unless --rescore)")
 
     from humansplat.model import LatentReconstructionTransformer
     from humansplat.pipeline import HumanSplatPipeline, PipelineConfig
