@@ -25,6 +25,10 @@ the original photo into that camera with the pipeline's own crop warp, and score
   cut by (``cut_edges`` of the independent mask; "-" when the person is not cut);
 - Gaussians after pruning, and seconds for ``pipe(photo)`` (no exports; the CPU is shared,
   the JSON records the load average).
+- where the error sits (second table; ``error_by_region`` in the JSON): the independent
+  mask's person pixels split by the pipeline's own mask (solid inside it, its soft rim, a
+  band 3 px wide just outside it, farther out), each region's share of the pixels and of
+  the squared error, and its PSNR.
 Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
 
 Photos (examples/README.md has their licences): the files in examples/, two photos of the
@@ -150,6 +154,36 @@ CASES = (
 )
 
 
+#: where the error inside the independent mask sits, by the pipeline's own mask ``pm`` at the
+#: input camera: solid inside it, its soft rim, a band just outside it, and farther out
+REGIONS = ("inside", "rim", "outside_3px", "outside_far")
+
+
+def error_by_region(rgb, view, pm: np.ndarray) -> dict:
+    """For each of ``REGIONS`` among the independent mask's person pixels: their share of
+    those pixels ("pixels"), of the squared error ("error"), and their PSNR (dB; None when
+    empty, 99 where there is no error at all). rgb [S,S,3] the render, view the photo
+    (``photo_at_input_camera``), pm [S,S] the pipeline's mask in that camera. inside: pm >=
+    0.98; rim: 0.5 < pm < 0.98; outside_3px: pm <= 0.5 within 3 px of pm > 0.5;
+    outside_far: the rest."""
+    from scipy.ndimage import distance_transform_edt
+
+    person = (view.mask > 0.5) & (view.inside > 0.5)
+    se = ((np.asarray(rgb, np.float64) - view.rgb) ** 2).mean(-1)
+    near = distance_transform_edt(pm <= 0.5) <= 3
+    masks = {"inside": pm >= 0.98, "rim": (pm > 0.5) & (pm < 0.98),
+             "outside_3px": (pm <= 0.5) & near, "outside_far": (pm <= 0.5) & ~near}
+    total_px, total_se = max(int(person.sum()), 1), max(float(se[person].sum()), 1e-12)
+    out = {}
+    for name in REGIONS:
+        r = masks[name] & person
+        n = int(r.sum())
+        mse = float(se[r].mean()) if n else None
+        out[name] = {"pixels": n / total_px, "error": float(se[r].sum()) / total_se,
+                     "psnr": None if not n else (99.0 if mse == 0 else -10 * np.log10(mse))}
+    return out
+
+
 def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 1024) -> dict:
     """Scores of one reconstruction ``rec`` of ``photo`` uint8 [H,W,3] against its
     independent person ``mask`` float [H,W] (see the module docstring), in the input camera
@@ -178,6 +212,7 @@ def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 1024
     scores = input_view_scores(rgb, alpha, view,
                                own_mask=None if pm is None else torch.from_numpy(pm))
     if pm is not None:
+        scores["error_by_region"] = error_by_region(rgb, view, pm)
         from humansplat.metrics import mask_iou as silhouette_iou
 
         inside = view.inside > 0.5
@@ -240,6 +275,18 @@ def table(rows: list[dict]) -> str:
         hit = sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in ok)
         lines.append(f"targets PSNR >= {TARGET_PSNR_DB:g} dB and IoU >= {TARGET_IOU:g}: "
                      f"{hit}/{len(ok)} cases")
+    regions = [r for r in ok if "error_by_region" in r]
+    if regions:
+        lines += ["", "where the error sits, by the pipeline's own mask: share of the person's "
+                  "pixels / of the squared error / PSNR dB"]
+        lines.append(f"{'case':24s} " + " ".join(f"{n:>20s}" for n in REGIONS))
+        for r in regions:
+            cells = []
+            for n in REGIONS:
+                e = r["error_by_region"][n]
+                cells.append(f"{100 * e['pixels']:5.1f}% {100 * e['error']:5.1f}% "
+                             f"{_fmt(e['psnr'], '6.1f'):>6s}")
+            lines.append(f"{r['case']:24s} " + " ".join(f"{c:>20s}" for c in cells))
     return "\n".join(lines)
 
 

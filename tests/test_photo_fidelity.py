@@ -196,6 +196,34 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     assert row["psnr"] > 25 and row["iou"] > 0.9 and row["cut_edges"] == ["bottom"]
     assert row["psnr_both"] >= row["psnr"] - 1e-6
     assert row["beyond_cut_edge"] < 0.02 and row["gaussians"] == len(rec.gaussians)
+    regions = row["error_by_region"]
+    assert sum(r["pixels"] for r in regions.values()) == pytest.approx(1.0)
+    assert sum(r["error"] for r in regions.values()) == pytest.approx(1.0)
+
+
+def test_error_by_region_puts_each_error_where_it_is():
+    """Person = the left 12 columns; the pipeline's mask: solid on 10, soft on column 10;
+    all the error in column 11, just outside the pipeline's mask."""
+    from types import SimpleNamespace
+
+    S = 20
+    pm = np.zeros((S, S), np.float32)
+    pm[:, :10] = 1.0
+    pm[:, 10] = 0.7
+    person = np.zeros((S, S), np.float32)
+    person[:, :12] = 1.0
+    photo = np.full((S, S, 3), 0.5, np.float32)
+    render = photo.copy()
+    render[:, 11] += 0.25  # squared error 1/16 in column 11 only
+    view = SimpleNamespace(rgb=photo, mask=person, inside=np.ones((S, S), np.float32))
+    regions = rp.error_by_region(render, view, pm)
+    assert regions["inside"]["pixels"] == pytest.approx(10 / 12)
+    assert regions["rim"]["pixels"] == pytest.approx(1 / 12)
+    assert regions["outside_3px"]["pixels"] == pytest.approx(1 / 12)
+    assert regions["outside_far"]["pixels"] == 0 and regions["outside_far"]["psnr"] is None
+    assert regions["outside_3px"]["error"] == pytest.approx(1.0)
+    assert regions["outside_3px"]["psnr"] == pytest.approx(-10 * np.log10(1 / 16))
+    assert regions["inside"]["psnr"] == 99.0  # no error at all there
 
 
 def test_table_and_before_after_markdown():

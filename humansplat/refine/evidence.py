@@ -24,7 +24,8 @@ def upsample_mask(mask: Tensor, size: int, *, sharp: bool = True) -> Tensor:
     Bilinear upsampling by k = size / S stretches the segmenter's soft edge k times: a 256
     px mask under a 768 px photo put a 3x wider ramp of half-transparent Gaussians round
     the person, blending the background into them at the photo's camera (on the real
-    photos that ramp held 3-7 % of the person's pixels and 28-42 % of the squared error).
+    photos that ramp held 3-10 % of the person's pixels and up to 42 % of the squared
+    error: ``benchmarks/real_photos.py``'s ``error_by_region``).
     ``sharp`` remaps the bilinear mask around 0.5 with slope k, so an edge's ramp keeps the
     width in pixels the segmenter drew it at; the 0.5 silhouette does not move and an edge
     already sharp at S stays as it was. Partial coverage away from 0.5 is pushed towards 0
