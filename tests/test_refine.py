@@ -833,3 +833,22 @@ def test_gaussians_crossing_the_silhouette_are_narrowed_across_its_edge_only():
         assert same is g and not bool(none.any())
     same, none = narrow_at_silhouette(g, ev, sigmas=0.0)
     assert same is g and not bool(none.any())
+
+
+def test_the_deepest_surface_near_the_rim_is_the_persons_not_the_background():
+    """The depth map also holds the model's guess off the silhouette (here 9 m). The surface
+    the photo shows near the rim, which the kept input view and the generated views are
+    pushed behind, is the person's: 2.6 m, not the background's."""
+    from humansplat.refine.coverage import deepest_within, shown_depth
+
+    ev = _toy_evidence()
+    depth = torch.where(ev.mask >= 0.5, torch.full((S, S), 2.6), torch.full((S, S), 9.0))
+    shown = shown_depth(depth, ev)
+    on = ev.mask >= 0.5
+    assert torch.equal(shown[on], depth[on]) and bool((shown[~on] < -1e8).all())
+    near = deepest_within(shown, 4)
+    assert float(near[on].max()) == pytest.approx(2.6)  # the rim's too
+    assert float(deepest_within(depth, 4)[on].max()) == pytest.approx(9.0)  # unmasked: 9 m
+    # a depth map on another grid than the crop's: the mask is area-averaged onto it
+    half = shown_depth(torch.full((S // 2, S // 2), 2.6), ev)
+    assert half.shape == (S // 2, S // 2) and bool((half < -1e8).any())

@@ -119,6 +119,15 @@ def deepest_within(depth: Tensor, r: int) -> Tensor:
     return F.max_pool2d(d, (2 * r + 1, 1), 1, (r, 0))[0, 0]
 
 
+def shown_depth(surface: Tensor, ev: PhotoEvidence, threshold: float = 0.5) -> Tensor:
+    """``surface`` [R,R] (camera z of what the photo shows) where the photo shows the person
+    (mask >= ``threshold``), -1e9 elsewhere: the depth map's background values are the
+    model's guess off the silhouette, not a surface (for :func:`deepest_within`)."""
+    R = surface.shape[-1]
+    person = F.interpolate(ev.mask[None, None].float(), size=(R, R), mode="area")[0, 0]
+    return torch.where(person >= threshold, surface.float(), torch.full_like(person, -1e9))
+
+
 def projected_sigma(g: Gaussians, ev: PhotoEvidence) -> tuple[Tensor, Tensor, Tensor]:
     """Each Gaussian at the input camera: (pixel [N,2], camera z [N], its widest std in
     pixels [N])."""
@@ -163,8 +172,7 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     sv = (uv[:, 1] * R / S).floor().long().clamp(0, R - 1)
     # only what the photo shows as the person counts: the depth map's background values
     # (the model's guess off the silhouette) would send the rim's Gaussians far back
-    person = F.interpolate(ev.mask[None, None].float(), size=(R, R), mode="area")[0, 0]
-    shown = torch.where(person >= threshold, surface.float(), torch.full_like(person, -1e9))
+    shown = shown_depth(surface, ev, threshold)
     deepest = surface[sv, su].float()
     for r in _FOOTPRINT_RADII[1:]:
         wide = radius >= r

@@ -44,7 +44,7 @@ from ..gaussians import Gaussians
 from ..geometry import vertex_normals
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_silhouette,
                        opacity_beyond_frame, projected_sigma, push_behind,
-                       push_behind_footprint, wholly_inside)
+                       push_behind_footprint, shown_depth, wholly_inside)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
@@ -386,6 +386,9 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     t_views = time.perf_counter() - t0 - t_photo
     keep = carve_by_mask(others, ev, grow_px=cfg.grow_px, beyond_edge=cfg.beyond_edge,
                          surface=pg.depth, margin=cfg.carve_margin)
+    # the photo's depth where it shows the person: off the silhouette the depth map holds
+    # the model's guess for the background, and the deepest value near the rim was that
+    shown = shown_depth(pg.depth, ev)
     n_kept_front = 0
     if kept_front:
         # behind what the photo shows, so only the sides see them (at the input camera
@@ -400,7 +403,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # depth, so a wide Gaussian behind its centre's pixel but in front of a sloping
         # surface beside it covers the photo there
         r = math.ceil(3.0 * float(spx.median()) * pg.depth.shape[-1] / ev.size)
-        kf, _ = push_behind(kf, ev, deepest_within(pg.depth, r),
+        kf, _ = push_behind(kf, ev, deepest_within(shown, r),
                             margin=-float(cfg.input_view_behind))
         others = Gaussians.cat([others, kf])
         from_view = torch.cat([from_view, torch.zeros(len(kf), dtype=torch.bool)])
@@ -412,7 +415,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # behind the deepest surface the photo shows anywhere under the disc: at a depth
         # edge (the neck inside a collar) a disc behind the near side would cover the far
         # side's pixels
-        deepest = deepest_within(pg.depth, math.ceil(shrink * pg.depth.shape[-1] / ev.size))
+        deepest = deepest_within(shown, math.ceil(shrink * pg.depth.shape[-1] / ev.size))
         # ... where the model put the hidden side too close behind the front, it is moved
         # back rather than dropped (dropping holed the back: the photo showed through)
         margin_v = cfg.carve_margin - VIEW_CARVE_EXTRA
