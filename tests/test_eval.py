@@ -92,3 +92,34 @@ def test_eval_rejects_an_unknown_pipeline_field(tiny_split, tmp_path, capsys):
     assert main(["eval", "--data", str(tiny_split), "--checkpoint", f"m={model_dir}",
                  "--set", "no_such_field=1", "-o", str(tmp_path / "e"), "--quiet"]) == 2
     assert "no_such_field" in capsys.readouterr().err
+
+
+def test_side_views_benchmark_takes_the_shipped_splat_apart(tiny_split, tmp_path):
+    """benchmarks/side_views.py: at the input view (azimuth 0) the faithful splat is the
+    photo, far above the untrained model; its photo Gaussians alone carry most of that; a
+    variant with no changes scores exactly as the shipped settings (one run shares nothing
+    with the next)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "side_views.py"
+    spec = importlib.util.spec_from_file_location("side_views", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    model_dir = tmp_path / "micro"
+    LatentReconstructionTransformer(get_preset("micro", body_anchor=True,
+                                               color_skip=True)).save_pretrained(model_dir)
+    out = tmp_path / "side.json"
+    assert bench.main(["--data", str(tiny_split), "--split", "test", "--subjects", "2",
+                       "--azimuth", "0", "--checkpoint", str(model_dir),
+                       "--variant", "same={}", "--threads", "0", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    s = {m: v["mean"] for m, v in res["summary"].items()}
+    assert set(s) == {"prior-mesh", "model", "shipped", "shipped/photo", "shipped/rest",
+                      "same", "same/photo", "same/rest"}
+    assert s["shipped"] > s["model"] + 3.0, s
+    assert s["shipped/photo"] > s["shipped/rest"], s
+    for k in ("", "/photo", "/rest"):
+        assert res["per_subject"]["same" + k] == res["per_subject"]["shipped" + k]
+    assert res["machine"]["cpu_count"] >= 1
