@@ -76,8 +76,9 @@ def _render_input_view(g, meta_path: Path, out: Path) -> None:
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{meta_path} holds no usable input camera ({err})") from None
     with torch.no_grad():
-        img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.rgb, vm, K, w, h,
-                                  backgrounds=torch.ones(1, 3))
+        img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities,
+                                  g.colors if g.sh is None else g.sh, vm, K, w, h,
+                                  backgrounds=torch.ones(1, 3), sh_degree=g.sh_degree)
     for name, im in (("input_view.png", img[0]), ("input_view_alpha.png", alpha[0, ..., 0])):
         path = out / name
         Image.fromarray((im.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)).save(path)

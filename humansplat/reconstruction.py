@@ -78,6 +78,15 @@ class Reconstruction:
         """uint8 [H,W,3]: :func:`latents_image` of :attr:`latents`."""
         return latents_image(self.latents)
 
+    def splat_colours(self) -> Gaussians:
+        """:attr:`gaussians` in one colour each, as the photo's camera sees them: the
+        viewer's ``.splat`` holds RGB only (``io.compact.rgb_seen_from``)."""
+        from .cameras import camera_centers
+        from .io.compact import rgb_seen_from
+
+        return rgb_seen_from(self.gaussians,
+                             camera_centers(self.input_camera.viewmats.float())[0])
+
     # -- files --------------------------------------------------------------------------
     def save(self, out_dir, *, video: bool = True, video_size: int = 256,
              progress: Progress | None = None, video_workers: int | None = None
@@ -116,7 +125,7 @@ class Reconstruction:
             save_ply(self.gaussians, tmp / names["ply"], y_down=True)
             step("ply", t)
             t = time.perf_counter()
-            save_splat(self.gaussians, tmp / names["splat"], y_down=True)
+            save_splat(self.splat_colours(), tmp / names["splat"], y_down=True)
             step("splat", t)
             t = time.perf_counter()
             save_image_grid(list(self.views), tmp / names["views"], ncols=len(self.views))

@@ -109,6 +109,22 @@ def test_written_files_open(batch, tmp_path):
     ref = render_alpha(g, torch.tensor(meta["camera"]["viewmat"]),
                        torch.tensor(meta["camera"]["K"]), w, h).numpy()
     assert np.abs(alpha - ref).max() <= 1 / 255 + 1e-6
+    # the viewer's .splat (RGB only) is the splat as the photo's camera sees it: its render
+    # there matches the .ply's, view-dependent colour included
+    from humansplat.eval.metrics import psnr
+    from humansplat.io import load_splat
+    from humansplat.render import rasterize
+
+    vm = torch.tensor(meta["camera"]["viewmat"], dtype=torch.float32)[None]
+    K = torch.tensor(meta["camera"]["K"], dtype=torch.float32)[None]
+    sp = load_splat(d / "gaussians.splat", y_down=True)
+    with torch.no_grad():
+        a, _, _ = rasterize(g.means, g.quats, g.scales, g.opacities,
+                            g.colors if g.sh is None else g.sh, vm, K, w, h,
+                            backgrounds=torch.ones(1, 3), sh_degree=g.sh_degree)
+        b, _, _ = rasterize(sp.means, sp.quats, sp.scales, sp.opacities, sp.colors, vm, K,
+                            w, h, backgrounds=torch.ones(1, 3))
+    assert float(psnr(b.permute(0, 3, 1, 2), a.permute(0, 3, 1, 2))) > 35.0
 
 
 def test_unwritable_output_folder(tmp_path, capsys):

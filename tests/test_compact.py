@@ -112,6 +112,48 @@ def test_compact_cli(person, tmp_path, capsys):
     assert (tmp_path / "g.splat").stat().st_size == 32 * int((person.opacities >= 1 / 255).sum())
 
 
+def test_compact_keeps_the_colours_the_photos_camera_sees(person, tmp_path):
+    """A result whose colours are view-dependent (the faithful step's correction lobe): its
+    compact .splat holds each Gaussian's colour as seen from the photo's camera (meta.json),
+    so that camera's render of the .splat matches the full SH render, and the DC term alone
+    does not."""
+    import json
+
+    from humansplat.cameras import camera_centers
+    from humansplat.io.compact import rgb_seen_from
+    from humansplat.refine.deblur import correction_lobe
+
+    cam = orbit_cameras([20.0], [5.0], 2.4, width=128, height=128)
+    centre = camera_centers(cam.viewmats)[0]
+    corrected = (person.colors * 0.6).clamp(0, 1)  # darker along the camera's axis
+    g = Gaussians(person.means, person.quats, person.scales, person.opacities,
+                  sh=correction_lobe(person.colors, corrected, person.means, centre),
+                  labels=person.labels)
+    seen = rgb_seen_from(g, centre)
+    assert seen.sh is None and torch.allclose(seen.colors, corrected, atol=2e-3)
+    assert rgb_seen_from(person, centre) is person  # RGB already: as it is
+    run = tmp_path / "run"
+    run.mkdir()
+    save_ply(g, run / "gaussians.ply", y_down=True)
+    (run / "meta.json").write_text(json.dumps({"camera": {"viewmat": cam.viewmats[0].tolist()}}))
+    from humansplat.cli import main
+
+    assert main(["compact", str(run), "-o", str(tmp_path / "g.splat")]) == 0
+
+    def render(x, sh_degree=None):
+        with torch.no_grad():
+            img, _, _ = rasterize(x.means, x.quats, x.scales, x.opacities,
+                                  x.colors if x.sh is None else x.sh, cam.viewmats, cam.Ks,
+                                  128, 128, backgrounds=torch.ones(1, 3), sh_degree=sh_degree)
+        return img.permute(0, 3, 1, 2)
+
+    full = render(g, 3)
+    compact = render(load_splat(tmp_path / "g.splat", y_down=True))
+    dc_only = render(g.with_rgb())
+    assert float(psnr(compact, full)) > 35.0
+    assert float(psnr(dc_only, full)) < float(psnr(compact, full)) - 10.0
+
+
 # --------------------------------------------------------------------------------------------
 # a real browser: Gradio's Model3D must draw the compact files
 # --------------------------------------------------------------------------------------------

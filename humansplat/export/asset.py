@@ -108,6 +108,11 @@ def build_avatar(gaussians: Gaussians, params: BodyParams, body_model, *,
     views = []
     if input_camera is not None:
         c = input_camera
+        if gaussians.sh is not None:  # a texture holds one colour: the photo's camera's
+            from ..cameras import camera_centers
+            from ..io.compact import rgb_seen_from
+
+            g = rgb_seen_from(gaussians, camera_centers(c.viewmat[None].float())[0])
         views += render_splat_views(g, c.viewmat[None].float(), c.K[None].float(), c.width,
                                     c.height)
     cams = export_cameras(g, view_size)

@@ -19,10 +19,12 @@ Higher SH bands are dropped (view-dependent colour becomes its DC term).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..errors import ConfigError
 from ..gaussians import SH_C0, Gaussians
@@ -30,7 +32,7 @@ from .paths import as_path
 from .splat_files import PART_PROPERTY, _gaussian_arrays, save_splat, write_vertex_ply
 
 __all__ = ["COMPACT_PLY_PROPERTIES", "MIN_VISIBLE_OPACITY", "web_order", "prune_invisible",
-           "save_compact_ply", "save_compact", "compact_bytes_per_gaussian"]
+           "rgb_seen_from", "save_compact_ply", "save_compact", "compact_bytes_per_gaussian"]
 
 COMPACT_PLY_PROPERTIES: tuple[str, ...] = (
     "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
@@ -72,6 +74,20 @@ def save_compact_ply(g: Gaussians, path, *, y_down: bool = True, labels: bool = 
     write_vertex_ply(path, COMPACT_PLY_PROPERTIES, cols, extras,
                      f"humansplat up={'-y' if y_down else '+y'} colors=rgb sh_degree=0")
     return as_path(path)
+
+
+def rgb_seen_from(g: Gaussians, centre: Tensor) -> Gaussians:
+    """``g`` in one colour each: its SH seen from the point ``centre`` [3] (world), what an
+    RGB-only layout should keep of view-dependent colour for the view that matters most
+    (the photo's camera: the faithful step's colour correction is view-dependent and its
+    DC term holds a third of it). Gaussians without SH are returned as they are."""
+    if g.sh is None:
+        return g
+    from ..render.ewa import sh_to_rgb
+
+    c = torch.as_tensor(centre, dtype=torch.float32, device=g.means.device).reshape(3)
+    rgb = sh_to_rgb(g.sh_degree, g.sh.float(), g.means.float() - c)
+    return replace(g, colors=rgb.clamp(0, 1).to(g.means.dtype), sh=None)
 
 
 def save_compact(g: Gaussians, path, *, y_down: bool = True, prune: bool = True) -> Path:

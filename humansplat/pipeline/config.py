@@ -89,9 +89,8 @@ class PipelineConfig:
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
-        camera axis, the photo's own colours from the side (degree-3 SH; off by default:
-        perceptual -0.003 at -0.01 dB on seed 7, and the viewer's .splat keeps a third of
-        the correction; ``refine.FaithfulConfig``);
+        camera axis, the photo's own colours from the side (degree-3 SH; the viewer's
+        .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
         the 2-core CPU three steps at 512 px take longer than the whole 15 s budget),
         "always" or "off";
@@ -127,8 +126,8 @@ class PipelineConfig:
     body_band: float | None = 0.03
     band_grazing: float = 2.0
     silhouette_sigmas: float = 2.0
-    deblur_passes: int = 1
-    correction_lobe: bool = False
+    deblur_passes: int = 2
+    correction_lobe: bool = True
     refine: str = "cuda"
     refine_seconds: float = 2.0
     refine_steps: int = 30

@@ -18,9 +18,9 @@ the mask are corrected (an edge pixel's colour also carries the background).
 The correction is for the photo's camera. Seen from the side, a Gaussian at the silhouette
 shows its corrected colour over the whole side it stands for, as light or dark streaks
 down limbs and faces; :func:`correction_lobe` keeps it for views near the photo's
-camera's axis only (``FaithfulConfig.correction_lobe``, off by default: seed 7, 8 + 8
-people, perceptual -0.003 / -0.003 at -0.01 / -0.01 dB; RGB-only formats such as the
-viewer's .splat keep a third of the correction).
+camera's axis only (``FaithfulConfig.correction_lobe``, on by default with 2 passes; RGB-only
+formats such as the viewer's .splat keep the colours the photo's camera sees,
+``io.compact.rgb_seen_from``).
 """
 
 from __future__ import annotations

@@ -82,7 +82,10 @@ class FaithfulConfig:
         only added a second, blockier surface (on 6 `test` people: full-body 20.74 ->
         20.96 dB, face 14.45 -> 14.81, side IoU 0.813 -> 0.818 with the back's alone);
     deblur_passes: forward renders that correct the photo Gaussians' colours for the
-        splat's own blur at the input camera (:mod:`.deblur`; 0 = off);
+        splat's own blur at the input camera (:mod:`.deblur`; 0 = off). 2 with
+        ``correction_lobe`` (seed 7 `test`, 16 people: input view 30.41 -> 31.16 dB); without
+        the lobe a second pass brightened the rim seen from the side (3 passes: perceptual
+        0.171 -> 0.177);
     refine_seconds: the test-time refinement's time budget (0 = off);
     refine_steps: its most steps; refine_size: side of its input-view render (None: the
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
@@ -97,8 +100,12 @@ class FaithfulConfig:
         view-dependent (:func:`.deblur.correction_lobe`): whole along the photo's camera
         axis, none at right angles, where the photo's own colours show, and the whole splat
         stored as degree-3 SH (the .ply's layout already holds it; RGB-only formats such as
-        the viewer's .splat keep the DC term: a third of the correction). Off by default:
-        seed 7, 8 + 8 people, perceptual -0.003 / -0.003 at -0.01 / -0.01 dB.
+        the viewer's .splat keep the colours the photo's camera sees,
+        ``io.compact.rgb_seen_from``). The correction, made for the photo's camera, showed
+        from the side as light streaks down limbs (the soft rim's Gaussians, brightened
+        where the model's behind them darkened the rim). With ``deblur_passes`` 2, on the
+        tuning seeds 7 / 9: perceptual -0.003 to -0.004, PSNR -0.005 to +0.013 dB
+        (README, real-photos item 21);
     behind_footprint: the other views' Gaussians whose 3-sigma footprint at the input camera
         lies wholly inside the silhouette are moved behind the deepest surface the photo
         shows anywhere under it (:func:`.coverage.push_behind_footprint`), not only under
@@ -129,7 +136,7 @@ class FaithfulConfig:
     view_resolution: int = 128
     view_inset: float = 0.04
     view_min_azimuth: float = 135.0
-    deblur_passes: int = 1
+    deblur_passes: int = 2
     refine_seconds: float = 2.0
     refine_steps: int = 30
     refine_size: int | None = None
@@ -140,7 +147,7 @@ class FaithfulConfig:
     keep_input_view: bool = True
     input_view_behind: float = 0.02
     input_view_inside: float = 3.0
-    correction_lobe: bool = False
+    correction_lobe: bool = True
     behind_footprint: bool = True
     band_grazing: float = 2.0
     silhouette_sigmas: float = 2.0
