@@ -11,14 +11,13 @@ trained one, so the same time; the table says which ran). The pipeline is loaded
 models, first-call allocations) and is reported apart; the table shows the median of the
 warm runs per stage. ``total`` = the photo in, every file written (turntable at
 ``--video-size`` px, 60 frames). Target on 2 CPU cores: under 15 s. ``--set`` changes a
-``PipelineConfig`` field (JSON value, e.g. ``--set input_resolution=768``); the JSON
+``PipelineConfig`` field (a JSON value, else text: ``--set refine=always``); the JSON
 records the changes and the bytes of the files written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -83,17 +82,19 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a PipelineConfig field for this run (JSON value); repeatable")
+                    help="a PipelineConfig field for this run (JSON value, else text); repeatable")
     args = ap.parse_args(argv)
     from humansplat.runtime import fix_threads
 
     fix_threads(args.threads)  # the product's setting, so the figure is the product's time
     from PIL import Image
 
+    from humansplat.pipeline.config import parse_setting
+
     size = Image.open(args.photo).size
     t = time.perf_counter()
     pipe, which = load_pipeline(args)
-    changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    changes = dict(parse_setting(kv) for kv in args.set)
     if changes:
         pipe.config = pipe.config.replace(**changes)
     load_s = time.perf_counter() - t

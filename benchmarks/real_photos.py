@@ -336,8 +336,8 @@ def main(argv=None) -> int:
                     help="write a before/after markdown table of two JSONs and exit")
     ap.add_argument("--markdown", default=None, help="with --compare: write the table here")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a pipeline.json field for this run (JSON value), e.g. "
-                         "--set input_resolution=256")
+                    help="override a pipeline.json field for this run (JSON value, else "
+                         "text), e.g. --set input_resolution=256")
     args = ap.parse_args(argv)
 
     if args.compare:
@@ -362,12 +362,13 @@ def main(argv=None) -> int:
     from humansplat.errors import HumanSplatError
     from humansplat.eval.independent_mask import INDEPENDENT_MASK_NAME
     from humansplat.pipeline import HumanSplatPipeline
+    from humansplat.pipeline.config import parse_setting
 
     t0 = time.perf_counter()
     pipe = HumanSplatPipeline.from_pretrained(args.checkpoint)
     changes = {}
     if args.set:
-        changes = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        changes = dict(parse_setting(kv) for kv in args.set)
         pipe.config = pipe.config.replace(**changes)
     load_s = time.perf_counter() - t0
     save_dir = Path(args.save_dir) if args.save_dir else None

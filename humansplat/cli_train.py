@@ -29,19 +29,9 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _key_value(item: str) -> tuple[str, object]:
-    """FIELD=VALUE -> (field, the JSON value, or the text itself when it is not JSON)."""
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--set expects FIELD=VALUE (a JSON value), got {item!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def _cmd_eval(args) -> int:
     from .eval.evaluate import EvalConfig, evaluate
+    from .pipeline.config import parse_setting
 
     ckpts = {}
     for item in args.checkpoint or []:
@@ -54,7 +44,7 @@ def _cmd_eval(args) -> int:
                                                                    "prior-gaussians"),
                      max_subjects=args.max_subjects, perceptual=args.perceptual,
                      faithful=not args.no_faithful, supersample=args.supersample,
-                     pipeline_overrides=dict(_key_value(kv) for kv in args.set),
+                     pipeline_overrides=dict(parse_setting(kv) for kv in args.set),
                      output_dir=args.output)
     bar = None
     if not args.quiet:
@@ -101,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the NAME+faithful rows (the splat the app ships per checkpoint)")
     e.add_argument("--max-subjects", type=int)
     e.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a pipeline.json field (JSON value) for the NAME+faithful rows, "
+                   help="a pipeline.json field (JSON value, else text) for the NAME+faithful rows, "
                    "e.g. --set view_resolution=0")
     e.add_argument("--supersample", type=int, default=2,
                    help="render every method at this many times the targets' size and "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -42,13 +41,13 @@ def main(argv=None) -> int:
     from humansplat.cameras import Cameras, view_azimuths
     from humansplat.eval import evaluate as E
     from humansplat.model.inputs import ModelInputs
-    from humansplat.pipeline.config import PipelineConfig
+    from humansplat.pipeline.config import PipelineConfig, parse_setting
     from humansplat.prior.body import AnnyBody
     from humansplat.refine import make_faithful, output_view_cameras
     from humansplat.train.dataset import SyntheticHumans
 
     torch.set_grad_enabled(False)
-    before = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.before)}
+    before = dict(parse_setting(kv) for kv in args.before)
     now = PipelineConfig().faithful_config("cpu")
     configs = [dataclasses.replace(now, **before), now]
     data = SyntheticHumans(args.data, split=args.split, targets=None)

@@ -511,3 +511,24 @@ def test_latents_picture_of_sd_vae_latents():
     assert img.dtype == np.uint8 and img.shape == (5 * 32 + 6 * 2, 5 * 32 + 6 * 2, 3)
     with pytest.raises(ValueError):
         latents_image(torch.zeros(4, 16, 16))
+
+
+def test_a_setting_on_the_command_line_is_json_or_text():
+    """``--set FIELD=VALUE`` for eval and the benchmarks: JSON where it parses, the text
+    itself where it does not (``refine=always``), a clear error without ``=``; the values
+    then go through PipelineConfig's own checks."""
+    from humansplat.pipeline.config import parse_setting
+
+    assert parse_setting("deblur_passes=2") == ("deblur_passes", 2)
+    assert parse_setting("correction_lobe=true") == ("correction_lobe", True)
+    assert parse_setting("refine=always") == parse_setting('refine="always"') == \
+        ("refine", "always")
+    assert parse_setting("body_band=null") == ("body_band", None)
+    for bad in ("deblur_passes", "=2", ""):
+        with pytest.raises(ConfigError, match="FIELD=VALUE"):
+            parse_setting(bad)
+    cfg = PipelineConfig().replace(**dict(map(parse_setting, ["refine=always",
+                                                               "deblur_passes=0"])))
+    assert cfg.refine == "always" and cfg.deblur_passes == 0
+    with pytest.raises(ConfigError, match="correction_lobe"):
+        PipelineConfig().replace(**dict([parse_setting("correction_lobe=yes")]))

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..prior.preprocess import FOREGROUND_RATIO, check_foreground_ratio
 
 __all__ = ["PipelineConfig", "PIPELINE_CONFIG_NAME", "MODEL_FILES", "default_device",
-           "resolve_dtype", "autocast_name"]
+           "parse_setting", "resolve_dtype", "autocast_name"]
 
 PIPELINE_CONFIG_NAME = "pipeline.json"
 MODEL_FILES = ("config.json", "model.safetensors")
@@ -257,6 +257,18 @@ class PipelineConfig:
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,
                               beyond_edge=self.beyond_edge)
+
+
+def parse_setting(item: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` (a ``--set`` on the command line) -> (field, the JSON value, or the
+    text itself when it is not JSON: ``refine=always`` and ``refine="always"`` alike)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects FIELD=VALUE (a JSON value), got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def default_device(device) -> torch.device:
