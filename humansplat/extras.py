@@ -14,22 +14,12 @@ __all__ = ["register"]
 
 def _cmd_compact(args: argparse.Namespace) -> int:
     from .io import load_ply
-    from .io.compact import save_compact
+    from .io.compact import save_compact, seen_from_photo
 
     src = Path(args.source)
     ply = src / "gaussians.ply" if src.is_dir() else src
     g = load_ply(ply)
-    meta = ply.with_name("meta.json")
-    if g.sh is not None and meta.is_file():  # a result folder: as its photo's camera sees it
-        import json
-
-        import torch
-
-        from .cameras import camera_centers
-        from .io.compact import rgb_seen_from
-
-        vm = torch.tensor(json.loads(meta.read_text())["camera"]["viewmat"], dtype=torch.float32)
-        g = rgb_seen_from(g, camera_centers(vm[None])[0])
+    g = seen_from_photo(g, ply.parent)  # a result folder: as its photo's camera sees it
     out = Path(args.output) if args.output else ply.with_name(ply.stem + "_compact.splat")
     save_compact(g, out, y_down=True)
     before, after = ply.stat().st_size, out.stat().st_size

@@ -173,11 +173,12 @@ class Reconstruction:
     def avatar(self, body_model=None):
         """The splat bound to its fitted body (``avatar.Avatar``): ``.pose(body_pose)``,
         ``.pose_smpl(smpl_pose)``, ``.canonical()``. ``body_model``: the model the body was
-        fitted with (default: a fresh one of that kind)."""
+        fitted with (default: a fresh one of that kind). Its colours are the photo camera's
+        (:meth:`splat_colours`), as the viewer's."""
         from .avatar import BodyParams, bind
 
         params = BodyParams.from_fit(self.fit)
-        return bind(self.gaussians, body_model or params.body_model(), params)
+        return bind(self.splat_colours(), body_model or params.body_model(), params)
 
     def repose(self, body_pose=None, *, body_model=None, **kwargs) -> Gaussians:
         """The splat in another pose of its body: ``body_pose`` [J-1,3] of the body model or

@@ -152,6 +152,13 @@ def test_compact_keeps_the_colours_the_photos_camera_sees(person, tmp_path):
     dc_only = render(g.with_rgb())
     assert float(psnr(compact, full)) > 35.0
     assert float(psnr(dc_only, full)) < float(psnr(compact, full)) - 10.0
+    # a folder without a usable camera: the splat as it is (its DC colour in RGB files)
+    from humansplat.io.compact import seen_from_photo
+
+    (run / "meta.json").write_text(json.dumps({"camera": {}}))
+    assert seen_from_photo(g, run) is g
+    (run / "meta.json").unlink()
+    assert seen_from_photo(g, run) is g and seen_from_photo(person, tmp_path) is person
 
 
 # --------------------------------------------------------------------------------------------

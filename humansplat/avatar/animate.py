@@ -21,8 +21,8 @@ from ..gaussians import Gaussians
 from .motions import MOTIONS, Motion, make_motion
 from .skinning import BODY_PARAMS_FILE, Avatar, BodyParams, bind
 
-__all__ = ["load_avatar", "motion_placement", "motion_frames", "animation_cameras", "save_motion_video",
-           "animate_reconstruction", "animate_folder", "register"]
+__all__ = ["load_avatar", "motion_placement", "motion_frames", "animation_cameras",
+           "save_motion_video", "animate_reconstruction", "animate_folder", "register"]
 
 PLY_FILE = "gaussians.ply"
 
@@ -41,8 +41,10 @@ def load_avatar(out_dir, *, body_model=None, binding: str = "triangle") -> Avata
             f"{out} holds no {BODY_PARAMS_FILE} (the fitted body's parameters), which "
             "animation needs; folders written before it was saved must be reconstructed again")
     from ..io import load_ply
+    from ..io.compact import seen_from_photo
 
     g = load_ply(ply)  # the header says the file is y-down; load_ply undoes it
+    g = seen_from_photo(g, out)  # the photo camera's colours, as the viewer's
     params = BodyParams.load(params_file)
     model = body_model if body_model is not None else params.body_model()
     return bind(g, model, params, binding=binding)

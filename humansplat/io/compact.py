@@ -32,7 +32,8 @@ from .paths import as_path
 from .splat_files import PART_PROPERTY, _gaussian_arrays, save_splat, write_vertex_ply
 
 __all__ = ["COMPACT_PLY_PROPERTIES", "MIN_VISIBLE_OPACITY", "web_order", "prune_invisible",
-           "rgb_seen_from", "save_compact_ply", "save_compact", "compact_bytes_per_gaussian"]
+           "rgb_seen_from", "seen_from_photo", "save_compact_ply", "save_compact",
+           "compact_bytes_per_gaussian"]
 
 COMPACT_PLY_PROPERTIES: tuple[str, ...] = (
     "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
@@ -88,6 +89,24 @@ def rgb_seen_from(g: Gaussians, centre: Tensor) -> Gaussians:
     c = torch.as_tensor(centre, dtype=torch.float32, device=g.means.device).reshape(3)
     rgb = sh_to_rgb(g.sh_degree, g.sh.float(), g.means.float() - c)
     return replace(g, colors=rgb.clamp(0, 1).to(g.means.dtype), sh=None)
+
+
+def seen_from_photo(g: Gaussians, folder) -> Gaussians:
+    """:func:`rgb_seen_from` the photo's camera of a result folder (its ``meta.json``);
+    ``g`` as it is when it holds no SH or the folder no usable camera."""
+    import json
+
+    meta = as_path(folder) / "meta.json"
+    if g.sh is None or not meta.is_file():
+        return g
+    try:
+        vm = torch.tensor(json.loads(meta.read_text())["camera"]["viewmat"],
+                          dtype=torch.float32).reshape(4, 4)
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return g
+    from ..cameras import camera_centers
+
+    return rgb_seen_from(g, camera_centers(vm[None])[0])
 
 
 def save_compact(g: Gaussians, path, *, y_down: bool = True, prune: bool = True) -> Path:
