@@ -461,11 +461,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         from .deblur import deblur_colours
 
         t = time.perf_counter()
-        # the soft rim too when the correction is kept for the photo's camera: seen from
-        # the side, its brightened colours were the streaks that made the rim exempt
         photo, errs = deblur_colours(photo, pg.pixels, pg.resolution, others, ev,
-                                     passes=cfg.deblur_passes,
-                                     min_mask=0.0 if cfg.correction_lobe else 0.5)
+                                     passes=cfg.deblur_passes)
         info["deblur"] = {"passes": cfg.deblur_passes, "mean_abs_error_before": errs,
                           "seconds": time.perf_counter() - t}
     if cfg.refine_seconds > 0 and cfg.refine_steps > 0:
