@@ -14,7 +14,9 @@ Two compact layouts follow from that:
 Both drop Gaussians too faint to ever draw (opacity < 1/255, the renderers' alpha cut-off)
 and sort the rest by decreasing ``opacity * volume`` (``prod(scale)``), as antimatter15's
 converter does, so a viewer that streams the file shows the big, opaque splats first.
-Higher SH bands are dropped (view-dependent colour becomes its DC term).
+Higher SH bands are dropped: view-dependent colour becomes its DC term, unless the caller
+first takes the colours one camera sees (:func:`rgb_seen_from`; ``humansplat compact`` of a
+result folder uses its photo's camera, :func:`seen_from_photo`).
 """
 
 from __future__ import annotations
