@@ -86,6 +86,11 @@ class PipelineConfig:
     silhouette_sigmas: the other Gaussians crossing the photo's silhouette at its camera are
         narrowed across the edge until this many stds lie inside (``refine.coverage.
         narrow_at_silhouette``): no soft halo round the person there; 0: off.
+    surfel_stretch / view_stretch: the photo's / the generated back view's Gaussians as
+        thin discs on the clothed body's surface, stretched along its slope by up to this
+        (``refine.input_view.surfels``; 1: discs facing the camera);
+    back_lobe: the photo's Gaussians seen from behind take the generated back view's
+        colours (degree-3 SH; off: ``refine.FaithfulConfig``);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
@@ -126,6 +131,9 @@ class PipelineConfig:
     body_band: float | None = 0.03
     band_grazing: float = 2.0
     silhouette_sigmas: float = 2.0
+    surfel_stretch: float = 4.0
+    view_stretch: float = 4.0
+    back_lobe: bool = False
     deblur_passes: int = 2
     correction_lobe: bool = True
     refine: str = "cuda"
@@ -252,6 +260,9 @@ class PipelineConfig:
                               body_band=self.body_band,
                               band_grazing=float(self.band_grazing),
                               silhouette_sigmas=float(self.silhouette_sigmas),
+                              surfel_stretch=float(self.surfel_stretch),
+                              view_stretch=float(self.view_stretch),
+                              back_lobe=bool(self.back_lobe),
                               deblur_passes=self.deblur_passes,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,

@@ -86,6 +86,12 @@ def _lobe_coefficients(axis: Tensor) -> Tensor:
     w(t) = t + t^2 - t^3: 1 along the axis and straight opposite, flat near both (0.97 at
     30 degrees off it), 0 at right angles. Exact (a cubic in d lies in bands 0-3), fitted
     on 128 directions."""
+    return _zonal_coefficients(axis, lambda t: t + t * t - t ** 3)
+
+
+def _zonal_coefficients(axis: Tensor, w) -> Tensor:
+    """[N,16] degree-3 SH coefficients of d -> w(d . axis_n) for a cubic w (exact: a cubic in
+    d lies in bands 0-3), fitted on 128 directions."""
     from ..render.ewa import sh_basis
 
     n = 128  # a Fibonacci sphere
@@ -96,16 +102,27 @@ def _lobe_coefficients(axis: Tensor) -> Tensor:
     dirs = torch.stack([r * phi.cos(), r * phi.sin(), z], -1)  # [n,3]
     pinv = torch.linalg.pinv(sh_basis(3, dirs))  # [16,n]
     t = axis.double() @ dirs.T  # [N,n]
-    return ((t + t * t - t ** 3) @ pinv.T).to(axis.dtype)
+    return (w(t) @ pinv.T).to(axis.dtype)
 
 
-def correction_lobe(base: Tensor, corrected: Tensor, means: Tensor, camera_centre: Tensor
-                    ) -> Tensor:
+def _back_coefficients(axis: Tensor) -> Tensor:
+    """[N,16] degree-3 SH coefficients of d -> b(d . axis_n), b(t) = t^2 (1 - t) / 2: 1 straight
+    opposite the axis (seen from behind), 0 along it and at right angles, at most 0.074 in
+    the front half (t = 2/3)."""
+    return _zonal_coefficients(axis, lambda t: t * t * (1 - t) / 2)
+
+
+def correction_lobe(base: Tensor, corrected: Tensor, means: Tensor, camera_centre: Tensor,
+                    back: Tensor | None = None) -> Tensor:
     """SH coefficients [N,16,3] (degree 3) of colours that are ``corrected`` [N,3] seen along
-    the ray from ``camera_centre`` [3] through each of ``means`` [N,3] (and straight
-    opposite, where the photo's sheet shows through the back's gaps), ``base`` [N,3] seen at
-    right angles to it (``_lobe_coefficients``)."""
+    the ray from ``camera_centre`` [3] through each of ``means`` [N,3], ``base`` [N,3] seen
+    at right angles to it (``_lobe_coefficients``), and seen from straight behind: ``back``
+    [N,3] when given (what the back shows along the same line: a photo Gaussian seen through
+    a gap in the back then looks like the back, not like the face or badge in front), else
+    ``corrected`` too."""
     axis = torch.nn.functional.normalize(means.float() - camera_centre.float(), dim=-1)
     sh = _lobe_coefficients(axis)[:, :, None] * (corrected.float() - base.float())[:, None, :]
+    if back is not None:
+        sh += _back_coefficients(axis)[:, :, None] * (back.float() - corrected.float())[:, None, :]
     sh[:, 0] += rgb_to_sh_dc(base.float())
     return sh
