@@ -7,7 +7,8 @@
                                                                     ├─► test-time refinement
                                               photo Gaussians ──────┘   (time budget)
 
-The photo Gaussians carry the input view at up to the crop's resolution. The model's own
+The photo Gaussians carry the input view at up to the crop's resolution, as thin discs on
+the clothed body's surface where it covers them (:func:`.input_view.surfels`). The model's own
 low-resolution Gaussians of that view stay where they cannot show through the photo's: at
 least 3 of their sigmas inside its solid mask and 2 cm behind the deepest surface it shows
 under them (the rasterizer sorts by centre depth: behind the centre's pixel alone, a wide
