@@ -13,9 +13,9 @@ the person's mask becomes one Gaussian:
   the model's grid (:mod:`.depth`);
 - shape: a disc facing the camera, about one pixel wide at its depth, as thick as wide;
   or, where the surface under the pixel is known (the clothed body's normals), a thin disc
-  on that surface, stretched by 1/|cos| along its slope (:func:`surfels`). A surface seen
-  at a grazing angle spreads over few pixels; discs facing the camera left it a row of
-  dots seen from the side, with the background between them (light stripes down a leg).
+  on that surface, stretched by 1/|cos| along its slope (:func:`surfels`). Where the
+  surface slopes away from the camera, a disc facing the camera stands across it: seen
+  from elsewhere it smears the surface and leaves gaps beside its neighbours.
 """
 
 from __future__ import annotations
