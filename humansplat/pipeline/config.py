@@ -91,6 +91,8 @@ class PipelineConfig:
         (``refine.input_view.surfels``; 1: discs facing the camera);
     back_lobe: the photo's Gaussians seen from behind take the generated back view's
         colours (degree-3 SH; off: ``refine.FaithfulConfig``);
+    side_opacity_scale: the model's side views' opacity logits times this (``refine.
+        FaithfulConfig``; 1: as predicted);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
@@ -134,6 +136,7 @@ class PipelineConfig:
     surfel_stretch: float = 4.0
     view_stretch: float = 4.0
     back_lobe: bool = False
+    side_opacity_scale: float = 1.0
     deblur_passes: int = 2
     correction_lobe: bool = True
     refine: str = "cuda"
@@ -263,6 +266,7 @@ class PipelineConfig:
                               surfel_stretch=float(self.surfel_stretch),
                               view_stretch=float(self.view_stretch),
                               back_lobe=bool(self.back_lobe),
+                              side_opacity_scale=float(self.side_opacity_scale),
                               deblur_passes=self.deblur_passes,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
