@@ -1019,3 +1019,37 @@ def test_back_lobe_shows_what_the_back_view_shows_from_behind():
     solid = ph.opacities > 0.9  # well inside the silhouette: the back view covers them
     assert int(solid.sum()) > 200
     assert float((seen[solid] - green).abs().amax(-1).median()) < 0.05
+
+
+def test_side_opacity_scale_softens_the_side_views_only():
+    """``side_opacity_scale``: the model's side view's opacity logits are scaled; its back
+    view (a generated view's azimuth) and the photo's Gaussians keep theirs."""
+    from dataclasses import replace
+
+    from humansplat.refine.faithful import softened
+
+    o = torch.tensor([0.01, 0.2, 0.5, 0.9])
+    g = Gaussians(means=torch.zeros(4, 3), quats=torch.tensor([[1.0, 0, 0, 0]]).expand(4, 4),
+                  scales=torch.full((4, 3), 0.01), opacities=o, colors=torch.zeros(4, 3))
+    assert softened(g, 1.0) is g
+    s = softened(g, 0.5).opacities
+    assert torch.allclose(s, 1 / (1 + ((1 - o) / o) ** 0.5), atol=1e-6)  # sigmoid(logit / 2)
+    assert float(s[2]) == pytest.approx(0.5) and bool((s[:2] > o[:2]).all())
+    assert bool((s[3] < o[3]).all())
+
+    ev = _toy_evidence()
+    model, cams = _model_like(ev, full_body=False)
+    per = 16 * 16
+    op = model.opacities.clone()
+    op[per:2 * per] = 0.2  # the side view (90 degrees); the back view keeps 0.9
+    model = replace(model, opacities=op)
+    seen = {}
+    for scale in (1.0, 0.5):
+        res = make_faithful(model, grid=16, view_cameras=cams, evidence=ev,
+                            config=FaithfulConfig(resolution=48, refine_seconds=0,
+                                                  deblur_passes=0, keep_input_view=False,
+                                                  side_opacity_scale=scale))
+        others = res.gaussians[res.info["photo_gaussians"]:]
+        seen[scale] = sorted({round(float(v), 3) for v in others.opacities})
+    assert seen[1.0] == [0.2, 0.9]
+    assert seen[0.5] == [round(1 / (1 + 2.0), 3), 0.9]  # sigmoid(0.5 logit 0.2) = 1/3
