@@ -1053,3 +1053,5 @@ def test_side_opacity_scale_softens_the_side_views_only():
         seen[scale] = sorted({round(float(v), 3) for v in others.opacities})
     assert seen[1.0] == [0.2, 0.9]
     assert seen[0.5] == [round(1 / (1 + 2.0), 3), 0.9]  # sigmoid(0.5 logit 0.2) = 1/3
+    with pytest.raises(ConfigError, match="side_opacity_scale"):
+        FaithfulConfig(side_opacity_scale=0.0)

@@ -218,6 +218,9 @@ class FaithfulConfig:
             if not float(getattr(self, name)) >= 1:
                 bad(name, f"must be >= 1 (1: discs facing the camera), got "
                           f"{getattr(self, name)!r}")
+        if not float(self.side_opacity_scale) > 0:
+            bad("side_opacity_scale", f"must be > 0 (1: as predicted), got "
+                                      f"{self.side_opacity_scale!r}")
         if self.body_band is not None and not float(self.body_band) >= 0:
             bad("body_band", f"must be >= 0 metres or None, got {self.body_band!r}")
 
@@ -486,10 +489,9 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                 kept_front.append(g[v * per:(v + 1) * per])
             continue
         gv = g[v * per:(v + 1) * per]
+        side = float(around[v]) < cfg.view_min_azimuth - 1e-3  # no generated view's here
         match = input_view_ids(generated.cameras, view_cameras[v:v + 1]) \
-            if generated is not None and cfg.view_resolution > 0 and \
-            float(around[v]) >= cfg.view_min_azimuth - 1e-3 else []
-        side = float(around[v]) < cfg.view_min_azimuth - 1e-3
+            if generated is not None and cfg.view_resolution > 0 and not side else []
         parts.append(softened(gv, cfg.side_opacity_scale) if side else gv)
         from_view.append(torch.zeros(len(gv), dtype=torch.bool))
         if match:
