@@ -215,3 +215,26 @@ def test_a_non_finite_loss_skips_the_whole_step_and_keeps_the_data_order(tmp_pat
     assert res.steps == 3 and any("non-finite loss" in m for m in log)
     # micro-batch 1 (step 0's second) was drained unused; steps 1 and 2 read their own
     assert used == [0, 2, 3, 4, 5]
+
+
+def test_photo_sheet_samples_are_drawn_reproducibly_and_train(tmp_path, toy):
+    """loss.photo_sheet: that share of micro-batches is rendered as the app ships the splat
+    (train.photo_sheet), the same ones again when a run resumes."""
+    from humansplat.train.trainer import _sheet_draw
+
+    cfg = _cfg(tmp_path / "a", 6)
+    cfg.loss.photo_sheet = 0.75
+    draws = [_sheet_draw(cfg, s, 0) for s in range(2000)]
+    assert draws == [_sheet_draw(cfg, s, 0) for s in range(2000)]
+    assert 0.72 < sum(draws) / len(draws) < 0.78
+    straight = _train(cfg, toy)
+    cfg_b = _cfg(tmp_path / "b", 6)
+    cfg_b.loss.photo_sheet = 0.75
+    _train(cfg_b, toy, until_step=3)
+    resumed = _train(cfg_b, toy)
+    wa = load_file(straight.model_dir / "model.safetensors")
+    wb = load_file(resumed.model_dir / "model.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=k)
+    rows = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows)

@@ -44,7 +44,7 @@ class ToyHumans(torch.utils.data.Dataset):
         means, colors, part = _scene(i)
         cams = orbit_cameras(rig_azimuths(cfg.n_views), 0.0, 2.6, width=cfg.image_size,
                              height=cfg.image_size)
-        views, _ = _render(means, colors, cams.viewmats, cams.Ks, cfg.image_size)
+        views, valpha = _render(means, colors, cams.viewmats, cams.Ks, cfg.image_size)
         tc = orbit_cameras(list(TARGET_AZ), 5.0, 2.6, width=R, height=R)
         rgb, alpha = _render(means, colors, tc.viewmats, tc.Ks, R)
         onehot = torch.nn.functional.one_hot(part, 24).float()
@@ -56,4 +56,6 @@ class ToyHumans(torch.utils.data.Dataset):
                 "target_rgb": rgb.clamp(0, 1), "target_mask": (alpha > 0.5).float(),
                 "target_parts": parts, "target_viewmats": tc.viewmats, "target_Ks": tc.Ks,
                 "target_levels": torch.tensor(TARGET_LEVELS),
+                # the photo: the input view (composited on white) and its mask
+                "input_image": views[0].clamp(0, 1), "input_mask": valpha[0].clamp(0, 1),
                 "subject": f"toy-{i:03d}"}

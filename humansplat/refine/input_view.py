@@ -59,7 +59,7 @@ class PhotoGaussians:
     resolution: int
 
 
-def _interior_colours(image: Tensor, mask: Tensor, solid: float) -> Tensor:
+def interior_colours(image: Tensor, mask: Tensor, solid: float) -> Tensor:
     """image [3,R,R] with each pixel whose mask is below ``solid`` replaced by the colour
     of the nearest pixel at or above it (when there is one)."""
     from scipy.ndimage import distance_transform_edt
@@ -117,7 +117,7 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
     if normals is not None and max_stretch > 1:
         scales, quats = surfels(normals(cam)[rows, cols], d, plane_scale * foot, scales, quats,
                                 max_stretch=float(max_stretch))
-    colours = _interior_colours(image, mask, 0.9)[:, rows, cols].T.contiguous()
+    colours = interior_colours(image, mask, 0.9)[:, rows, cols].T.contiguous()
     opac = mask[rows, cols].clamp(max=0.99)
     labels = None
     if labels_lo is not None:

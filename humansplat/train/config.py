@@ -64,6 +64,10 @@ class LossSection:
     part_weights: tuple[float, ...] | dict[str, float] | None = None  # lambda_j; see above
     lambda_part: float = 0.1  # ours: cross-entropy of the rendered part probabilities
     perceptual: str = "effnet-lite0"  # "effnet-lite0" | "lpips-vgg" | "auto" | "none"
+    # the share of samples rendered as the app ships them: the input view's Gaussians
+    # replaced by the photo's and pushed photo_sheet_push metres back (train.photo_sheet)
+    photo_sheet: float = 0.0
+    photo_sheet_push: float = 0.02
 
     def loss_config(self) -> LossConfig:
         from ..prior.parts import PART_NAMES
@@ -134,6 +138,12 @@ class TrainConfig:
             raise ConfigError("optim.batch_size and optim.grad_accum must be >= 1")
         if not 0 <= self.optim.ema_decay < 1:
             raise ConfigError(f"optim.ema_decay must be in [0,1), got {self.optim.ema_decay}")
+        if not 0.0 <= float(self.loss.photo_sheet) <= 1.0:
+            raise ConfigError(f"loss.photo_sheet must be a share in [0, 1], got "
+                              f"{self.loss.photo_sheet!r}")
+        if not float(self.loss.photo_sheet_push) >= 0.0:
+            raise ConfigError(f"loss.photo_sheet_push must be >= 0 metres, got "
+                              f"{self.loss.photo_sheet_push!r}")
         if len(self.data.targets) != 3 or min(self.data.targets) < 0 or \
                 sum(self.data.targets) < 1:
             raise ConfigError(f"data.targets must be 3 counts (full, upper, face) with a "

@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..model import LatentReconstructionTransformer
 from .config import TrainConfig
 from .ema import EMA
+from .photo_sheet import with_photo_sheet
 from .step import collate_samples, model_kwargs, render_views, training_loss
 
 __all__ = ["Trainer", "TrainResult", "build_dataset", "lr_lambda", "param_groups",
@@ -110,6 +111,13 @@ class StepBatches(torch.utils.data.Sampler):
     def __len__(self) -> int:
         n, batch, start, total, grad_accum, *_ = self.args
         return max(0, total - start) * grad_accum
+
+
+def _sheet_draw(cfg: TrainConfig, step: int, micro: int) -> bool:
+    """Whether this micro-batch is rendered with the photo sheet (``loss.photo_sheet``): a
+    draw seeded by the run's seed and the step, so a resumed run draws the same."""
+    g = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 101 + micro)
+    return float(torch.rand((), generator=g)) < cfg.loss.photo_sheet
 
 
 def micro_batches(data, cfg: TrainConfig, start: int, rank: int = 0, world: int = 1):
@@ -323,6 +331,8 @@ class Trainer:
                 R = batch["target_rgb"].shape[-1]
                 with acc.autocast():
                     out = model(**model_kwargs(batch, acc.device))
+                if cfg.loss.photo_sheet > 0 and _sheet_draw(cfg, step, micro):
+                    out = with_photo_sheet(out, batch, push=cfg.loss.photo_sheet_push)
                 renders = render_views(out, batch["target_viewmats"].to(acc.device),
                                        batch["target_Ks"].to(acc.device), R,
                                        with_parts=cfg.loss.lambda_part > 0)
