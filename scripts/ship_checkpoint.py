@@ -107,7 +107,11 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
         f"clip {o['grad_clip']}, EMA {o['ema_decay']} (these are the EMA weights). Loss: "
         f"L_Rec (MSE + mask MSE x {lo['lambda_m']} + {lo['perceptual']} perceptual x "
         f"{lo['lambda_p']}) + L_H (per part and camera level, head/hands/arms x2; MSE only on "
-        f"CPU) + {lo['lambda_part']} x part cross-entropy. Hardware: {_cpu()} "
+        f"CPU) + {lo['lambda_part']} x part cross-entropy" + (
+            f"; {lo['photo_sheet']:.0%} of the samples rendered as the app ships the splat, "
+            "the input view's Gaussians behind a sheet of the photo's pixels and the other "
+            "views carved by its mask (`loss.photo_sheet`, `humansplat/train/photo_sheet.py`)"
+            if lo.get("photo_sheet") else "") + f". Hardware: {_cpu()} "
         f"CPU, 2 cores shared with other jobs, 1 torch thread, {hours:.1f} h wall time.",
         "",
     ]
