@@ -54,17 +54,20 @@ def _resized(x: Tensor, size: int) -> Tensor:
                          align_corners=False)[0]
 
 
-def with_photo_sheet(out: ReconstructionOutput, batch: dict, *, resolution: int = 128,
+def with_photo_sheet(out: ReconstructionOutput, batch: dict, *, resolution: int | None = None,
                      push: float = 0.02, plane_px: float = 0.35, depth_px: float = 0.5,
                      min_mask: float = 0.7, carve: float = 0.02, reach: int = 2,
                      input_view: int = 0
                      ) -> ReconstructionOutput:
     """``out`` with each sample's photo sheet (``resolution``^2 Gaussians, appended after the
-    model's) and its other Gaussians moved or carved (module docs). batch: the collated
-    samples (``input_image`` [B,3,S,S], ``input_mask`` [B,1,S,S], ``views`` [B,V,3,I,I],
-    ``viewmats`` [B,V,4,4], ``Ks`` [B,V,3,3] for the I-px views). Only means, quats,
-    scales, opacities, colours and part logits change (what ``render_views`` reads); every
-    sample gets the same count (the sheet's masked-out pixels are transparent)."""
+    model's; None: the targets' size) and its other Gaussians moved or carved (module
+    docs). batch: the collated samples (``input_image`` [B,3,S,S], ``input_mask``
+    [B,1,S,S], ``views`` [B,V,3,I,I], ``target_rgb`` [B,T,3,R,R], ``viewmats`` [B,V,4,4],
+    ``Ks`` [B,V,3,3] for the I-px views). Only means, quats, scales, opacities, colours and
+    part logits change (what ``render_views`` reads); every sample gets the same count (the
+    sheet's masked-out pixels are transparent)."""
+    if resolution is None:
+        resolution = int(batch["target_rgb"].shape[-1])
     B, G, Rs = out.batch_size, out.grid, int(resolution)
     per, n_sheet = G * G, Rs * Rs
     dev, dt = out.means.device, out.means.dtype
