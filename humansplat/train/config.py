@@ -64,8 +64,8 @@ class LossSection:
     part_weights: tuple[float, ...] | dict[str, float] | None = None  # lambda_j; see above
     lambda_part: float = 0.1  # ours: cross-entropy of the rendered part probabilities
     perceptual: str = "effnet-lite0"  # "effnet-lite0" | "lpips-vgg" | "auto" | "none"
-    # the share of samples rendered as the app ships them: the input view's Gaussians
-    # replaced by the photo's and pushed photo_sheet_push metres back (train.photo_sheet)
+    # the share of samples rendered as the app ships them: the photo's pixels in front, the
+    # input view's Gaussians at least photo_sheet_push metres behind them (train.photo_sheet)
     photo_sheet: float = 0.0
     photo_sheet_push: float = 0.02
 
