@@ -286,6 +286,9 @@ def test_pipeline_settings_validate():
         PipelineConfig(refine_seconds=-1)
     with pytest.raises(ConfigError, match="refine"):
         PipelineConfig(refine="sometimes")
+    with pytest.raises(ConfigError, match="deblur_interior_passes"):
+        PipelineConfig(deblur_interior_passes=-1)
+    assert PipelineConfig(deblur_interior_passes=3).faithful_config().deblur_interior_passes == 3
     # the refinement runs on a GPU by default (too slow for the CPU budget), or as asked
     assert fc.refine_seconds == 0 and cfg.faithful_config("cuda").refine_seconds > 0
     assert PipelineConfig(refine="always").faithful_config().refine_seconds > 0
@@ -444,6 +447,38 @@ def test_deblur_passes_bring_the_rerender_closer_to_the_photo():
     torch.testing.assert_close(one.opacities, pg.gaussians.opacities)
     zero, errs0 = deblur_colours(pg.gaussians, pg.pixels, S, others, ev, passes=0)
     assert errs0 == [] and torch.equal(zero.colors, pg.gaussians.colors)
+
+
+def test_deblur_interior_passes_sharpen_the_interior_and_leave_the_rim():
+    from humansplat.refine.deblur import deblur_colours
+
+    ev = _sharp_evidence()
+    pg = photo_gaussians(ev, torch.full((8, 8), RADIUS), torch.ones(8, 8), resolution=S)
+    others = pg.gaussians[:0]
+    # the interior by an independent erosion: mask >= 0.99 at every pixel within 2 px
+    m = ev.mask
+    solid = torch.ones_like(m, dtype=torch.bool)
+    for dr in range(-2, 3):
+        for dc in range(-2, 3):
+            solid &= torch.roll(m, (dr, dc), (0, 1)) >= 0.99
+    rows, cols = pg.pixels[:, 0], pg.pixels[:, 1]
+    interior = solid[rows, cols]
+    assert 0 < int(interior.sum()) < int((m[rows, cols] >= 0.5).sum())
+
+    def interior_error(photo):
+        img, _ = _render(photo, ev.camera, S)
+        return float((img.permute(2, 0, 1) - ev.composite).abs().mean(0)[solid].mean())
+
+    two, _ = deblur_colours(pg.gaussians, pg.pixels, S, others, ev, passes=2)
+    more, errs = deblur_colours(pg.gaussians, pg.pixels, S, others, ev, passes=2,
+                                interior_passes=3)
+    assert len(errs) == 5
+    assert interior_error(more) < 0.9 * interior_error(two)
+    # the rim and everything outside the interior keep the first two passes' colours
+    assert torch.equal(more.colors[~interior], two.colors[~interior])
+    assert not torch.equal(more.colors[interior], two.colors[interior])
+    with pytest.raises(ValueError, match="passes"):
+        deblur_colours(pg.gaussians, pg.pixels, S, others, ev, interior_passes=-1)
 
 
 def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():

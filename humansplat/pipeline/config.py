@@ -95,6 +95,8 @@ class PipelineConfig:
         FaithfulConfig``; 1: as predicted);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
+    deblur_interior_passes: further such passes on the person's solid interior only
+        (``refine.deblur.deblur_colours``; the soft rim keeps the first passes' colours);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
         camera axis, the photo's own colours from the side (degree-3 SH; the viewer's
         .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);
@@ -138,6 +140,7 @@ class PipelineConfig:
     back_lobe: bool = False
     side_opacity_scale: float = 1.0
     deblur_passes: int = 2
+    deblur_interior_passes: int = 0
     correction_lobe: bool = True
     refine: str = "cuda"
     refine_seconds: float = 2.0
@@ -268,6 +271,7 @@ class PipelineConfig:
                               back_lobe=bool(self.back_lobe),
                               side_opacity_scale=float(self.side_opacity_scale),
                               deblur_passes=self.deblur_passes,
+                              deblur_interior_passes=self.deblur_interior_passes,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,

@@ -29,6 +29,7 @@ import math
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..gaussians import Gaussians, rgb_to_sh_dc
@@ -40,6 +41,7 @@ __all__ = ["correction_lobe", "deblur_colours"]
 
 def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Gaussians,
                    ev: PhotoEvidence, *, passes: int = 1, min_mask: float = 0.5,
+                   interior_passes: int = 0, interior_px: int = 2,
                    device=None) -> tuple[Gaussians, list[float]]:
     """``photo`` with corrected colours (module docs) and the mean absolute colour error
     inside the mask before each pass (no render is spent on measuring after the last).
@@ -48,9 +50,14 @@ def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Ga
     ``resolution`` x ``resolution`` grid of the input camera (``PhotoGaussians``);
     others: the rest of the splat (it covers some pixels too, e.g. an arm in front);
     passes: renders (0: ``photo`` unchanged); min_mask: only Gaussians on pixels whose mask
-    is at least this are corrected."""
-    if passes < 0:
-        raise ValueError(f"passes must be >= 0, got {passes}")
+    is at least this are corrected;
+    interior_passes: further renders after those that correct only the solid interior: pixels
+    whose mask is at least 0.99 everywhere within ``interior_px`` px. Passes on the soft rim
+    over-correct it (what shows through there is the background and the rest of the splat):
+    on the dev photos 4 passes in all took the interior +0.6 to +1.4 dB and the rim -0.2 to
+    -1.3 dB."""
+    if passes < 0 or interior_passes < 0:
+        raise ValueError(f"passes must be >= 0, got {passes}, {interior_passes}")
     if pixels.shape != (len(photo), 2):
         raise ValueError(f"pixels must be [{len(photo)},2], got {tuple(pixels.shape)}")
     from ..render import rasterize
@@ -68,9 +75,15 @@ def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Ga
     colours = g.colors.clone()  # [N+M,3]; only the first N change
     bg = torch.tensor([ev.background], dtype=torch.float32, device=dev)
     inside = mask >= min_mask
+    if interior_passes:
+        solid = -F.max_pool2d(-mask[None, None], 2 * interior_px + 1, stride=1,
+                              padding=interior_px)[0, 0] >= 0.99  # [R,R] eroded
+        sel_in = sel & solid[rows, cols]
     errors: list[float] = []
     with torch.no_grad():
-        for _ in range(passes):
+        for k in range(passes + interior_passes):
+            if k == passes:
+                sel = sel_in
             img, _, _ = rasterize(g.means, g.quats, g.scales, g.opacities, colours,
                                   cam.viewmats, cam.Ks, R, R, backgrounds=bg)
             resid = target - img[0]  # [R,R,3]

@@ -161,6 +161,7 @@ class FaithfulConfig:
     view_inset: float = 0.04
     view_min_azimuth: float = 135.0
     deblur_passes: int = 2
+    deblur_interior_passes: int = 0
     refine_seconds: float = 2.0
     refine_steps: int = 30
     refine_size: int | None = None
@@ -197,6 +198,11 @@ class FaithfulConfig:
         if isinstance(self.deblur_passes, bool) or not isinstance(self.deblur_passes, int) \
                 or self.deblur_passes < 0:
             bad("deblur_passes", f"must be an int >= 0, got {self.deblur_passes!r}")
+        if isinstance(self.deblur_interior_passes, bool) \
+                or not isinstance(self.deblur_interior_passes, int) \
+                or self.deblur_interior_passes < 0:
+            bad("deblur_interior_passes",
+                f"must be an int >= 0, got {self.deblur_interior_passes!r}")
         if not isinstance(self.refine_steps, int) or self.refine_steps < 0:
             bad("refine_steps", f"must be an int >= 0, got {self.refine_steps!r}")
         if not float(self.view_inset) >= 0:
@@ -573,7 +579,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
 
         t = time.perf_counter()
         photo, errs = deblur_colours(photo, pg.pixels, pg.resolution, others, ev,
-                                     passes=cfg.deblur_passes)
+                                     passes=cfg.deblur_passes,
+                                     interior_passes=cfg.deblur_interior_passes)
         info["deblur"] = {"passes": cfg.deblur_passes, "mean_abs_error_before": errs,
                           "seconds": time.perf_counter() - t}
     if cfg.refine_seconds > 0 and cfg.refine_steps > 0:
