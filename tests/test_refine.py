@@ -736,7 +736,9 @@ def test_make_faithful_with_the_correction_lobe_renders_the_same_photo():
     corrected = (flat.colors[:n] - own).abs().amax(-1) > 0.05
     assert int((across & corrected).sum()) > 10
     seen = sh_to_rgb(3, lobed.sh[:n], lobed.means[:n] - centre_side)
-    torch.testing.assert_close(seen[across], own[across], atol=0.02, rtol=0)
+    # at |cos| < 0.05 the lobe (t + t^2 - t^3) keeps at most 5.3 % of each correction
+    bound = 0.053 * (flat.colors[:n] - own).abs()[across] + 0.005
+    assert bool(((seen[across] - own[across]).abs() <= bound).all())
 
 
 def test_the_band_narrows_to_the_body_where_it_is_seen_edge_on():

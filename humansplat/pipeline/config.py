@@ -140,7 +140,7 @@ class PipelineConfig:
     back_lobe: bool = False
     side_opacity_scale: float = 1.0
     deblur_passes: int = 2
-    deblur_interior_passes: int = 0
+    deblur_interior_passes: int = 4
     correction_lobe: bool = True
     refine: str = "cuda"
     refine_seconds: float = 2.0

@@ -13,7 +13,9 @@ with ``B`` a blur whose rows sum to at most 1, so Richardson passes
 converge towards the colours whose render is the photo (each pass: one render, no
 gradients). A few passes restore the low and middle frequencies; the finest ones, which
 the blur nearly removes, stay blurred rather than amplify noise. Only Gaussians well inside
-the mask are corrected (an edge pixel's colour also carries the background).
+the mask are corrected (an edge pixel's colour also carries the background), and after the
+first passes only the solid interior (``interior_passes``): on the soft rim, where the
+background and the rest of the splat show through, further passes over-correct.
 
 The correction is for the photo's camera. Seen from the side, a Gaussian at the silhouette
 shows its corrected colour over the whole side it stands for, as light or dark streaks
