@@ -554,6 +554,39 @@ def test_push_behind_footprint_keeps_a_wide_gaussian_off_a_deeper_strip():
     assert before > 2 * alone and after == pytest.approx(alone, abs=1e-3), (alone, before, after)
 
 
+def test_frame_band_lets_a_footprint_over_a_cut_edge_be_pushed_but_not_one_over_the_outline():
+    """The photo ends at row 70 (the person cut there). Two wide Gaussians in front of the
+    photo's surface, each 4 px from an edge: one from the cut edge, one from the person's
+    own outline (the body's side). By default neither footprint is wholly inside, so
+    neither moves; with ``frame_band`` the cut edge is no outline and only that one moves."""
+    from humansplat.cameras import pixel_rays
+    from humansplat.refine.coverage import push_behind_footprint
+
+    ev = _toy_evidence(cut_row=70)
+    surface = torch.full((S, S), RADIUS)
+    cam = ev.camera
+    o, d = pixel_rays(cam.viewmats, cam.Ks, S, S)
+    fwd = cam.viewmats[0, 2, :3]
+    side = int(S / 2 + 0.18 * S) - 4  # 4 px inside the body's right outline at row 50
+    assert ev.mask[50, side] == 1 and ev.mask[50, side + 5] == 0 and ev.mask[65, 48] == 1
+    z = RADIUS - 0.05  # 5 cm in front of what the photo shows
+    means = torch.stack([o[0, r, c] + d[0, r, c] * (z / float(d[0, r, c] @ fwd))
+                         for r, c in [(65, 48), (50, side)]])
+    std = 2.0 * z / float(cam.Ks[0, 0, 0])  # 2 px: its 3-sigma footprint crosses the edge
+    g = Gaussians(means=means, quats=torch.tensor([[1.0, 0, 0, 0]] * 2),
+                  scales=torch.full((2, 3), std), opacities=torch.full((2,), 0.9),
+                  colors=torch.rand(2, 3))
+    _, moved = push_behind_footprint(g, ev, surface, margin=-0.02)
+    assert moved.tolist() == [False, False]
+    out, moved = push_behind_footprint(g, ev, surface, margin=-0.02, frame_band=2)
+    assert moved.tolist() == [True, False]
+    _, z1 = ev.project(out.means)
+    assert float(z1[0]) == pytest.approx(RADIUS + 0.02, abs=1e-4)
+    with pytest.raises(ConfigError, match="frame_band"):
+        FaithfulConfig(frame_band=-1)
+    assert PipelineConfig(frame_band=8).faithful_config().frame_band == 8
+
+
 # -- depth anchored to the clothed body ---------------------------------------------------
 
 def _plane_body(z_cam: float, half: float = 0.6):

@@ -97,6 +97,9 @@ class PipelineConfig:
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
         (``refine.deblur.deblur_colours``; the soft rim keeps the first passes' colours);
+    frame_band: px beside a cut edge of the photo that count as inside the person when the
+        model's Gaussians are moved behind what the photo shows (``refine.FaithfulConfig``;
+        None: off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
         camera axis, the photo's own colours from the side (degree-3 SH; the viewer's
         .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);
@@ -141,6 +144,7 @@ class PipelineConfig:
     side_opacity_scale: float = 1.0
     deblur_passes: int = 2
     deblur_interior_passes: int = 4
+    frame_band: int | None = None
     correction_lobe: bool = True
     refine: str = "cuda"
     refine_seconds: float = 2.0
@@ -272,6 +276,7 @@ class PipelineConfig:
                               side_opacity_scale=float(self.side_opacity_scale),
                               deblur_passes=self.deblur_passes,
                               deblur_interior_passes=self.deblur_interior_passes,
+                              frame_band=self.frame_band,
                               correction_lobe=bool(self.correction_lobe),
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,

@@ -136,16 +136,26 @@ def projected_sigma(g: Gaussians, ev: PhotoEvidence) -> tuple[Tensor, Tensor, Te
 
 
 def wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
-                   sigmas: float, solid: float = 0.9) -> Tensor:
+                   sigmas: float, solid: float = 0.9, frame_band: int | None = None
+                   ) -> Tensor:
     """[N] bool: each Gaussian (``projected_sigma``) lies ``sigmas`` of its widest std
     inside the photo's solid person mask (>= ``solid``), where the photo's own Gaussians
-    are opaque: behind them it cannot show through at the input camera."""
+    are opaque: behind them it cannot show through at the input camera.
+    frame_band: px; when given, the crop beyond the photo's own edge and this close to it
+    counts as inside: a person cut by the edge has no silhouette there (the mask fades a
+    few pixels before the edge, so the band)."""
     from scipy.ndimage import distance_transform_edt
 
     if sigmas <= 0:
         return z > 0
     S = ev.size
-    dist = torch.from_numpy(distance_transform_edt((ev.mask >= solid).numpy())).float()
+    inside = ev.mask >= solid
+    if frame_band is not None:
+        off = (~ev.frame).float()[None, None]
+        if frame_band > 0:
+            off = F.max_pool2d(off, 2 * frame_band + 1, stride=1, padding=frame_band)
+        inside = inside | (off[0, 0] > 0)
+    dist = torch.from_numpy(distance_transform_edt(inside.numpy())).float()
     iu = uv[:, 0].floor().long().clamp(0, S - 1)
     iv = uv[:, 1].floor().long().clamp(0, S - 1)
     return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
@@ -157,14 +167,16 @@ _FOOTPRINT_RADII = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, margin: float,
-                          sigmas: float = 3.0, threshold: float = 0.5
+                          sigmas: float = 3.0, threshold: float = 0.5,
+                          frame_band: int | None = None
                           ) -> tuple[Gaussians, Tensor]:
     """``push_behind`` against the deepest ``surface`` [R,R] under each Gaussian's own
     footprint (``sigmas`` of its widest std at the input camera), not its centre's pixel.
 
     The rasterizer sorts by centre depth, so a wide Gaussian behind the surface at its
-    centre but in front of the surface elsewhere under it covers the photo there. Returns
-    (``g`` moved, [N] bool which moved)."""
+    centre but in front of the surface elsewhere under it covers the photo there. Only
+    footprints wholly inside the person move (``wholly_inside`` with ``frame_band``: a cut
+    edge of the photo is no silhouette). Returns (``g`` moved, [N] bool which moved)."""
     S, R = ev.size, surface.shape[-1]
     uv, z, spx = projected_sigma(g, ev)
     radius = sigmas * spx * R / S  # surface cells
@@ -185,7 +197,7 @@ def push_behind_footprint(g: Gaussians, ev: PhotoEvidence, surface: Tensor, *, m
     # only footprints wholly inside the silhouette: at the rim the deepest surface under a
     # footprint is another body part (the torso behind an arm), and pushing the rim's
     # Gaussians there took the sides' silhouette with them (seed 7: side IoU -0.014)
-    clear = wholly_inside(uv, z, spx, ev, sigmas, solid=threshold)
+    clear = wholly_inside(uv, z, spx, ev, sigmas, solid=threshold, frame_band=frame_band)
     goal = deepest - margin
     move = in_crop & clear & (z < goal)
     return _along_rays(g, ev, move, z, goal), move
