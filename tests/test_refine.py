@@ -1125,3 +1125,18 @@ def test_side_opacity_scale_softens_the_side_views_only():
     assert seen[0.5] == [round(1 / (1 + 2.0), 3), 0.9]  # sigmoid(0.5 logit 0.2) = 1/3
     with pytest.raises(ConfigError, match="side_opacity_scale"):
         FaithfulConfig(side_opacity_scale=0.0)
+
+
+def test_grown_matches_scipy_dilation_and_erosion():
+    import numpy as np
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    from humansplat.refine.coverage import grown
+
+    m = torch.rand(40, 40, generator=torch.Generator().manual_seed(3)) > 0.7
+    sq = np.ones((5, 5), dtype=bool)
+    assert torch.equal(grown(m, 2), torch.from_numpy(binary_dilation(m.numpy(), sq)))
+    # outside the image counts as in the mask for shrinking (max_pool pads with -inf)
+    ref = binary_erosion(m.numpy(), sq, border_value=1)
+    assert torch.equal(grown(m, -2), torch.from_numpy(ref))
+    assert torch.equal(grown(m, 0), m)

@@ -50,6 +50,18 @@ def _in_front_of(g: Gaussians, ev: PhotoEvidence, surface: Tensor, margin: float
     return in_crop & solid & (z < goal), z, goal
 
 
+def grown(mask: Tensor, px: int) -> Tensor:
+    """[H,W] bool ``mask`` grown by ``px`` pixels (a square neighbourhood); negative: shrunk
+    (a pixel stays only if every pixel within -``px`` is in the mask)."""
+    if px == 0:
+        return mask.clone()
+    m = mask.float()[None, None]
+    k = abs(int(px))
+    if px > 0:
+        return F.max_pool2d(m, 2 * k + 1, 1, k)[0, 0] > 0
+    return -F.max_pool2d(-m, 2 * k + 1, 1, k)[0, 0] > 0
+
+
 def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
                   beyond_edge: str = "cut", threshold: float = 0.5,
                   surface: Tensor | None = None, margin: float = 0.03) -> Tensor:
@@ -64,12 +76,7 @@ def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
     if beyond_edge not in BEYOND_EDGE:
         raise ValueError(f"beyond_edge must be one of {BEYOND_EDGE}, got {beyond_edge!r}")
     S = ev.size
-    person = (ev.mask >= threshold).float()[None, None]
-    if grow_px > 0:
-        person = F.max_pool2d(person, 2 * grow_px + 1, 1, grow_px)
-    elif grow_px < 0:  # shrunk: only what lies well inside the silhouette
-        person = -F.max_pool2d(-person, -2 * grow_px + 1, 1, -grow_px)
-    person = person[0, 0] > 0
+    person = grown(ev.mask >= threshold, grow_px)  # shrunk: only what lies well inside
     uv, z = ev.project(g.means)
     iu, iv = uv[:, 0].floor().long(), uv[:, 1].floor().long()
     in_crop = (iu >= 0) & (iu < S) & (iv >= 0) & (iv < S) & (z > 0)
@@ -151,10 +158,7 @@ def wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
     S = ev.size
     inside = ev.mask >= solid
     if frame_band is not None:
-        off = (~ev.frame).float()[None, None]
-        if frame_band > 0:
-            off = F.max_pool2d(off, 2 * frame_band + 1, stride=1, padding=frame_band)
-        inside = inside | (off[0, 0] > 0)
+        inside = inside | grown(~ev.frame, frame_band)
     dist = torch.from_numpy(distance_transform_edt(inside.numpy())).float()
     iu = uv[:, 0].floor().long().clamp(0, S - 1)
     iv = uv[:, 1].floor().long().clamp(0, S - 1)
