@@ -141,6 +141,43 @@ def test_frame_mask_of_a_crop_beyond_the_photo():
     assert bool(f[:100, :100].all()) and not bool(f[100:].any()) and not bool(f[:, 100:].any())
 
 
+def test_evidence_of_a_cut_photo_reaches_its_edge_in_colour_and_mask():
+    """A 100 px photo of one colour, the person its columns 20-80 down to its bottom edge,
+    cropped in a 150 px box reaching 50 px below it, segmented at 50 px (area resampling
+    fades the mask's last row to 1/3, as the pipeline's small crop does) and re-sampled at
+    115 px (its last row straddles the edge). The last row inside the photo is the person,
+    in the photo's own colour; the background beside it and everything beyond the edge
+    keep the upsampled mask."""
+    from types import SimpleNamespace
+
+    from humansplat.refine import extend_to_cut_edge
+
+    import numpy as np
+    photo = np.zeros((100, 100, 3), np.uint8)
+    photo[:] = (180, 40, 60)
+    canvas = torch.zeros(150, 150)
+    canvas[:100, 20:80] = 1
+    small = torch.nn.functional.interpolate(canvas[None, None], size=(50, 50), mode="area")[0, 0]
+    assert float(small[33, 15]) == pytest.approx(1 / 3, abs=1e-6)
+    pre = SimpleNamespace(size=50, crop_box=(0.0, 0.0, 150.0, 150.0), original_size=(100, 100),
+                          mask=small.numpy(), rgb_raw=np.zeros((50, 50, 3), np.uint8))
+    ev = PhotoEvidence.from_preprocessed(pre, orbit_cameras([0.0], 0.0, RADIUS, width=50,
+                                                            height=50),
+                                         photo=photo, max_size=115)
+    last = int(torch.nonzero(ev.frame.any(1)).max())
+    assert ev.size == 115 and last == 76  # its pixel straddles the edge
+    plain = upsample_mask(small, 115)
+    assert float(plain[last, 24:56].max()) < 0.9  # what the fade would have left
+    assert bool((ev.mask[last, 24:56] > 0.99).all())
+    want = torch.tensor([180, 40, 60]) / 255.0
+    assert torch.allclose(ev.composite[:, last, 24:56], want[:, None], atol=0.01)
+    assert torch.allclose(ev.image[:, last], want[:, None], atol=1 / 255)  # no white blended
+    assert torch.equal(ev.mask[:, :10], plain[:, :10])  # background at the edge: unchanged
+    assert torch.equal(ev.mask[~ev.frame], plain[~ev.frame])
+    full = torch.ones(115, 115, dtype=torch.bool)
+    assert torch.equal(extend_to_cut_edge(plain, full, 6), plain)  # no edge: nothing to do
+
+
 def test_carving_drops_what_the_photo_shows_as_background():
     ev = _toy_evidence()
     cam = ev.camera
@@ -585,6 +622,35 @@ def test_frame_band_lets_a_footprint_over_a_cut_edge_be_pushed_but_not_one_over_
     with pytest.raises(ConfigError, match="frame_band"):
         FaithfulConfig(frame_band=-1)
     assert PipelineConfig(frame_band=8).faithful_config().frame_band == 8
+
+
+def test_cut_band_is_beyond_the_edge_where_the_person_is_cut_not_where_background_is():
+    """Bottom cut at row 70 through the body: the band is the rows from 68 down, in the
+    columns where the person reaches the edge (within 2 px), checked against a plain loop.
+    A left cut through background only gives no band at all."""
+    from humansplat.refine.coverage import cut_band
+
+    ev = _toy_evidence(cut_row=70)
+    band = cut_band(ev, 2)
+    m = (ev.mask >= 0.5).numpy()
+    want = torch.zeros(S, S, dtype=torch.bool)
+    for c in range(S):
+        # the nearest photo pixel of (r >= 70, c) is (69, c); the person within 2 px of it
+        lo, hi = max(0, c - 2), min(S, c + 3)
+        touch = bool(m[67:70, lo:hi].any())
+        want[68:, c] = touch
+    # rows 68-69 are inside the photo: their own window, not row 69's
+    for r in (68, 69):
+        for c in range(S):
+            want[r, c] = bool(m[max(0, r - 2):min(70, r + 3), max(0, c - 2):min(S, c + 3)].any())
+    assert torch.equal(band, want)
+    assert band[75].any() and not band[75].all() and not band[:68].any()
+
+    ev = _toy_evidence()
+    ev.frame[:, :4] = False  # the photo ends 4 px from the crop's left side: background there
+    ev.mask[:, :4] = 0
+    assert not cut_band(ev, 2).any()
+    assert not cut_band(_toy_evidence(), 8).any()  # no edge in the crop
 
 
 # -- depth anchored to the clothed body ---------------------------------------------------

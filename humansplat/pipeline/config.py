@@ -144,7 +144,7 @@ class PipelineConfig:
     side_opacity_scale: float = 1.0
     deblur_passes: int = 2
     deblur_interior_passes: int = 4
-    frame_band: int | None = None
+    frame_band: int | None = 8
     correction_lobe: bool = True
     refine: str = "cuda"
     refine_seconds: float = 2.0

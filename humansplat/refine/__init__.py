@@ -10,12 +10,12 @@ from the person's mask, and a short test-time refinement against the photo.
 """
 
 from .coverage import BEYOND_EDGE, carve_by_mask, opacity_beyond_frame, push_behind
-from .evidence import PhotoEvidence, frame_mask, upsample_mask
+from .evidence import PhotoEvidence, extend_to_cut_edge, frame_mask, upsample_mask
 from .faithful import (FaithfulConfig, FaithfulResult, GeneratedViews, input_view_ids,
                        make_faithful, output_view_cameras)
 from .test_time import RefineResult, refine_to_photo
 
 __all__ = ["BEYOND_EDGE", "FaithfulConfig", "FaithfulResult", "GeneratedViews", "PhotoEvidence",
-           "RefineResult", "carve_by_mask", "frame_mask", "input_view_ids", "make_faithful",
-           "opacity_beyond_frame", "output_view_cameras", "push_behind", "refine_to_photo",
-           "upsample_mask"]
+           "RefineResult", "carve_by_mask", "extend_to_cut_edge", "frame_mask",
+           "input_view_ids", "make_faithful", "opacity_beyond_frame", "output_view_cameras",
+           "push_behind", "refine_to_photo", "upsample_mask"]

@@ -26,7 +26,7 @@ from ..cameras import camera_centers
 from ..gaussians import Gaussians
 from .evidence import PhotoEvidence
 
-__all__ = ["BEYOND_EDGE", "carve_by_mask", "deepest_within", "narrow_at_silhouette",
+__all__ = ["BEYOND_EDGE", "carve_by_mask", "cut_band", "deepest_within", "narrow_at_silhouette",
            "opacity_beyond_frame", "projected_sigma", "push_behind", "push_behind_footprint",
            "wholly_inside"]
 
@@ -148,9 +148,8 @@ def wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
     """[N] bool: each Gaussian (``projected_sigma``) lies ``sigmas`` of its widest std
     inside the photo's solid person mask (>= ``solid``), where the photo's own Gaussians
     are opaque: behind them it cannot show through at the input camera.
-    frame_band: px; when given, the crop beyond the photo's own edge and this close to it
-    counts as inside: a person cut by the edge has no silhouette there (the mask fades a
-    few pixels before the edge, so the band)."""
+    frame_band: px; when given, where the photo's edge cuts the person the crop beyond it
+    and this close to it counts as inside (:func:`cut_band`)."""
     from scipy.ndimage import distance_transform_edt
 
     if sigmas <= 0:
@@ -158,11 +157,30 @@ def wholly_inside(uv: Tensor, z: Tensor, sigma_px: Tensor, ev: PhotoEvidence,
     S = ev.size
     inside = ev.mask >= solid
     if frame_band is not None:
-        inside = inside | grown(~ev.frame, frame_band)
+        inside = inside | cut_band(ev, frame_band, threshold=solid)
     dist = torch.from_numpy(distance_transform_edt(inside.numpy())).float()
     iu = uv[:, 0].floor().long().clamp(0, S - 1)
     iv = uv[:, 1].floor().long().clamp(0, S - 1)
     return (dist[iv, iu] > sigmas * sigma_px) & (z > 0)
+
+
+def cut_band(ev: PhotoEvidence, px: int, threshold: float = 0.5) -> Tensor:
+    """[S,S] bool: where the photo's edge cuts the person, the crop beyond that edge and
+    ``px`` pixels inside it (a person cut by the edge has no silhouette there; the mask
+    fades a few pixels before the edge, so the band). Where the edge crosses background,
+    nothing: beyond it the person's outline is still the photo's (counting every edge
+    cost the uncut photos' rims)."""
+    from scipy.ndimage import distance_transform_edt
+
+    beyond = ~ev.frame
+    near = grown(beyond, px)  # beyond the edge, or within px of it
+    if not bool(beyond.any()) or not bool(ev.frame.any()):
+        return torch.zeros_like(near)
+    # the person at the edge: within px of the mask, inside the photo, near its edge
+    touch = grown(ev.mask >= threshold, px) & ev.frame & near
+    # every pixel beyond the edge takes the answer of the nearest pixel inside the photo
+    _, (iy, ix) = distance_transform_edt(beyond.numpy(), return_indices=True)
+    return near & touch[torch.from_numpy(iy), torch.from_numpy(ix)]
 
 
 #: footprint radii (surface cells) the deepest surface is pooled over; each Gaussian uses

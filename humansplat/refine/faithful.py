@@ -119,11 +119,11 @@ class FaithfulConfig:
         28.27 -> 29.29 with weights whose depth put the strap deeper; seed 7, 8 + 8
         people: -0.006 / +0.003 dB).
     frame_band: px beside a cut edge of the photo that count as inside the person for
-        ``behind_footprint`` (:func:`.coverage.wholly_inside`); None: off (the default). A
-        cut edge is no silhouette, so the model's wide Gaussians near it stayed in front of
-        what the photo shows (the astronaut cut at the left 30.73 -> 33.14 dB with 8; all
-        11 real photos 23.52 -> 23.77 dB, but the held-out grace_hopper -0.05: README,
-        real-photos item 26).
+        ``behind_footprint`` (:func:`.coverage.cut_band`: only where the edge cuts the
+        person); None: off. A cut edge is no silhouette, so the model's wide Gaussians near
+        it stayed in front of what the photo shows (the astronaut cut at the left 31.28 ->
+        34.50 dB with 8; all 11 real photos 23.91 -> 24.25 dB, none lower: README,
+        real-photos items 26-27).
     band_grazing: ``body_band`` times |cos|^band_grazing, cos of the ray and the clothed
         body's normal: down to the body's surface where it is seen edge-on
         (:func:`anchor_to_body`), for the photo's and the generated views' Gaussians; 0:
@@ -184,7 +184,7 @@ class FaithfulConfig:
     input_view_inside: float = 3.0
     correction_lobe: bool = True
     behind_footprint: bool = True
-    frame_band: int | None = None
+    frame_band: int | None = 8
     band_grazing: float = 2.0
     silhouette_sigmas: float = 2.0
     surfel_stretch: float = 4.0
