@@ -145,8 +145,8 @@ class PhotoEvidence:
             k = N / side
             x0, y0 = float(pre.crop_box[0]), float(pre.crop_box[1])
             m = np.array([[k, 0.0, (0.5 - x0) * k - 0.5], [0.0, k, (0.5 - y0) * k - 0.5]])
-            # the photo's edge replicated beyond it: a constant border blended the last
-            # pixels before a cut edge with the background (zidane's edge row 0.39 vs 0.08)
+            # the photo's edge replicated beyond it: a constant border blended a crop pixel
+            # straddling a cut edge with the background colour
             warped = cv2.warpAffine(np.ascontiguousarray(photo[..., :3]), m, (N, N),
                                     flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
