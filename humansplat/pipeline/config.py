@@ -97,9 +97,9 @@ class PipelineConfig:
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
         (``refine.deblur.deblur_colours``; the soft rim keeps the first passes' colours);
-    frame_band: px beside a cut edge of the photo that count as inside the person when the
-        model's Gaussians are moved behind what the photo shows (``refine.FaithfulConfig``;
-        None: off);
+    frame_band: px beside an edge of the photo that cuts the person that count as inside
+        the person when the model's Gaussians are moved behind what the photo shows
+        (``refine.FaithfulConfig``; None: off);
     correction_lobe: that correction (and the refinement's) seen only near the photo's
         camera axis, the photo's own colours from the side (degree-3 SH; the viewer's
         .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);

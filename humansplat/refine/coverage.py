@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..cameras import camera_centers
 from ..gaussians import Gaussians
-from .evidence import PhotoEvidence
+from .evidence import PhotoEvidence, nearest_pixel
 
 __all__ = ["BEYOND_EDGE", "carve_by_mask", "cut_band", "deepest_within", "narrow_at_silhouette",
            "opacity_beyond_frame", "projected_sigma", "push_behind", "push_behind_footprint",
@@ -55,11 +55,11 @@ def grown(mask: Tensor, px: int) -> Tensor:
     (a pixel stays only if every pixel within -``px`` is in the mask)."""
     if px == 0:
         return mask.clone()
-    m = mask.float()[None, None]
     k = abs(int(px))
-    if px > 0:
-        return F.max_pool2d(m, 2 * k + 1, 1, k)[0, 0] > 0
-    return -F.max_pool2d(-m, 2 * k + 1, 1, k)[0, 0] > 0
+    m = mask.float()[None, None] * (1.0 if px > 0 else -1.0)
+    # separable: a row max then a column max (a 17 x 17 pool on 768 px took 0.07 s)
+    m = F.max_pool2d(F.max_pool2d(m, (1, 2 * k + 1), 1, (0, k)), (2 * k + 1, 1), 1, (k, 0))
+    return (m if px > 0 else -m)[0, 0] > 0
 
 
 def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
@@ -170,8 +170,6 @@ def cut_band(ev: PhotoEvidence, px: int, threshold: float = 0.5) -> Tensor:
     fades a few pixels before the edge, so the band). Where the edge crosses background,
     nothing: beyond it the person's outline is still the photo's (counting every edge
     cost the uncut photos' rims)."""
-    from scipy.ndimage import distance_transform_edt
-
     beyond = ~ev.frame
     near = grown(beyond, px)  # beyond the edge, or within px of it
     if not bool(beyond.any()) or not bool(ev.frame.any()):
@@ -179,8 +177,8 @@ def cut_band(ev: PhotoEvidence, px: int, threshold: float = 0.5) -> Tensor:
     # the person at the edge: within px of the mask, inside the photo, near its edge
     touch = grown(ev.mask >= threshold, px) & ev.frame & near
     # every pixel beyond the edge takes the answer of the nearest pixel inside the photo
-    _, (iy, ix) = distance_transform_edt(beyond.numpy(), return_indices=True)
-    return near & touch[torch.from_numpy(iy), torch.from_numpy(ix)]
+    iy, ix = nearest_pixel(ev.frame)
+    return near & touch[iy, ix]
 
 
 #: footprint radii (surface cells) the deepest surface is pooled over; each Gaussian uses

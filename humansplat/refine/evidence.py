@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..cameras import Cameras, project_points
 
-__all__ = ["PhotoEvidence", "extend_to_cut_edge", "frame_mask", "upsample_mask"]
+__all__ = ["PhotoEvidence", "extend_to_cut_edge", "frame_mask", "nearest_pixel", "upsample_mask"]
 
 
 def upsample_mask(mask: Tensor, size: int, *, sharp: bool = True) -> Tensor:
@@ -59,6 +59,15 @@ def frame_mask(size: int, crop_box, scale: float, original_size) -> Tensor:
     return iny[:, None] & inx[None, :]
 
 
+def nearest_pixel(inside: Tensor) -> tuple[Tensor, Tensor]:
+    """For every pixel of ``inside`` [S,S] bool (some True), the row and column [S,S] long
+    of the nearest True pixel (itself where True)."""
+    from scipy.ndimage import distance_transform_edt
+
+    _, (iy, ix) = distance_transform_edt(~inside.numpy(), return_indices=True)
+    return torch.from_numpy(iy), torch.from_numpy(ix)
+
+
 def extend_to_cut_edge(mask: Tensor, frame: Tensor, px: int) -> Tensor:
     """``mask`` [S,S] with its last ``px`` pixels before the photo's edge (``frame`` [S,S]
     bool) raised to the value ``px`` pixels further in, across the edge: where the edge
@@ -72,14 +81,13 @@ def extend_to_cut_edge(mask: Tensor, frame: Tensor, px: int) -> Tensor:
 
     if px <= 0 or bool(frame.all()) or not bool(frame.any()):
         return mask
-    f = frame.numpy()
-    inner = distance_transform_edt(f) > px  # the photo, more than px from its edge
-    if not inner.any():
+    inner = torch.from_numpy(distance_transform_edt(frame.numpy()) > px)  # px from the edge
+    if not bool(inner.any()):
         return mask
-    _, (iy, ix) = distance_transform_edt(~inner, return_indices=True)
-    rim = torch.from_numpy(f & ~inner)
+    iy, ix = nearest_pixel(inner)
+    rim = frame & ~inner
     out = mask.clone()
-    out[rim] = torch.maximum(mask, mask[torch.from_numpy(iy), torch.from_numpy(ix)])[rim]
+    out[rim] = torch.maximum(mask, mask[iy, ix])[rim]
     return out
 
 
