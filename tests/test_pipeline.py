@@ -541,3 +541,7 @@ def test_a_setting_on_the_command_line_is_json_or_text():
     assert cfg.refine == "always" and cfg.deblur_passes == 0
     with pytest.raises(ConfigError, match="correction_lobe"):
         PipelineConfig().replace(**dict([parse_setting("correction_lobe=yes")]))
+    cfg = PipelineConfig().replace(**dict([parse_setting("correction_lobe_shape=front")]))
+    assert cfg.faithful_config().correction_lobe_shape == "front"
+    with pytest.raises(ConfigError, match="correction_lobe_shape must be one of"):
+        PipelineConfig().replace(**dict([parse_setting("correction_lobe_shape=wide")]))

@@ -103,6 +103,8 @@ class PipelineConfig:
     correction_lobe: that correction (and the refinement's) seen only near the photo's
         camera axis, the photo's own colours from the side (degree-3 SH; the viewer's
         .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);
+    correction_lobe_shape: how much of it shows in between ("symmetric": half at 45 and
+        135 degrees; "front": the first shape, 85 % at 45; ``refine.deblur.LOBE_SHAPES``);
     refine: when the test-time refinement runs: "cuda" (only on a GPU, the default: on
         the 2-core CPU three steps at 512 px take longer than the whole 15 s budget),
         "always" or "off";
@@ -146,6 +148,7 @@ class PipelineConfig:
     deblur_interior_passes: int = 4
     frame_band: int | None = 8
     correction_lobe: bool = True
+    correction_lobe_shape: str = "symmetric"
     refine: str = "cuda"
     refine_seconds: float = 2.0
     refine_steps: int = 30
@@ -278,6 +281,7 @@ class PipelineConfig:
                               deblur_interior_passes=self.deblur_interior_passes,
                               frame_band=self.frame_band,
                               correction_lobe=bool(self.correction_lobe),
+                              correction_lobe_shape=self.correction_lobe_shape,
                               refine_seconds=float(self.refine_seconds) if on else 0.0,
                               refine_steps=self.refine_steps,
                               beyond_edge=self.beyond_edge)

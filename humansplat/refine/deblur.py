@@ -22,7 +22,11 @@ shows its corrected colour over the whole side it stands for, as light or dark s
 down limbs and faces; :func:`correction_lobe` keeps it for views near the photo's
 camera's axis only (``FaithfulConfig.correction_lobe``, on by default with 2 passes; RGB-only
 formats such as the viewer's .splat keep the colours the photo's camera sees,
-``io.compact.rgb_seen_from``).
+``io.compact.rgb_seen_from``). The largest corrections are on the rim: a photo Gaussian's
+~0.65 px spread puts ~0.8 alpha on a rim pixel whose mask is 0.5, and the passes whiten
+the rim to erase it (up to +0.9 on 1 % of the Gaussians of a synthetic person); the
+``"symmetric"`` lobe shows half of that 45 degrees off the axis (white dashes down legs
+there with the ``"front"`` lobe's 0.85).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from .coverage import grown
 from .evidence import PhotoEvidence
 from .input_view import resample
 
-__all__ = ["correction_lobe", "deblur_colours"]
+__all__ = ["LOBE_SHAPES", "correction_lobe", "deblur_colours"]
 
 
 def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Gaussians,
@@ -97,12 +101,23 @@ def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Ga
     return out, errors
 
 
-def _lobe_coefficients(axis: Tensor) -> Tensor:
-    """[N,16] degree-3 SH coefficients of d -> w(d . axis_n) for unit axes [N,3], with
-    w(t) = t + t^2 - t^3: 1 along the axis and straight opposite, flat near both (0.97 at
-    30 degrees off it), 0 at right angles. Exact (a cubic in d lies in bands 0-3), fitted
-    on 128 directions."""
-    return _zonal_coefficients(axis, lambda t: t + t * t - t ** 3)
+#: w(t), t the cosine between the view direction and the photo camera's ray through the
+#: Gaussian: the share of the correction seen. Both are 1 along the ray and straight
+#: opposite, 0 at right angles. "symmetric" (t^2): 0.5 at 45 and 135 degrees; "front"
+#: (t + t^2 - t^3, the first shape): 0.97 at 30, 0.85 at 45, 0.15 at 135 degrees. On the
+#: tuning seeds 7 / 9 "symmetric" scored +0.013 to +0.031 dB and perceptual -0.0019 to
+#: -0.0029 against "front" (README, real-photos item 28).
+LOBE_SHAPES = {
+    "symmetric": lambda t: t * t,
+    "front": lambda t: t + t * t - t ** 3,
+}
+
+
+def _lobe_coefficients(axis: Tensor, shape: str = "symmetric") -> Tensor:
+    """[N,16] degree-3 SH coefficients of d -> w(d . axis_n) for unit axes [N,3], w the
+    ``shape``'s (:data:`LOBE_SHAPES`). Exact (a cubic in d lies in bands 0-3), fitted on
+    128 directions."""
+    return _zonal_coefficients(axis, LOBE_SHAPES[shape])
 
 
 def _zonal_coefficients(axis: Tensor, w) -> Tensor:
@@ -129,15 +144,18 @@ def _back_coefficients(axis: Tensor) -> Tensor:
 
 
 def correction_lobe(base: Tensor, corrected: Tensor, means: Tensor, camera_centre: Tensor,
-                    back: Tensor | None = None) -> Tensor:
+                    back: Tensor | None = None, shape: str = "symmetric") -> Tensor:
     """SH coefficients [N,16,3] (degree 3) of colours that are ``corrected`` [N,3] seen along
     the ray from ``camera_centre`` [3] through each of ``means`` [N,3], ``base`` [N,3] seen
-    at right angles to it (``_lobe_coefficients``), and seen from straight behind: ``back``
-    [N,3] when given (what the back shows along the same line: a photo Gaussian seen through
-    a gap in the back then looks like the back, not like the face or badge in front), else
-    ``corrected`` too."""
+    at right angles to it, in between as ``shape`` (:data:`LOBE_SHAPES`) blends them, and
+    seen from straight behind: ``back`` [N,3] when given (what the back shows along the same
+    line: a photo Gaussian seen through a gap in the back then looks like the back, not like
+    the face or badge in front), else ``corrected`` too."""
+    if shape not in LOBE_SHAPES:
+        raise ValueError(f"shape must be one of {sorted(LOBE_SHAPES)}, got {shape!r}")
     axis = torch.nn.functional.normalize(means.float() - camera_centre.float(), dim=-1)
-    sh = _lobe_coefficients(axis)[:, :, None] * (corrected.float() - base.float())[:, None, :]
+    sh = _lobe_coefficients(axis, shape)[:, :, None] \
+        * (corrected.float() - base.float())[:, None, :]
     if back is not None:
         sh += _back_coefficients(axis)[:, :, None] * (back.float() - corrected.float())[:, None, :]
     sh[:, 0] += rgb_to_sh_dc(base.float())

@@ -111,6 +111,12 @@ class FaithfulConfig:
         where the model's behind them darkened the rim). With ``deblur_passes`` 2, on the
         tuning seeds 7 / 9: perceptual -0.003 to -0.004, PSNR -0.005 to +0.013 dB
         (README, real-photos item 21);
+    correction_lobe_shape: how much of the correction shows between the photo's camera axis
+        and right angles (:data:`.deblur.LOBE_SHAPES`): "symmetric" (half of it at 45 and
+        135 degrees) or "front" (the first shape: 85 % at 45, 15 % at 135). The rim's
+        whitened Gaussians showed as white dashes down limbs at 45 degrees with "front";
+        "symmetric" on seed 7 / 9: PSNR +0.013 to +0.031 dB, perceptual -0.0019 to -0.0029
+        (README, real-photos item 28);
     behind_footprint: the other views' Gaussians whose 3-sigma footprint at the input camera
         lies wholly inside the silhouette are moved behind the deepest surface the photo
         shows anywhere under it (:func:`.coverage.push_behind_footprint`), not only under
@@ -183,6 +189,7 @@ class FaithfulConfig:
     input_view_behind: float = 0.02
     input_view_inside: float = 3.0
     correction_lobe: bool = True
+    correction_lobe_shape: str = "symmetric"
     behind_footprint: bool = True
     frame_band: int | None = 8
     band_grazing: float = 2.0
@@ -217,6 +224,11 @@ class FaithfulConfig:
         if self.frame_band is not None and (isinstance(self.frame_band, bool) or not isinstance(
                 self.frame_band, int) or self.frame_band < 0):
             bad("frame_band", f"must be None or an int >= 0, got {self.frame_band!r}")
+        from .deblur import LOBE_SHAPES
+
+        if self.correction_lobe_shape not in LOBE_SHAPES:
+            bad("correction_lobe_shape", f"must be one of {sorted(LOBE_SHAPES)}, got "
+                f"{self.correction_lobe_shape!r}")
         if not isinstance(self.refine_steps, int) or self.refine_steps < 0:
             bad("refine_steps", f"must be an int >= 0, got {self.refine_steps!r}")
         if not float(self.view_inset) >= 0:
@@ -619,7 +631,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         centre = camera_centers(ev.camera.viewmats.float())[0]
         back = _back_colours(photo.means, generated, ev) if cfg.back_lobe else None
         photo = replace(photo, colors=None, sh=correction_lobe(
-            pg.gaussians.colors, photo.with_rgb().colors, photo.means, centre, back))
+            pg.gaussians.colors, photo.with_rgb().colors, photo.means, centre, back,
+            shape=cfg.correction_lobe_shape))
         info["back_lobe"] = back is not None
         others = others.with_sh(3)
         info["correction_lobe"] = True
