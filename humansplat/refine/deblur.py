@@ -24,9 +24,9 @@ camera's axis only (``FaithfulConfig.correction_lobe``, on by default with 2 pas
 formats such as the viewer's .splat keep the colours the photo's camera sees,
 ``io.compact.rgb_seen_from``). The largest corrections are on the rim: a photo Gaussian's
 ~0.65 px spread puts ~0.8 alpha on a rim pixel whose mask is 0.5, and the passes whiten
-the rim to erase it (up to +0.9 on 1 % of the Gaussians of a synthetic person); the
-``"symmetric"`` lobe shows half of that 45 degrees off the axis (white dashes down legs
-there with the ``"front"`` lobe's 0.85).
+the rim to erase it (by more than 0.86 on 1 % of a synthetic person's Gaussians,
+``benchmarks/deblur_rim.py``); the ``"symmetric"`` lobe shows half of that 45 degrees off
+the axis (white dashes down legs there with the ``"front"`` lobe's 0.85).
 """
 
 from __future__ import annotations
