@@ -93,6 +93,8 @@ class PipelineConfig:
         colours (degree-3 SH; off: ``refine.FaithfulConfig``);
     side_opacity_scale: the model's side views' opacity logits times this (``refine.
         FaithfulConfig``; 1: as predicted);
+    photo_recede: metres the photo's Gaussians move back along the photo camera's rays, its
+        picture unchanged (``refine.FaithfulConfig``; 0: at the depth);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
@@ -144,6 +146,7 @@ class PipelineConfig:
     view_stretch: float = 4.0
     back_lobe: bool = False
     side_opacity_scale: float = 1.0
+    photo_recede: float = 0.0
     deblur_passes: int = 2
     deblur_interior_passes: int = 4
     frame_band: int | None = 8
@@ -277,6 +280,7 @@ class PipelineConfig:
                               view_stretch=float(self.view_stretch),
                               back_lobe=bool(self.back_lobe),
                               side_opacity_scale=float(self.side_opacity_scale),
+                              photo_recede=float(self.photo_recede),
                               deblur_passes=self.deblur_passes,
                               deblur_interior_passes=self.deblur_interior_passes,
                               frame_band=self.frame_band,

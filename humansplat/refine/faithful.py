@@ -44,7 +44,7 @@ from ..errors import ConfigError
 from ..gaussians import Gaussians
 from ..geometry import vertex_normals
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_silhouette,
-                       opacity_beyond_frame, projected_sigma, push_behind,
+                       opacity_beyond_frame, projected_sigma, push_behind, recede,
                        push_behind_footprint, shown_depth, wholly_inside)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
@@ -164,6 +164,11 @@ class FaithfulConfig:
         PSNR +0.00 to +0.05 dB, perceptual +0.0001 to +0.0008). Applied to every other
         view, the back lost perceptual too; as ``1 - (1 - o)^k``, the input view lost 0.2 to
         0.4 dB (the rim's Gaussians show through the photo's soft edge).
+    photo_recede: metres the photo's Gaussians move back along the photo camera's rays
+        once everything else is placed (:func:`.coverage.recede`: scaled about the camera,
+        so its picture is unchanged; the other views then see them that much deeper).
+        Less than the margins the other Gaussians keep behind the photo (``carve_margin``,
+        ``input_view_behind``), so they stay behind it. 0: where the depth put them.
     """
 
     resolution: int = 768
@@ -198,6 +203,7 @@ class FaithfulConfig:
     view_stretch: float = 4.0
     back_lobe: bool = False
     side_opacity_scale: float = 1.0
+    photo_recede: float = 0.0
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -242,6 +248,11 @@ class FaithfulConfig:
             bad("input_view_inside", f"must be >= 0 sigmas, got {self.input_view_inside!r}")
         if not float(self.input_view_behind) >= 0:
             bad("input_view_behind", f"must be >= 0 metres, got {self.input_view_behind!r}")
+        # what lies behind the photo must stay behind it, or it covers the photo at its camera
+        room = min(-float(self.carve_margin), float(self.input_view_behind))
+        if not 0 <= float(self.photo_recede) < max(room, 1e-9):
+            bad("photo_recede", f"must be >= 0 and less than min(-carve_margin, "
+                f"input_view_behind) = {room:g} metres, got {self.photo_recede!r}")
         if not float(self.band_grazing) >= 0:
             bad("band_grazing", f"must be >= 0 (a power of |cos|), got {self.band_grazing!r}")
         if not float(self.silhouette_sigmas) >= 0:
@@ -636,6 +647,9 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         info["back_lobe"] = back is not None
         others = others.with_sh(3)
         info["correction_lobe"] = True
+    if cfg.photo_recede:
+        photo = recede(photo, camera_centers(ev.camera.viewmats.float())[0],
+                       float(cfg.photo_recede))
     out = Gaussians.cat([photo, others])
     info["opacity_beyond_frame"] = opacity_beyond_frame(out, ev)
     info["seconds"] = time.perf_counter() - t0
