@@ -44,8 +44,8 @@ from ..errors import ConfigError
 from ..gaussians import Gaussians
 from ..geometry import vertex_normals
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_silhouette,
-                       opacity_beyond_frame, projected_sigma, push_behind, recede,
-                       push_behind_footprint, shown_depth, wholly_inside)
+                       opacity_beyond_frame, projected_sigma, push_behind,
+                       push_behind_footprint, recede, shown_depth, wholly_inside)
 from .evidence import PhotoEvidence
 from .input_view import grid_depth, photo_gaussians
 
