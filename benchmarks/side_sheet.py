@@ -69,7 +69,7 @@ def main() -> None:
         made.update(g=r.gaussians, n=r.info["photo_gaussians"])
         return r
 
-    R.make_faithful = EV.make_faithful = capture  # evaluate imports it when it runs
+    R.make_faithful = capture  # evaluation imports it from humansplat.refine when it runs
     ck = args.checkpoint or str(BUNDLED_CHECKPOINT)
     data = SyntheticHumans(args.data, split=args.split, targets=None)
     model, prior = EV._load_model(ck), EV._Prior(AnnyBody())
@@ -91,8 +91,11 @@ def main() -> None:
         photo = g[torch.arange(n)]
         own = out.gaussians(0).detach().to("cpu", torch.float32)
         own = own.with_sh(g.sh_degree) if own.sh is None else own
-        per = len(own) // s["views"].shape[0]
-        front = own[torch.arange(2 * per)]  # the model's two views at the input camera
+        n_views, res_v = s["views"].shape[0], s["views"].shape[-1]
+        per = len(own) // n_views
+        views = Cameras(s["viewmats"].float(), s["Ks"].float(), res_v, res_v)
+        front = Gaussians.cat([own[torch.arange(v * per, (v + 1) * per)]
+                               for v in R.input_view_ids(views, views[:1])])
         solid = front.opacities > 0.05
         colour = (front.sh[solid, 0] * C0 + 0.5).clamp(0, 1)
         near = torch.cat([torch.cdist(photo.means[j:j + 4096], front.means[solid]).argmin(1)
