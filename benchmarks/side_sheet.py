@@ -26,16 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-C0 = 0.28209479177387814  # the degree-0 SH basis value
-
-
 def _normals(g) -> torch.Tensor:
     """[N,3] each Gaussian's axis of least scale (a surfel's normal)."""
-    w, x, y, z = torch.nn.functional.normalize(g.quats.float(), dim=-1).unbind(-1)
-    R = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-                    -1).view(-1, 3, 3)
+    from humansplat.geometry import quat_to_rotmat
+
+    R = quat_to_rotmat(g.quats.float())  # [N,3,3], columns are the local axes
     return R[torch.arange(len(g)), :, g.scales.argmin(-1)]
 
 
@@ -52,7 +47,7 @@ def main() -> None:
     import humansplat.refine as R
     from humansplat.cameras import Cameras, camera_centers, view_azimuths
     from humansplat.eval.metrics import psnr
-    from humansplat.gaussians import Gaussians
+    from humansplat.gaussians import Gaussians, rgb_to_sh_dc, sh_dc_to_rgb
     from humansplat.hub import BUNDLED_CHECKPOINT
     from humansplat.pipeline.config import PipelineConfig
     from humansplat.prior.body import AnnyBody
@@ -97,12 +92,12 @@ def main() -> None:
         front = Gaussians.cat([own[torch.arange(v * per, (v + 1) * per)]
                                for v in R.input_view_ids(views, views[:1])])
         solid = front.opacities > 0.05
-        colour = (front.sh[solid, 0] * C0 + 0.5).clamp(0, 1)
+        colour = sh_dc_to_rgb(front.sh[solid, 0]).clamp(0, 1)
         near = torch.cat([torch.cdist(photo.means[j:j + 4096], front.means[solid]).argmin(1)
                           for j in range(0, n, 4096)])
         sh = g.sh.clone()
         sh[:n] = 0
-        sh[:n, 0] = (colour[near] - 0.5) / C0
+        sh[:n, 0] = rgb_to_sh_dc(colour[near])
         centre = camera_centers(s["viewmats"][:1].float())[0]
         to_cam = torch.nn.functional.normalize(centre - photo.means, dim=-1)
         facing = (_normals(photo) * to_cam).sum(-1).abs() >= 0.3
