@@ -14,6 +14,20 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError
 from ..prior.preprocess import FOREGROUND_RATIO, check_foreground_ratio
+from ..refine.faithful import FaithfulConfig
+
+# The shipped splat's settings, settable in pipeline.json: PipelineConfig field -> the
+# FaithfulConfig field it sets. Their defaults live in FaithfulConfig alone.
+FAITHFUL_FIELDS = {
+    "input_resolution": "resolution",
+    **{name: name for name in (
+        "view_resolution", "view_min_azimuth", "body_band", "band_grazing",
+        "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
+        "side_opacity_scale", "photo_recede", "deblur_passes", "deblur_interior_passes",
+        "frame_band", "correction_lobe", "correction_lobe_shape", "refine_seconds",
+        "refine_steps", "beyond_edge")},
+}
+_FAITHFUL = FaithfulConfig()
 
 __all__ = ["PipelineConfig", "PIPELINE_CONFIG_NAME", "MODEL_FILES", "default_device",
            "parse_setting", "resolve_dtype", "autocast_name"]
@@ -135,27 +149,27 @@ class PipelineConfig:
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
-    input_resolution: int = 768
+    input_resolution: int = _FAITHFUL.resolution
     sharp_mask: bool = True
-    view_resolution: int = 128
-    view_min_azimuth: float = 135.0
-    body_band: float | None = 0.03
-    band_grazing: float = 2.0
-    silhouette_sigmas: float = 2.0
-    surfel_stretch: float = 4.0
-    view_stretch: float = 4.0
-    back_lobe: bool = False
-    side_opacity_scale: float = 1.0
-    photo_recede: float = 0.0
-    deblur_passes: int = 2
-    deblur_interior_passes: int = 4
-    frame_band: int | None = 8
-    correction_lobe: bool = True
-    correction_lobe_shape: str = "symmetric"
+    view_resolution: int = _FAITHFUL.view_resolution
+    view_min_azimuth: float = _FAITHFUL.view_min_azimuth
+    body_band: float | None = _FAITHFUL.body_band
+    band_grazing: float = _FAITHFUL.band_grazing
+    silhouette_sigmas: float = _FAITHFUL.silhouette_sigmas
+    surfel_stretch: float = _FAITHFUL.surfel_stretch
+    view_stretch: float = _FAITHFUL.view_stretch
+    back_lobe: bool = _FAITHFUL.back_lobe
+    side_opacity_scale: float = _FAITHFUL.side_opacity_scale
+    photo_recede: float = _FAITHFUL.photo_recede
+    deblur_passes: int = _FAITHFUL.deblur_passes
+    deblur_interior_passes: int = _FAITHFUL.deblur_interior_passes
+    frame_band: int | None = _FAITHFUL.frame_band
+    correction_lobe: bool = _FAITHFUL.correction_lobe
+    correction_lobe_shape: str = _FAITHFUL.correction_lobe_shape
     refine: str = "cuda"
-    refine_seconds: float = 2.0
-    refine_steps: int = 30
-    beyond_edge: str = "cut"
+    refine_seconds: float = _FAITHFUL.refine_seconds
+    refine_steps: int = _FAITHFUL.refine_steps
+    beyond_edge: str = _FAITHFUL.beyond_edge
     format_version: int = 1
 
     def __post_init__(self) -> None:
@@ -266,29 +280,18 @@ class PipelineConfig:
 
     def faithful_config(self, device: str = "cpu"):
         """The ``refine.FaithfulConfig`` these fields select for a run on ``device``."""
-        from ..refine import FaithfulConfig
-
         on = self.refine == "always" or (self.refine == "cuda" and
                                          torch.device(device).type == "cuda")
-        return FaithfulConfig(resolution=self.input_resolution,
-                              view_resolution=self.view_resolution,
-                              view_min_azimuth=self.view_min_azimuth,
-                              body_band=self.body_band,
-                              band_grazing=float(self.band_grazing),
-                              silhouette_sigmas=float(self.silhouette_sigmas),
-                              surfel_stretch=float(self.surfel_stretch),
-                              view_stretch=float(self.view_stretch),
-                              back_lobe=bool(self.back_lobe),
-                              side_opacity_scale=float(self.side_opacity_scale),
-                              photo_recede=float(self.photo_recede),
-                              deblur_passes=self.deblur_passes,
-                              deblur_interior_passes=self.deblur_interior_passes,
-                              frame_band=self.frame_band,
-                              correction_lobe=bool(self.correction_lobe),
-                              correction_lobe_shape=self.correction_lobe_shape,
-                              refine_seconds=float(self.refine_seconds) if on else 0.0,
-                              refine_steps=self.refine_steps,
-                              beyond_edge=self.beyond_edge)
+        values = {}
+        for mine, theirs in FAITHFUL_FIELDS.items():
+            v = getattr(self, mine)
+            # JSON writes 2.0 as 2: the faithful stage's float settings get floats
+            if isinstance(getattr(_FAITHFUL, theirs), float) and type(v) is int:
+                v = float(v)
+            values[theirs] = v
+        if not on:
+            values["refine_seconds"] = 0.0
+        return FaithfulConfig(**values)
 
 
 def parse_setting(item: str) -> tuple[str, object]:
