@@ -291,17 +291,18 @@ def table(rows: list[dict]) -> str:
 
 
 def compare_markdown(before: dict, after: dict) -> str:
-    """A before/after markdown table of two result JSONs (cases matched by name)."""
+    """A before/after markdown table of two result JSONs (cases matched by name; a case
+    ``before`` lacks shows "-" there), and how many cases meet both targets in each."""
     b = {r["case"]: r for r in before["rows"] if "error" not in r}
     a = {r["case"]: r for r in after["rows"] if "error" not in r}
-    names = [r["case"] for r in after["rows"] if r["case"] in b and r["case"] in a]
+    names = [r["case"] for r in after["rows"] if r["case"] in a]
     lb, la = before.get("label", "before"), after.get("label", "after")
 
     def pair(key, spec, scale=1, suffix=""):
         def cell(r):
-            v = r.get(key)
+            v = None if r is None else r.get(key)
             return "-" if v is None else format(v * scale, spec) + suffix
-        return lambda n: f"{cell(b[n])} → {cell(a[n])}"
+        return lambda n: f"{cell(b.get(n))} → {cell(a[n])}"
 
     cols = [("PSNR (dB)", pair("psnr", ".1f")),
             ("PSNR where the masks agree", pair("psnr_both", ".1f")),
@@ -317,6 +318,15 @@ def compare_markdown(before: dict, after: dict) -> str:
              "|---|---|" + "---|" * len(cols)]
     for n in names:
         lines.append(f"| {n} | {a[n]['split']} | " + " | ".join(f(n) for _, f in cols) + " |")
+
+    def met(rows):
+        return sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in rows)
+    both = [n for n in names if n in b]
+    lines += ["", f"Both targets met: {lb} {met(b[n] for n in both)} of {len(both)}, {la} "
+              f"{met(a[n] for n in names)} of {len(names)} (PSNR >= {TARGET_PSNR_DB:g}: "
+              f"{sum(a[n]['psnr'] >= TARGET_PSNR_DB for n in names)}, IoU >= {TARGET_IOU:g}: "
+              f"{sum(a[n]['iou'] >= TARGET_IOU for n in names)}). Mean PSNR {la}: "
+              f"{np.mean([a[n]['psnr'] for n in names]):.2f} dB."]
     return "\n".join(lines) + "\n"
 
 

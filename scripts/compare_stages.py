@@ -11,6 +11,10 @@ PSNR differences, how many splits' perceptual is no higher (a difference within
 ``--tolerance`` counts as no higher), side IoU differences, issue 16's count before and after.
 
 Usage: python scripts/compare_stages.py stage18 stage21 [--tolerance 0.0002] [--results DIR]
+
+``--current LABEL`` prints one checkpoint's table instead (the README's "the bundled model,
+held out"): per split the two priors, the network's own Gaussians and the shipped splat as
+PSNR / perceptual / side mask IoU, and the margin with issue 16's check mark.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ SPLITS = (("test", "seed 0 `test`"), ("hard", "seed 0 `hard`"),
           ("seed11_256_test", "seed 11 `test`, 256 px"),
           ("seed11_256_hard", "seed 11 `hard`, 256 px"))
 SHIPPED = "humansplat-tiny+faithful"
+NETWORK = "humansplat-tiny"
 MARGIN_DB = 1.5  # issue 16's margin over the better prior
 
 
@@ -90,15 +95,40 @@ def summary(rows: list[SplitRow], tolerance: float) -> dict:
             "issue16_after": sum(r.meets(r.after) for r in rows), "tolerance": tolerance}
 
 
+def current_table(label: str, results: Path) -> str:
+    """One checkpoint on the eight splits: priors, network, shipped splat, issue 16."""
+    rows = load_rows(label, label, results)
+    out = ["| data | prior-mesh | prior-gaussians | network alone | shipped splat | PSNR minus "
+           "the better prior (✓: issue 16 met) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        s = json.loads((results / f"eval_{label}_{r.split}.json").read_text())["summary"]
+
+        def cell(m: dict) -> str:
+            return f"{m['psnr']:.2f} / {m[r.perceptual_key]:.4f} / {m['mask_iou_side']:.4f}"
+        tick = " ✓" if r.meets(r.after) else ""
+        out.append(f"| {r.label} ({r.subjects}) | {cell(r.mesh)} | "
+                   f"{cell(s['prior-gaussians']['full_body'])} | "
+                   f"{cell(s[NETWORK]['full_body'])} | **{cell(r.after)}** | "
+                   f"{r.after['psnr'] - r.better_prior_psnr:+.2f}{tick} |")
+    met = sum(r.meets(r.after) for r in rows)
+    return "\n".join(out) + f"\n\nIssue 16 met on {met} of {len(rows)} splits."
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("before")
-    ap.add_argument("after")
+    ap.add_argument("before", nargs="?")
+    ap.add_argument("after", nargs="?")
+    ap.add_argument("--current", metavar="LABEL", help="one checkpoint's table instead")
     ap.add_argument("--tolerance", type=float, default=0.0002,
                     help="a perceptual difference up to this counts as no higher")
     ap.add_argument("--results", type=Path,
                     default=Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     args = ap.parse_args(argv)
+    if args.current:
+        print(current_table(args.current, args.results))
+        return
+    if not (args.before and args.after):
+        ap.error("give BEFORE and AFTER labels, or --current LABEL")
     rows = load_rows(args.before, args.after, args.results)
     s = summary(rows, args.tolerance)
     print(table(rows, args.before, args.after))

@@ -26,6 +26,7 @@ def _write(root: Path, label: str, shipped: dict[str, tuple], mesh=(20.0, 0.20, 
     for split, _ in cs.SPLITS:
         summary = {"prior-mesh": {"full_body": _scores(*mesh)},
                    "prior-gaussians": {"full_body": _scores(*gaussians)},
+                   cs.NETWORK: {"full_body": _scores(20.5, 0.30, 0.80)},
                    cs.SHIPPED: {"full_body": _scores(*shipped[split])}}
         (root / f"eval_{label}_{split}.json").write_text(
             json.dumps({"subjects": 8, "summary": summary}))
@@ -53,10 +54,14 @@ def test_issue16_conditions_and_the_perceptual_tolerance(tmp_path):
     assert cs.summary(rows, tolerance=0.0)["perceptual_no_higher"] == 6
     assert abs(s["hard_side_iou_delta_min"] - (-0.02)) < 1e-9
     assert cs.table(rows, "a", "b").count(" ✓ |") == 3
+    current = cs.current_table("b", tmp_path)  # the README's one-checkpoint table
+    assert current.count(" ✓ |") == 3 and current.endswith("Issue 16 met on 3 of 8 splits.")
+    assert "| 19.00 / 0.2500 / 0.7800 | 20.50 / 0.3000 / 0.8000 | **21.60 / 0.1900" in current
 
 
 def test_the_committed_stage_results_give_the_readme_figures():
-    # README "A twenty-first stage": issue 16 on six of eight held-out splits, four before
+    # docs/training_log.md "A twenty-first stage": issue 16 on six of eight held-out splits,
+    # four before
     rows = cs.load_rows("stage18", "stage21", ROOT / "benchmarks" / "results")
     s = cs.summary(rows, tolerance=0.0002)
     assert (s["issue16_before"], s["issue16_after"]) == (4, 6)

@@ -238,6 +238,13 @@ def test_table_and_before_after_markdown():
     assert ("| a | dev | 12.4 → 26.0 | - → - | 0.560 → 0.560 | 0.778 → 0.930 | - → - | "
             "2.9 % → 0.4 % |") in md
     assert "6,007 → 41,000" in md and "| b |" not in md
+    assert "Both targets met: before 0 of 1, after 1 of 1" in md
+    # a case only the later run has (a photo added since) is a row with "-" before it
+    new = dict(after, case="c", psnr=20.0)
+    md = rp.compare_markdown({"label": "before", "rows": [row]},
+                             {"label": "after", "rows": [after, new]})
+    assert "| c | dev | - → 20.0 |" in md
+    assert "before 0 of 1, after 1 of 2 (PSNR >= 25: 1, IoU >= 0.92: 2)" in md
 
 
 def test_cases_are_real_files_with_a_held_out_split():
