@@ -62,6 +62,21 @@ def _findings(res: dict, model: str, who: str = "") -> list[str]:
     return out
 
 
+def _extra_data(roots: list[str]) -> str:
+    """The card's sentence on ``data.extra_roots`` (more people, other seeds), or ""."""
+    parts = []
+    for root in roots:
+        info = json.loads((Path(root) / "train" / "info.json").read_text())
+        name = Path(root).name
+        parts.append(f"{info['count']} more from seed {info['seed']} (`humansplat data synth "
+                     f"--out data/{name} --train {info['count']} --test 0 --hard 0 --seed "
+                     f"{info['seed']}`, `data.extra_roots: [data/{name}]`)")
+    if not parts:
+        return ""
+    return (" This run also trained on " + "; ".join(parts) +
+            ": the same generator, other people.")
+
+
 def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
          hours: float, config_path: str = "configs/tiny.yaml", earlier: str = "") -> str:
     cfg = json.loads((run / "config.json").read_text())
@@ -93,7 +108,8 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
             ", grown to the photo's silhouette by `humansplat.prior.clothing` (settings: "
             f"{d['clothing'] or 'the defaults'}), as the pipeline does") +
         ". Regenerate: `humansplat data synth --out data/synth "
-        f"--train {data_info['count']} --test 48 --hard 32 --seed {data_info['seed']}`.", "",
+        f"--train {data_info['count']} --test 48 --hard 32 --seed {data_info['seed']}`." +
+        _extra_data(cfg["data"].get("extra_roots") or []), "",
         "## Training", "",
     ]
     if cfg["model"].get("init_from"):

@@ -227,3 +227,25 @@ def test_tiny_generation_through_the_cli(tmp_path):
     assert len(SyntheticHumans(tmp_path, "train")) == 2
     assert len(SyntheticHumans(tmp_path, "test")) == 1
     assert list_shards(tmp_path, "hard") == []
+
+
+def test_extra_roots_join_the_training_set_only(tmp_path):
+    from humansplat.errors import ConfigError
+    from humansplat.train.config import TrainConfig
+    from humansplat.train.trainer import build_dataset
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate_split(a, "train", 2, seed=7, cfg=CFG, progress=False)
+    generate_split(b, "train", 1, seed=8, cfg=CFG, progress=False)
+    cfg = TrainConfig.from_dict({"data": {"root": str(a), "extra_roots": [str(b)]}})
+    assert cfg.data.extra_roots == (str(b),)
+    train = build_dataset(cfg, "train", targets=None, extra_roots=True)
+    assert len(train) == 3
+    # the added root's people come after the first root's, as they are stored there
+    assert torch.equal(train[2]["input_image"],
+                       SyntheticHumans(b, "train", targets=None)[0]["input_image"])
+    assert not torch.equal(train[2]["input_image"], train[0]["input_image"])
+    assert len(build_dataset(cfg, "train", targets=None)) == 2  # evaluation/samples: root only
+    scans = TrainConfig.from_dict({"data": {"kind": "scans", "extra_roots": [str(b)]}})
+    with pytest.raises(ConfigError, match="extra_roots"):
+        build_dataset(scans, "train", extra_roots=True)

@@ -44,6 +44,9 @@ class ModelSection:
 class DataSection:
     kind: str = "synthetic"  # "synthetic" (humansplat.train.dataset) or "scans"
     root: str = "data/synth"
+    # more generated datasets whose ``train_split`` joins the training set (another seed's
+    # people: more training signal without regenerating the first); evaluation uses ``root``
+    extra_roots: tuple[str, ...] = ()
     train_split: str = "train"
     eval_split: str = "test"
     targets: tuple[int, int, int] = (4, 2, 2)  # views per level: full body, upper body, face
@@ -171,7 +174,7 @@ class TrainConfig:
             if bad:
                 raise ConfigError(f"unknown key(s) {sorted(bad)} in section {name!r}; "
                                   f"known: {sorted(known)}")
-            for k in ("targets", "betas", "level_weights"):
+            for k in ("targets", "betas", "level_weights", "extra_roots"):
                 if isinstance(values.get(k), list):
                     values[k] = tuple(values[k])
             if isinstance(values.get("part_weights"), list):

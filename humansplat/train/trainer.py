@@ -42,12 +42,17 @@ __all__ = ["Trainer", "TrainResult", "build_dataset", "lr_lambda", "param_groups
            "batch_indices"]
 
 
-def build_dataset(cfg: TrainConfig, split: str, *, targets=None):
-    """The configured dataset for ``split`` (targets: views per level, None = all)."""
+def build_dataset(cfg: TrainConfig, split: str, *, targets=None, extra_roots: bool = False):
+    """The configured dataset for ``split`` (targets: views per level, None = all);
+    ``extra_roots``: with ``cfg.data.extra_roots``' same split appended (the training set)."""
     if cfg.data.kind == "synthetic":
         from .dataset import SyntheticHumans
 
-        return SyntheticHumans(cfg.data.root, split=split, targets=targets)
+        roots = [cfg.data.root, *(cfg.data.extra_roots if extra_roots else ())]
+        sets = [SyntheticHumans(r, split=split, targets=targets) for r in roots]
+        return sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets)
+    if cfg.data.extra_roots:
+        raise ConfigError("data.extra_roots is for synthetic data; give scans one root")
     from .dataset import SynthDataConfig
     from .scans import ScanDataset
 
@@ -272,10 +277,12 @@ class Trainer:
             cfg.save(self.out / "config.json")
 
         data = self._dataset if self._dataset is not None else build_dataset(
-            cfg, cfg.data.train_split, targets=tuple(cfg.data.targets))
+            cfg, cfg.data.train_split, targets=tuple(cfg.data.targets), extra_roots=True)
         if len(data) == 0:
             raise RuntimeError(f"the training set at {cfg.data.root!r} is empty: generate it "
                                "with `humansplat data synth` first")
+        if cfg.data.extra_roots:
+            self.log(f"training on {len(data)} samples from {1 + len(cfg.data.extra_roots)} roots")
         model = LatentReconstructionTransformer(cfg.model.build())
         if cfg.model.init_from:
             init_weights(model, cfg.model.init_from)
