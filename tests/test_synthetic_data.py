@@ -239,6 +239,8 @@ def test_extra_roots_join_the_training_set_only(tmp_path):
     generate_split(b, "train", 1, seed=8, cfg=CFG, progress=False)
     cfg = TrainConfig.from_dict({"data": {"root": str(a), "extra_roots": [str(b)]}})
     assert cfg.data.extra_roots == (str(b),)
+    one = TrainConfig.from_dict({"data": {"root": str(a), "extra_roots": str(b)}})
+    assert one.data.extra_roots == (str(b),)  # `--set data.extra_roots=DIR`: one root
     train = build_dataset(cfg, "train", targets=None, extra_roots=True)
     assert len(train) == 3
     # the added root's people come after the first root's, as they are stored there

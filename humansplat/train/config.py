@@ -177,6 +177,8 @@ class TrainConfig:
             for k in ("targets", "betas", "level_weights", "extra_roots"):
                 if isinstance(values.get(k), list):
                     values[k] = tuple(values[k])
+            if isinstance(values.get("extra_roots"), str):  # one root, not its characters
+                values["extra_roots"] = (values["extra_roots"],)
             if isinstance(values.get("part_weights"), list):
                 values["part_weights"] = tuple(values["part_weights"])
             built[name] = klass(**values)
