@@ -45,6 +45,11 @@ class SplitRow:
     after: dict
     better_prior_psnr: float
     perceptual_key: str
+    methods: dict  # the after-checkpoint's full-body scores of every method
+
+    def cell(self, m: dict) -> str:
+        """PSNR / perceptual / side mask IoU of full-body scores ``m``."""
+        return f"{m['psnr']:.2f} / {m[self.perceptual_key]:.4f} / {m['mask_iou_side']:.4f}"
 
     def meets(self, m: dict) -> bool:
         """Issue 16's three conditions for full-body scores ``m`` on this split."""
@@ -63,20 +68,18 @@ def load_rows(before: str, after: str, results: Path) -> list[SplitRow]:
         rows.append(SplitRow(split, label, int(a["subjects"]), s["prior-mesh"]["full_body"],
                              b["summary"][SHIPPED]["full_body"], s[SHIPPED]["full_body"],
                              max(s["prior-mesh"]["full_body"]["psnr"],
-                                 s["prior-gaussians"]["full_body"]["psnr"]), key))
+                                 s["prior-gaussians"]["full_body"]["psnr"]), key,
+                             {name: m["full_body"] for name, m in s.items()}))
     return rows
 
 
 def table(rows: list[SplitRow], before: str, after: str) -> str:
-    def cell(r: SplitRow, m: dict) -> str:
-        return f"{m['psnr']:.2f} / {m[r.perceptual_key]:.4f} / {m['mask_iou_side']:.4f}"
-
     out = [f"| data | prior-mesh | {before} | {after} | PSNR minus the better prior "
            "(✓: issue 16 met) |", "|---|---|---|---|---|"]
     for r in rows:
         tick = " ✓" if r.meets(r.after) else ""
-        out.append(f"| {r.label} ({r.subjects}) | {cell(r, r.mesh)} | {cell(r, r.before)} | "
-                   f"{cell(r, r.after)} | {r.after['psnr'] - r.better_prior_psnr:+.2f}{tick} |")
+        out.append(f"| {r.label} ({r.subjects}) | {r.cell(r.mesh)} | {r.cell(r.before)} | "
+                   f"{r.cell(r.after)} | {r.after['psnr'] - r.better_prior_psnr:+.2f}{tick} |")
     return "\n".join(out)
 
 
@@ -101,14 +104,10 @@ def current_table(label: str, results: Path) -> str:
     out = ["| data | prior-mesh | prior-gaussians | network alone | shipped splat | PSNR minus "
            "the better prior (✓: issue 16 met) |", "|---|---|---|---|---|---|"]
     for r in rows:
-        s = json.loads((results / f"eval_{label}_{r.split}.json").read_text())["summary"]
-
-        def cell(m: dict) -> str:
-            return f"{m['psnr']:.2f} / {m[r.perceptual_key]:.4f} / {m['mask_iou_side']:.4f}"
         tick = " ✓" if r.meets(r.after) else ""
-        out.append(f"| {r.label} ({r.subjects}) | {cell(r.mesh)} | "
-                   f"{cell(s['prior-gaussians']['full_body'])} | "
-                   f"{cell(s[NETWORK]['full_body'])} | **{cell(r.after)}** | "
+        out.append(f"| {r.label} ({r.subjects}) | {r.cell(r.mesh)} | "
+                   f"{r.cell(r.methods['prior-gaussians'])} | "
+                   f"{r.cell(r.methods[NETWORK])} | **{r.cell(r.after)}** | "
                    f"{r.after['psnr'] - r.better_prior_psnr:+.2f}{tick} |")
     met = sum(r.meets(r.after) for r in rows)
     return "\n".join(out) + f"\n\nIssue 16 met on {met} of {len(rows)} splits."

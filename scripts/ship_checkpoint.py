@@ -64,17 +64,17 @@ def _findings(res: dict, model: str, who: str = "") -> list[str]:
 
 def _extra_data(roots: list[str]) -> str:
     """The card's sentence on ``data.extra_roots`` (more people, other seeds), or ""."""
-    parts = []
+    if not roots:
+        return ""
+    parts, names = [], []
     for root in roots:
         info = json.loads((Path(root) / "train" / "info.json").read_text())
-        name = Path(root).name
+        names.append(f"data/{Path(root).name}")
         parts.append(f"{info['count']} more from seed {info['seed']} (`humansplat data synth "
-                     f"--out data/{name} --train {info['count']} --test 0 --hard 0 --seed "
-                     f"{info['seed']}`, `data.extra_roots: [data/{name}]`)")
-    if not parts:
-        return ""
-    return (" This run also trained on " + "; ".join(parts) +
-            ": the same generator, other people.")
+                     f"--out {names[-1]} --train {info['count']} --test 0 --hard 0 --seed "
+                     f"{info['seed']}`)")
+    return (" This run also trained on " + "; ".join(parts) + ": the same generator, other "
+            f"people (`data.extra_roots: [{', '.join(names)}]`).")
 
 
 def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,

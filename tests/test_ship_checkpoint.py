@@ -63,7 +63,8 @@ def test_the_card_names_every_training_root(tmp_path):
     text = ship.card(run, [res], None, 1500, 0.8, "configs/x.yaml")
     assert "800 synthetic dressed people (seed 0)" in text
     assert ("This run also trained on 800 more from seed 31 (`humansplat data synth --out "
-            "data/synth31 --train 800 --test 0 --hard 0 --seed 31`") in text
+            "data/synth31 --train 800 --test 0 --hard 0 --seed 31`): the same generator, other "
+            "people (`data.extra_roots: [data/synth31]`).") in text
     cfg["data"]["extra_roots"] = []
     (run / "config.json").write_text(json.dumps(cfg))
     assert "also trained on" not in ship.card(run, [res], None, 1500, 0.8, "configs/x.yaml")
