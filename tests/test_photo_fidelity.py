@@ -18,11 +18,13 @@ from humansplat.io import save_ply
 from humansplat.eval.photo_fidelity import (
     InputCamera,
     beyond_edge_fraction,
+    crop_to_frame,
     cut_edges,
     input_camera_from_meta,
     input_view_scores,
     photo_at_input_camera,
     render_at_camera,
+    whole_photo_view,
 )
 from humansplat.gaussians import Gaussians
 from humansplat.prior.fit import input_camera
@@ -425,3 +427,59 @@ def test_native_camera_is_the_same_view_at_the_photos_resolution():
     view = photo_at_input_camera(photo, mask, nat)
     rgb, alpha = render_at_camera(g, nat.viewmat, nat.K, nat.width, nat.height)
     assert input_view_scores(rgb, alpha, view)["iou"] > 0.9
+
+
+def test_whole_photo_frame_projects_like_the_crop_and_maps_its_masks_back():
+    """The benchmark scores in the whole photo's frame: a point projects to the same photo
+    pixel through the crop's camera and the reframed one, and a crop-space mask maps back
+    onto the photo pixels it came from."""
+    photo, mask = _photo()
+    cam = _camera()
+    view, frame = whole_photo_view(photo, mask, cam)
+    assert (frame.width, frame.height) == (W, H) and view.rgb.shape == (H, W, 3)
+    np.testing.assert_allclose(view.rgb, photo / 255.0, atol=1e-6)
+    assert view.inside.min() == 1.0
+    p = torch.tensor([[0.1, 0.2, 0.3], [-0.4, 0.1, -0.2]])
+    uv, _ = project_points(p, cam.viewmat[None], cam.K[None])
+    uv2, _ = project_points(p, frame.viewmat[None], frame.K[None])
+    photo_xy = uv / cam.scale + torch.tensor(CROP_BOX[:2])  # crop px -> photo px
+    assert torch.allclose(uv2, photo_xy, atol=1e-3)
+    back = crop_to_frame(photo_at_input_camera(photo, mask, cam).mask, cam, frame)
+    assert back.shape == (H, W)
+    assert np.abs(back - mask)[2:-2, 2:-2].mean() < 0.02  # resampled twice: edges soften
+    # the splat seen in the photo's own frame is the photo again
+    rgb, alpha = render_at_camera(_unprojected_splat(photo, mask, cam), frame.viewmat,
+                                  frame.K, W, H)
+    good = input_view_scores(rgb, alpha, view)
+    assert good["psnr"] > 25.0 and good["iou"] > 0.9, good
+    # a long side over max_size scales the frame, keeping the photo's aspect
+    small, f2 = whole_photo_view(photo, mask, cam, max_size=40)
+    assert (f2.width, f2.height) == (40, 30) and small.mask.shape == (30, 40)
+
+
+def test_benchmark_counts_the_person_a_crop_cut_off():
+    """The crop is the pipeline's choice: person pixels beyond it still count as missed
+    (the evaluation frame is the whole photo, not the crop)."""
+    photo, mask = _photo()
+    tight = (30.0, 5.0, 55.0, 30.0)  # the person's head only
+    cam = _camera().reframed(tight, S, S)  # the same camera, cropped tighter
+    g = _unprojected_splat(photo, mask, _camera())  # the whole person as a splat
+    inside_crop = np.zeros_like(mask)
+    inside_crop[5:30, 30:55] = 1.0
+    # only the Gaussians that project inside the tight crop: what a cut mask would give
+    uv, _ = project_points(g.means, cam.viewmat[None], cam.K[None])
+    keep = ((uv[0] >= 0) & (uv[0] < S)).all(-1)
+    cut = Gaussians(means=g.means[keep], quats=g.quats[keep], scales=g.scales[keep],
+                    opacities=g.opacities[keep], colors=g.colors[keep])
+    full_row = rp.evaluate_case(_micro_rec_box(g, cam, tight), photo, mask)
+    cut_row = rp.evaluate_case(_micro_rec_box(cut, cam, tight), photo, mask)
+    missed = (mask * (1 - inside_crop)).sum() / mask.sum()
+    assert missed > 0.2
+    assert full_row["iou"] > 0.9
+    assert cut_row["iou"] < full_row["iou"] - 0.8 * missed, (cut_row["iou"], missed)
+
+
+def _micro_rec_box(g: Gaussians, cam: InputCamera, box) -> SimpleNamespace:
+    return SimpleNamespace(gaussians=g, meta={
+        "camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
+        "input": {"crop_box": list(box), "original_size": [W, H], "source": None}})

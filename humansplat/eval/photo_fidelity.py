@@ -39,12 +39,14 @@ __all__ = [
     "InputCamera",
     "PhotoView",
     "beyond_edge_fraction",
+    "crop_to_frame",
     "cut_edges",
     "input_camera_from_meta",
     "input_view_scores",
     "photo_at_input_camera",
     "reconstruction_beyond_edges",
     "render_at_camera",
+    "whole_photo_view",
 ]
 
 EDGES = ("top", "bottom", "left", "right")
@@ -80,6 +82,21 @@ class InputCamera:
         crop (its side), at most ``max_size``."""
         return self.resized(min(int(max_size), max(1, round(self.crop_box[2] - self.crop_box[0]))))
 
+    def reframed(self, box: tuple[float, float, float, float], width: int,
+                 height: int) -> InputCamera:
+        """The same camera (pose, focal length in photo pixels) framing ``box`` (x0, y0, x1,
+        y1; photo px, any aspect) at ``width`` x ``height`` px: e.g. the whole photo, so that
+        what is scored does not depend on where the pipeline cropped."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        sx, sy = width / (x1 - x0), height / (y1 - y0)
+        c0x, c0y = self.crop_box[:2]
+        per_px = 1.0 / self.scale  # photo px per camera px
+        # camera px -> photo px (x = c0 + u * per_px) -> new camera px ((x - x0) * s)
+        A = torch.tensor([[per_px * sx, 0.0, (c0x - x0) * sx],
+                          [0.0, per_px * sy, (c0y - y0) * sy],
+                          [0.0, 0.0, 1.0]], dtype=self.K.dtype)
+        return InputCamera(self.viewmat, A @ self.K, int(width), int(height), (x0, y0, x1, y1))
+
     def photo_rect(self, photo_size: tuple[int, int]) -> tuple[float, float, float, float]:
         """The photo's edges (left, top, right, bottom) in this camera's pixels;
         photo_size = (width, height) of the original photo."""
@@ -114,6 +131,47 @@ class PhotoView:
     rgb: np.ndarray
     mask: np.ndarray
     inside: np.ndarray
+
+
+def whole_photo_view(photo: np.ndarray, mask: np.ndarray, camera: InputCamera,
+                     max_size: int = 2048) -> tuple[PhotoView, InputCamera]:
+    """The whole ``photo`` uint8 [H,W,3] and its person ``mask`` float [H,W] as a view, with
+    ``camera`` reframed to the photo (one pixel per photo pixel, the long side at most
+    ``max_size``): the frame the person is scored in does not depend on the pipeline's crop
+    (a crop that cuts a head off must not hide the missing head)."""
+    import cv2
+
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"photo must be uint8 [H,W,3], got {photo.dtype} {photo.shape}")
+    if mask.shape != photo.shape[:2]:
+        raise ValueError(f"mask {mask.shape} and photo {photo.shape[:2]} differ in size")
+    H, W = mask.shape
+    f = min(1.0, max_size / max(H, W))
+    w, h = max(1, round(W * f)), max(1, round(H * f))
+    rgb, m = photo, mask.astype(np.float32)
+    if (w, h) != (W, H):
+        rgb = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    view = PhotoView(rgb=rgb.astype(np.float32) / 255.0, mask=np.clip(m, 0, 1),
+                     inside=np.ones((h, w), np.float32))
+    return view, camera.reframed((0.0, 0.0, float(W), float(H)), w, h)
+
+
+def crop_to_frame(image: np.ndarray, camera: InputCamera, frame: InputCamera) -> np.ndarray:
+    """Resample ``image`` [S,S] or [S,S,C] seen by ``camera`` (the pipeline's crop, e.g. its
+    person mask) into ``frame`` (same photo, another box): float32, 0 outside the crop."""
+    import cv2
+
+    size = image.shape[0]
+    a = (camera.crop_box[2] - camera.crop_box[0]) / size  # photo px per crop px
+    b = (frame.crop_box[2] - frame.crop_box[0]) / frame.width  # photo px per frame px
+    by = (frame.crop_box[3] - frame.crop_box[1]) / frame.height
+    # frame pixel (i + 0.5) -> photo -> crop pixel index (pixel centres at + 0.5)
+    M = np.float32([[b / a, 0.0, (0.5 * b + frame.crop_box[0] - camera.crop_box[0]) / a - 0.5],
+                    [0.0, by / a, (0.5 * by + frame.crop_box[1] - camera.crop_box[1]) / a - 0.5]])
+    return cv2.warpAffine(np.asarray(image, np.float32), M, (frame.width, frame.height),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def photo_at_input_camera(photo: np.ndarray, mask: np.ndarray, camera: InputCamera) -> PhotoView:

@@ -66,6 +66,9 @@ class PipelineConfig:
         crop, ``prior.segmentation.refine_with_colour``): a dark coat over dark grass that
         the 256-px selfie segmenter leaves half-on becomes person (benchmarks/preprocess.py,
         real_photos.py); False: the segmenter's mask as it is.
+    landmark_head: in that colour step, the head the pose detector places where the
+        segmenter saw background is decided by colour too (``prior.landmark_regions``,
+        real-photos item 30: the top of a capped head).
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
@@ -146,6 +149,7 @@ class PipelineConfig:
     clothing: dict[str, Any] | None = field(default_factory=dict)
     foreground_ratio: float = FOREGROUND_RATIO
     colour_mask: bool = True
+    landmark_head: bool = True
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
@@ -200,6 +204,8 @@ class PipelineConfig:
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
+        if not isinstance(self.landmark_head, bool):
+            bad("landmark_head", f"must be true or false, got {self.landmark_head!r}")
         if not isinstance(self.sharp_mask, bool):
             bad("sharp_mask", f"must be true or false, got {self.sharp_mask!r}")
         if not isinstance(self.correction_lobe, bool):

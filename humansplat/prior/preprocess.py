@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError, NoPersonError
+from .landmark_regions import face_is_plausible, likely_head
 from .landmarks import MEDIAPIPE_BONES, Landmarks, PoseDetector, default_pose
 from .segmentation import (
     PersonSegmenter,
@@ -635,6 +636,7 @@ def preprocess(
     segmenter: PersonSegmenter | None = None,
     pose: PoseDetector | None = None,
     colour_refine: bool = True,
+    landmark_head: bool = True,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
@@ -642,7 +644,9 @@ def preprocess(
     [H,W] / [H,W,3] / [H,W,4], uint8 or float in [0,1]. A meaningful alpha is the mask.
     remove_background=False keeps the photo around the person in ``rgb`` (``mask`` is still
     computed). ``colour_refine``: settle the segmenter's uncertain pixels by colour on each
-    crop (``segmentation.refine_with_colour``; never applied to an alpha mask). Raises
+    crop (``segmentation.refine_with_colour``; never applied to an alpha mask).
+    ``landmark_head``: in that refinement, let colour decide the head the pose places where
+    the segmenter saw background (``landmark_regions.likely_head``). Raises
     InvalidImageError (not an image, short side < 64 px) and NoPersonError.
     """
     t_start = time.perf_counter()
@@ -717,17 +721,18 @@ def preprocess(
         seen = _warp_to_square(rgb, sq, interp=cv2.INTER_CUBIC, border=_MODEL_PAD)
         t0 = time.perf_counter()
         inside = _inside_photo(sq, W, H)  # outside the photo is background by definition
+        lm = reach = None
+        if chosen.landmarks is not None:
+            lm = chosen.landmarks.transformed(sq.scale, -np.array([sq.x0, sq.y0]) * sq.scale)
         if use_alpha:
             prob = _warp_to_square(alpha, sq, interp=cv2.INTER_LINEAR, border=0).astype(np.float32) / 255.0
         else:
             prob = segmenter(seen)
             if colour_refine:
-                prob = refine_with_colour(seen, prob, valid=inside)
+                likely = likely_head(lm, prob.shape) if landmark_head else None
+                prob = refine_with_colour(seen, prob, valid=inside, likely=likely)
         seg_s = time.perf_counter() - t0
         labels_crop = _warp_to_square(cand_labels, sq, src_scale=(fx, fy), interp=cv2.INTER_NEAREST, border=0)
-        lm = reach = None
-        if chosen.landmarks is not None:
-            lm = chosen.landmarks.transformed(sq.scale, -np.array([sq.x0, sq.y0]) * sq.scale)
         if chosen.reach is not None:
             reach = (*sq.to_crop(chosen.reach[:2]), *sq.to_crop(chosen.reach[2:]))
         mask = _person_mask(prob * inside, labels_crop, chosen.ranks, others, lm, reach, use_alpha) * inside
@@ -771,6 +776,9 @@ def preprocess(
     region = _dilate(mask > 0.5, max(2, round(0.03 * size)))
     if crop_lm is not None and _inside_fraction(crop_lm.xy, crop_lm.visibility, region)[0] < 0.5:
         crop_lm = None  # the detector picked someone else in the crop
+    if crop_lm is not None and not face_is_plausible(crop_lm) and chosen.landmarks is not None \
+            and face_is_plausible(chosen.landmarks):
+        crop_lm = None  # it took something else (a chest) for a face the photo's pass placed
     if crop_lm is None and chosen.landmarks is not None:
         crop_lm = chosen.landmarks.transformed(sq.scale, -np.array([sq.x0, sq.y0]) * sq.scale)
 

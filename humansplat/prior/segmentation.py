@@ -272,6 +272,7 @@ def refine_with_colour(
     prob: np.ndarray,
     *,
     valid: np.ndarray | None = None,
+    likely: np.ndarray | None = None,
     sure: tuple[float, float] = (0.15, 0.85),
     work_px: int = 256,
     iterations: int = 5,
@@ -286,7 +287,10 @@ def refine_with_colour(
     upsampled) value; everything else keeps ``prob``, soft edges and hair included.
 
     rgb uint8 [H,W,3]; prob float [H,W] in [0,1]; valid bool/float [H,W] (> 0.5: inside the
-    photo; outside is background by definition), default everywhere. ``work_px``: the long
+    photo; outside is background by definition), default everywhere. ``likely`` bool [H,W]:
+    where the pose says the person is (``landmark_regions.likely_head``): there GrabCut
+    starts from "probably person" instead of the segmenter's "surely background" and decides
+    by colour. ``work_px``: the long
     side GrabCut runs at (time grows with pixels; the segmenter saw 256 px). Returns float32
     [H,W] in [0,1]; ``prob`` itself when there is nothing to settle or no colour to learn from.
     """
@@ -308,6 +312,10 @@ def refine_with_colour(
     gc[p > 0.5] = cv2.GC_PR_FGD
     gc[p > hi] = cv2.GC_FGD
     gc[p < lo] = cv2.GC_BGD
+    if likely is not None:
+        lk = np.asarray(likely, np.float32)
+        lk = cv2.resize(lk, size, interpolation=cv2.INTER_AREA) if f < 1 else lk
+        gc[(lk > 0.5) & (p <= 0.5)] = cv2.GC_PR_FGD
     if valid is not None:
         v = np.asarray(valid, np.float32)
         v = cv2.resize(v, size, interpolation=cv2.INTER_AREA) if f < 1 else v

@@ -1,0 +1,81 @@
+"""Where the pose landmarks say the head is, beyond what the segmenter saw.
+
+The selfie segmenter (a 256-px network) can drop the top of a head, under a cap or above a
+pixelated face, as surely background, while the pose detector still places the ears, eyes and
+mouth (real-photos item 30 in docs/faithful_splat.md). The head's ellipse drawn here is not a
+mask: inside it the colour refinement lets GrabCut decide by colour instead of taking the
+segmenter's "surely background" (``segmentation.refine_with_colour``).
+
+Its size comes from the person's own landmarks: ``s``, the head's width (the ears' distance,
+or 2.5 x eyes-to-mouth when the head is turned). Face points the detector placed below the
+shoulders (it can take a chest for a pixelated face) are not a head: ``face_is_plausible``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .landmarks import MEDIAPIPE_LANDMARK_NAMES, Landmarks
+
+__all__ = ["HEAD_REACH", "face_is_plausible", "likely_head"]
+
+_I = {n: i for i, n in enumerate(MEDIAPIPE_LANDMARK_NAMES)}
+_FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right")
+
+#: the head's ellipse: centre this many head widths ``s`` above the ears (along the neck),
+#: semi-axes along / across the neck; its top at (0.3 + 0.7) s above the ears, where a head
+#: (ear level to crown about 0.85 s) ends with some hair
+HEAD_REACH = (0.3, 0.7, 0.6)
+
+
+def _mid(lm: Landmarks, names: tuple[str, ...]) -> np.ndarray | None:
+    """The mean of the visible points among ``names``, or None."""
+    vis = lm.visible()
+    idx = [_I[n] for n in names if vis[_I[n]]]
+    return lm.xy[idx].mean(0) if idx else None
+
+
+def face_is_plausible(lm: Landmarks) -> bool:
+    """False when the visible face points' centre lies below the shoulders along the torso
+    (hips to shoulders): the detector took something else for the face. True when it cannot
+    tell (no face, shoulders or hips visible)."""
+    face = _mid(lm, _FACE)
+    shoulders = _mid(lm, ("left_shoulder", "right_shoulder"))
+    hips = _mid(lm, ("left_hip", "right_hip"))
+    if face is None or shoulders is None or hips is None:
+        return True
+    return float(np.dot(face - shoulders, shoulders - hips)) > 0.0
+
+
+def likely_head(lm: Landmarks | None, shape: tuple[int, int]) -> np.ndarray:
+    """bool [H,W] (``shape``): the head's ellipse from ``lm``'s visible face points (in the
+    same image's pixels); all False without landmarks, a face or a plausible one."""
+    h, w = shape
+    canvas = np.zeros((h, w), np.uint8)
+    if lm is None or not face_is_plausible(lm):
+        return canvas.astype(bool)
+    vis = lm.visible()
+    both_ears = vis[_I["left_ear"]] and vis[_I["right_ear"]]
+    eyes = _mid(lm, ("left_eye", "right_eye"))
+    mouth = _mid(lm, ("mouth_left", "mouth_right"))
+    sizes = []
+    if both_ears:
+        sizes.append(float(np.linalg.norm(lm.xy[_I["left_ear"]] - lm.xy[_I["right_ear"]])))
+    if eyes is not None and mouth is not None:
+        sizes.append(2.5 * float(np.linalg.norm(eyes - mouth)))
+    centre = _mid(lm, ("left_ear", "right_ear")) if both_ears else eyes
+    if not sizes or centre is None or max(sizes) < 1.0:
+        return canvas.astype(bool)
+    s = max(sizes)
+    up = np.array([0.0, -1.0])  # image up, unless the shoulders say where the neck points
+    shoulders = _mid(lm, ("left_shoulder", "right_shoulder")) \
+        if vis[_I["left_shoulder"]] and vis[_I["right_shoulder"]] else None
+    if shoulders is not None and np.linalg.norm(centre - shoulders) > 1e-3 * s:
+        up = (centre - shoulders) / np.linalg.norm(centre - shoulders)
+    along, a_len, a_across = HEAD_REACH
+    c = np.clip(centre + along * s * up, -4 * max(h, w), 4 * max(h, w))  # cv2 wants ints
+    cv2.ellipse(canvas, (int(round(c[0])), int(round(c[1]))),
+                (max(1, int(round(a_len * s))), max(1, int(round(a_across * s)))),
+                float(np.degrees(np.arctan2(up[1], up[0]))), 0, 360, 1, -1)
+    return canvas.astype(bool)

@@ -1,0 +1,101 @@
+"""The head the pose places where the segmenter saw background (prior.landmark_regions):
+its ellipse from the person's own landmarks, no head from a face placed below the shoulders,
+and GrabCut taking a cap the segmenter called surely background, but not the wall beside it."""
+
+import numpy as np
+import pytest
+
+from humansplat.pipeline.config import PipelineConfig
+from humansplat.errors import ConfigError
+from humansplat.prior.landmark_regions import face_is_plausible, likely_head
+from humansplat.prior.landmarks import MEDIAPIPE_LANDMARK_NAMES, Landmarks
+from humansplat.prior.segmentation import refine_with_colour
+
+_I = {n: i for i, n in enumerate(MEDIAPIPE_LANDMARK_NAMES)}
+
+
+def _upright(ears_y: float = 100.0, dx: float = 0.0) -> Landmarks:
+    """A standing person facing the camera: ears 20 px apart at ``ears_y``."""
+    xy = np.zeros((33, 2), np.float32)
+    vis = np.zeros(33, np.float32)
+    pts = {"left_ear": (120, ears_y), "right_ear": (100, ears_y),
+           "left_eye": (114, ears_y - 2), "right_eye": (106, ears_y - 2),
+           "nose": (110, ears_y + 3), "mouth_left": (113, ears_y + 6),
+           "mouth_right": (107, ears_y + 6),
+           "left_shoulder": (135, 140), "right_shoulder": (85, 140),
+           "left_hip": (125, 220), "right_hip": (95, 220)}
+    for name, (x, y) in pts.items():
+        xy[_I[name]] = (x + dx, y)
+        vis[_I[name]] = 1.0
+    return Landmarks(xy, vis)
+
+
+def test_head_ellipse_reaches_the_crown_not_the_chest():
+    region = likely_head(_upright(), (300, 240))
+    assert region.dtype == bool and region.shape == (300, 240)
+    s = 20.0  # the ears' distance
+    assert region[int(100 - 0.9 * s), 110]  # the crown, above the ears
+    assert region[100, 110] and region[90, 101]  # ear level, beside the middle
+    assert not region[int(100 - 1.1 * s), 110]  # above the crown
+    assert not region[130, 110] and not region[100, 110 + int(0.7 * s)]  # chest, wall
+    assert likely_head(None, (300, 240)).sum() == 0
+
+
+def test_no_head_from_a_face_below_the_shoulders():
+    lm = _upright(ears_y=170.0)  # the detector took the chest for the face
+    assert not face_is_plausible(lm)
+    assert likely_head(lm, (300, 240)).sum() == 0
+    assert face_is_plausible(_upright())
+    # it cannot tell without hips: plausible
+    lm2 = _upright(ears_y=170.0)
+    lm2.visibility[[_I["left_hip"], _I["right_hip"]]] = 0.0
+    assert face_is_plausible(lm2)
+
+
+def test_head_follows_the_neck_of_a_person_lying_down():
+    lm = _upright()
+    # rotate the whole person 90 degrees: the neck points along +x
+    c = np.array([110.0, 150.0], np.float32)
+    xy = (lm.xy - c) @ np.array([[0, 1], [-1, 0]], np.float32) + c
+    region = likely_head(Landmarks(xy, lm.visibility), (300, 300))
+    ears = xy[[_I["left_ear"], _I["right_ear"]]].mean(0)
+    up = ears - xy[[_I["left_shoulder"], _I["right_shoulder"]]].mean(0)
+    up /= np.linalg.norm(up)
+    crown = ears + 0.9 * 20.0 * up
+    assert region[int(crown[1]), int(crown[0])]
+    beyond = ears + 1.15 * 20.0 * up
+    assert not region[int(round(beyond[1])), int(round(beyond[0]))]
+
+
+def test_grabcut_takes_the_cap_but_not_the_wall_beside_it():
+    """A teal cap the segmenter called surely background (0) on a skin-coloured head: with
+    the head's ellipse GrabCut decides it by colour; the grey wall inside the ellipse stays."""
+    h, w = 300, 240
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (200, 200, 205)  # wall
+    yy, xx = np.mgrid[0:h, 0:w]
+    head = ((xx - 110) / 8.0) ** 2 + ((yy - 96) / 11.0) ** 2 < 1.0
+    cap = head & (yy < 92)
+    body = (np.abs(xx - 110) < 28) & (yy > 108) & (yy < 260)
+    rgb[head] = (205, 160, 130)
+    rgb[cap] = (30, 150, 160)
+    rgb[body] = (30, 150, 160)  # a teal shirt: the cap's colour is the person's
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    prob = np.zeros((h, w), np.float32)
+    prob[(head & ~cap) | body] = 1.0  # the segmenter misses the cap entirely
+    likely = likely_head(_upright(), (h, w))
+    assert likely[cap].mean() > 0.9 and (likely & ~head).sum() > 150  # wall in it too
+    plain = refine_with_colour(rgb, prob)
+    out = refine_with_colour(rgb, prob, likely=likely)
+    assert (plain[cap] > 0.5).mean() < 0.05  # surely background stays background
+    assert (out[cap] > 0.5).mean() > 0.9
+    wall = likely & ~head
+    assert (out[wall] > 0.5).mean() < 0.05
+
+
+def test_pipeline_config_landmark_head_is_a_bool():
+    assert PipelineConfig().landmark_head is True
+    assert PipelineConfig(landmark_head=False).landmark_head is False
+    with pytest.raises(ConfigError, match="landmark_head"):
+        PipelineConfig(landmark_head="yes")
