@@ -5,11 +5,11 @@
     python benchmarks/real_photos.py --compare BEFORE.json AFTER.json [--markdown OUT.md]
 
 Every case runs ``HumanSplatPipeline.from_pretrained()`` (the bundled checkpoint unless
-``--checkpoint``) with default settings and seed 0, then renders the splat at the input
-camera the reconstruction records (``meta["camera"]``: the square crop the pipeline fitted),
-at the photo's own resolution (one pixel per photo pixel of the crop, at most 1024), resamples
-the original photo into that camera with the pipeline's own crop warp, and scores
-(``humansplat.eval.photo_fidelity``):
+``--checkpoint``) with default settings and seed 0, then renders the splat with the
+input camera the reconstruction records (``meta["camera"]``: the square crop the pipeline
+fitted) reframed to the whole photo, at the photo's own resolution (long side at most 2048
+px), and scores it against the photo's own pixels (``humansplat.eval.photo_fidelity``;
+``whole_photo_view``: where the pipeline cropped does not change what is scored):
 
 - PSNR (dB) and SSIM of the person inside an INDEPENDENT person mask: mediapipe Pose's
   segmentation head (``humansplat.eval.independent_mask``), not the selfie segmenter the

@@ -2,10 +2,12 @@
 
 A reconstruction records its input camera (``meta["camera"]``: the square crop of
 ``meta["input"]["crop_box"]`` at ``image_size`` px; ``InputCamera.native`` is the same camera
-at the photo's own resolution). Here the *original* photo is resampled into that camera
-exactly as the pipeline cropped it (``prior.preprocess``'s warp), together
-with a person mask from an **independent** segmenter (``eval.independent_mask``), and the
-splat is rendered there. Scores (``input_view_scores``):
+at the photo's own resolution). ``whole_photo_view`` reframes that camera to the whole
+*original* photo (the benchmark's frame: what is scored does not depend on where the pipeline
+cropped, and the target is the photo's own pixels); ``photo_at_input_camera`` instead
+resamples the photo into the crop exactly as the pipeline cropped it (``prior.preprocess``'s
+warp). Either comes with a person mask from an **independent** segmenter
+(``eval.independent_mask``), and the splat is rendered there. Scores (``input_view_scores``):
 
 - ``psnr``: over the pixels the independent mask calls person (> 0.5) and the photo covers;
   the splat is rendered over white (what a viewer shows behind it).
