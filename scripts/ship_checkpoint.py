@@ -77,6 +77,11 @@ def _extra_data(roots: list[str]) -> str:
             f"people (`data.extra_roots: [{', '.join(names)}]`).")
 
 
+def _threads(cfg: dict) -> str:
+    n = int((cfg.get("run") or {}).get("threads") or 1)
+    return "1 torch thread" if n == 1 else f"{n} torch threads"
+
+
 def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
          hours: float, config_path: str = "configs/tiny.yaml", earlier: str = "") -> str:
     cfg = json.loads((run / "config.json").read_text())
@@ -128,7 +133,7 @@ def card(run: Path, evals: list[dict], ablations: dict | None, steps: int,
             "the input view's Gaussians behind a sheet of the photo's pixels and the other "
             "views carved by its mask (`loss.photo_sheet`, `humansplat/train/photo_sheet.py`)"
             if lo.get("photo_sheet") else "") + f". Hardware: {_cpu()} "
-        f"CPU, 2 cores shared with other jobs, 1 torch thread, {hours:.1f} h wall time.",
+        f"CPU, 2 cores shared with other jobs, {_threads(cfg)}, {hours:.1f} h wall time.",
         "",
     ]
     notes = run / "NOTES.txt"
