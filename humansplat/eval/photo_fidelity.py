@@ -135,6 +135,13 @@ class PhotoView:
     inside: np.ndarray
 
 
+def _check_photo_and_mask(photo: np.ndarray, mask: np.ndarray) -> None:
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"photo must be uint8 [H,W,3], got {photo.dtype} {photo.shape}")
+    if mask.shape != photo.shape[:2]:
+        raise ValueError(f"mask {mask.shape} and photo {photo.shape[:2]} differ in size")
+
+
 def whole_photo_view(photo: np.ndarray, mask: np.ndarray, camera: InputCamera,
                      max_size: int = 2048) -> tuple[PhotoView, InputCamera]:
     """The whole ``photo`` uint8 [H,W,3] and its person ``mask`` float [H,W] as a view, with
@@ -143,10 +150,7 @@ def whole_photo_view(photo: np.ndarray, mask: np.ndarray, camera: InputCamera,
     (a crop that cuts a head off must not hide the missing head)."""
     import cv2
 
-    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
-        raise ValueError(f"photo must be uint8 [H,W,3], got {photo.dtype} {photo.shape}")
-    if mask.shape != photo.shape[:2]:
-        raise ValueError(f"mask {mask.shape} and photo {photo.shape[:2]} differ in size")
+    _check_photo_and_mask(photo, mask)
     H, W = mask.shape
     f = min(1.0, max_size / max(H, W))
     w, h = max(1, round(W * f)), max(1, round(H * f))
@@ -183,10 +187,7 @@ def photo_at_input_camera(photo: np.ndarray, mask: np.ndarray, camera: InputCame
 
     from ..prior.preprocess import _inside_photo, _Square, _warp_to_square
 
-    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
-        raise ValueError(f"photo must be uint8 [H,W,3], got {photo.dtype} {photo.shape}")
-    if mask.shape != photo.shape[:2]:
-        raise ValueError(f"mask {mask.shape} and photo {photo.shape[:2]} differ in size")
+    _check_photo_and_mask(photo, mask)
     if camera.width != camera.height:
         raise ValueError(f"the input camera must be square, got {camera.width}x{camera.height}")
     x0, y0, x1, _ = camera.crop_box
