@@ -559,7 +559,8 @@ def test_photo_recede_moves_the_photo_back_and_keeps_its_picture():
 
     ev = _toy_evidence()
     g, cams = _model_like(ev)
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
+                         photo_recede_search=())
     a = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
     b = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
                       config=replace(cfg, photo_recede=0.01))
@@ -581,7 +582,9 @@ def test_photo_recede_moves_the_photo_back_and_keeps_its_picture():
     assert float((sa - sb).abs().mean()) > 1e-3
     for bad in (0.02, -0.01):  # no deeper than what lies 2 cm behind the photo
         with pytest.raises(ConfigError, match="photo_recede"):
-            FaithfulConfig(photo_recede=bad)
+            FaithfulConfig(photo_recede=bad, photo_recede_search=())
+    with pytest.raises(ConfigError, match="alternative"):  # the search is on by default
+        FaithfulConfig(photo_recede=0.01)
 
 
 def test_push_behind_footprint_keeps_a_wide_gaussian_off_a_deeper_strip():
@@ -739,7 +742,9 @@ def test_make_faithful_puts_the_photo_on_the_body_not_on_the_model_noise():
     g.means[:per] += noise[:, None] * fwd  # the model's input view: depth noise of 15 cm
     g.opacities[:per] = 0.9
     body = _plane_body(RADIUS - 0.05, half=1.5)  # covers the whole view
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    # the photo's depth as anchored (item 31's per-person recede would add up to 1.5 cm)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
+                         photo_recede_search=())
 
     def photo_depths(**kw):
         res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, **kw)
@@ -777,7 +782,9 @@ def test_photo_gaussians_at_an_occlusion_edge_lie_on_a_surface_not_between():
     t = z16.reshape(-1) / (d[0].reshape(-1, 3) @ vm[2, :3])
     g.means[:per] = o[0].reshape(-1, 3) + d[0].reshape(-1, 3) * t[:, None]
     g.opacities[:per] = 0.9
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0)
+    # the anchored depth itself (item 31's per-person recede would add up to 1.5 cm)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
+                         photo_recede_search=())
     res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg, body=body)
     ph = res.gaussians[:res.info["photo_gaussians"]]
     z = ph.means @ vm[2, :3] + vm[2, 3]

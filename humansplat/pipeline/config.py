@@ -23,9 +23,9 @@ FAITHFUL_FIELDS = {
     **{name: name for name in (
         "view_resolution", "view_min_azimuth", "body_band", "band_grazing",
         "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
-        "side_opacity_scale", "photo_recede", "deblur_passes", "deblur_interior_passes",
-        "frame_band", "correction_lobe", "correction_lobe_shape", "refine_seconds",
-        "refine_steps", "beyond_edge")},
+        "side_opacity_scale", "photo_recede", "photo_recede_search", "deblur_passes",
+        "deblur_interior_passes", "frame_band", "correction_lobe", "correction_lobe_shape",
+        "refine_seconds", "refine_steps", "beyond_edge")},
 }
 _FAITHFUL = FaithfulConfig()
 
@@ -112,6 +112,8 @@ class PipelineConfig:
         FaithfulConfig``; 1: as predicted);
     photo_recede: metres the photo's Gaussians move back along the photo camera's rays, its
         picture unchanged (``refine.FaithfulConfig``; 0: at the depth);
+    photo_recede_search: candidate recedes instead, the one chosen per person whose splat
+        best matches the model's own from its other views (``refine.sheet_depth``; []: off);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
@@ -165,6 +167,7 @@ class PipelineConfig:
     back_lobe: bool = _FAITHFUL.back_lobe
     side_opacity_scale: float = _FAITHFUL.side_opacity_scale
     photo_recede: float = _FAITHFUL.photo_recede
+    photo_recede_search: tuple[float, ...] = _FAITHFUL.photo_recede_search
     deblur_passes: int = _FAITHFUL.deblur_passes
     deblur_interior_passes: int = _FAITHFUL.deblur_interior_passes
     frame_band: int | None = _FAITHFUL.frame_band
@@ -182,6 +185,11 @@ class PipelineConfig:
 
         from .components import body_model_names, synthesizer_names
 
+        search = self.photo_recede_search
+        if not isinstance(search, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in search):
+            bad("photo_recede_search", f"must be a list of metres, got {search!r}")
+        object.__setattr__(self, "photo_recede_search", tuple(float(v) for v in search))
         if self.body_model not in body_model_names():
             bad("body_model", f"must be one of {body_model_names()} (or a name registered "
                 f"with register_body_model), got {self.body_model!r}")

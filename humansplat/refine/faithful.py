@@ -47,10 +47,14 @@ from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_sil
                        opacity_beyond_frame, projected_sigma, push_behind,
                        push_behind_footprint, recede, shown_depth, wholly_inside)
 from .evidence import PhotoEvidence
-from .input_view import grid_depth, photo_gaussians
+from .input_view import PhotoGaussians, grid_depth, photo_gaussians
 
 __all__ = ["FaithfulConfig", "FaithfulResult", "GeneratedViews", "make_faithful",
            "input_view_ids", "output_view_cameras"]
+
+
+#: the photo sheet's resolution in ``photo_recede_search`` (:mod:`.sheet_depth`)
+SEARCH_RESOLUTION = 128
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,10 @@ class FaithfulConfig:
         so its picture is unchanged; the other views then see them that much deeper).
         Less than the margins the other Gaussians keep behind the photo (``carve_margin``,
         ``input_view_behind``), so they stay behind it. 0: where the depth put them.
+    photo_recede_search: candidate recedes (metres, each in (-0.02, 0.02)) instead of the
+        fixed one: the one whose splat, seen from the model's views away from the photo's
+        camera, is closest to the model's own splat there (:mod:`.sheet_depth`; item 31:
+        held out +0.02 to +0.10 dB); () off.
     """
 
     resolution: int = 768
@@ -204,6 +212,7 @@ class FaithfulConfig:
     back_lobe: bool = False
     side_opacity_scale: float = 1.0
     photo_recede: float = 0.0
+    photo_recede_search: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01, 0.015)
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -250,6 +259,14 @@ class FaithfulConfig:
             bad("input_view_behind", f"must be >= 0 metres, got {self.input_view_behind!r}")
         # what lies behind the photo must stay behind it, or it covers the photo at its camera
         room = min(-float(self.carve_margin), float(self.input_view_behind))
+        search = tuple(float(v) for v in self.photo_recede_search)
+        object.__setattr__(self, "photo_recede_search", search)
+        if any(not -0.02 < v < max(room, 1e-9) for v in search):
+            bad("photo_recede_search", f"each must lie in (-0.02, {room:g}) metres, got "
+                f"{search!r}")
+        if search and float(self.photo_recede) != 0:
+            bad("photo_recede", "is an alternative to photo_recede_search (on by default): "
+                "set photo_recede_search to [] to use a fixed recede")
         if not 0 <= float(self.photo_recede) < max(room, 1e-9):
             bad("photo_recede", f"must be >= 0 and less than min(-carve_margin, "
                 f"input_view_behind) = {room:g} metres, got {self.photo_recede!r}")
@@ -516,12 +533,16 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     # trust only cells the model made solid: a half-transparent cell's depth is a guess
     # (measured on astronaut: cells of opacity 0.05-0.5 reach 0.75 m in front of the body)
     trust = ((conf - 0.3) / 0.4).clamp(0, 1)
-    pg = photo_gaussians(ev, depth, trust, resolution=res, min_mask=cfg.min_mask,
-                         plane_scale=cfg.plane_scale, depth_scale=cfg.depth_scale,
-                         labels_lo=labels_lo,
-                         anchor=_full_res_anchor(body, cfg.body_band, cfg.band_grazing),
-                         normals=body.normals if body is not None else None,
-                         max_stretch=cfg.surfel_stretch)
+
+    def sheet(resolution: int) -> PhotoGaussians:
+        return photo_gaussians(ev, depth, trust, resolution=resolution, min_mask=cfg.min_mask,
+                               plane_scale=cfg.plane_scale, depth_scale=cfg.depth_scale,
+                               labels_lo=labels_lo,
+                               anchor=_full_res_anchor(body, cfg.body_band, cfg.band_grazing),
+                               normals=body.normals if body is not None else None,
+                               max_stretch=cfg.surfel_stretch)
+
+    pg = sheet(res)
     t_photo = time.perf_counter() - t0
     parts, from_view, with_views = [], [], []
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()
@@ -647,9 +668,34 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         info["back_lobe"] = back is not None
         others = others.with_sh(3)
         info["correction_lobe"] = True
-    if cfg.photo_recede:
-        photo = recede(photo, camera_centers(ev.camera.viewmats.float())[0],
-                       float(cfg.photo_recede))
+    away = [v for v in range(n_views) if v not in front]
+    metres = float(cfg.photo_recede)
+    if cfg.photo_recede_search and away:
+        from .sheet_depth import choose_recede
+
+        t = time.perf_counter()
+        # the search renders the model's 128-px views: the sheet at that resolution (what
+        # the synthetic tuning had) decides as well, at a twentieth of a photo's Gaussians
+        coarse = photo if res <= SEARCH_RESOLUTION else sheet(SEARCH_RESOLUTION).gaussians
+        if others.sh is not None and coarse.sh is None:  # one colour layout to concatenate
+            coarse = coarse.with_sh(others.sh_degree)
+
+        centre = camera_centers(ev.camera.viewmats.float())[0]
+
+        def splat_at(m: float) -> Gaussians:
+            return Gaussians.cat([recede(coarse, centre, m), others])
+
+        metres, errs = choose_recede(splat_at, g, view_cameras[torch.tensor(away)],
+                                     cfg.photo_recede_search)
+        # the photo alone: moving the Gaussians near it along with it kept its picture
+        # exactly but lost the gain (docs/faithful_splat.md, item 31)
+        photo = recede(photo, centre, metres)
+        info["photo_recede_search"] = {"candidates": list(cfg.photo_recede_search),
+                                       "errors": {str(k): v for k, v in errs.items()},
+                                       "chosen": metres,
+                                       "seconds": time.perf_counter() - t}
+    elif metres:  # item 29's fixed recede, the photo alone (docs/faithful_splat.md)
+        photo = recede(photo, camera_centers(ev.camera.viewmats.float())[0], metres)
     out = Gaussians.cat([photo, others])
     info["opacity_beyond_frame"] = opacity_beyond_frame(out, ev)
     info["seconds"] = time.perf_counter() - t0
