@@ -549,10 +549,10 @@ def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():
     assert not carve_by_mask(g, ev, grow_px=0, surface=surface, margin=-0.05)[:2].any()
 
 
-def test_photo_recede_moves_the_photo_back_and_keeps_its_picture():
-    """``photo_recede``: the photo's Gaussians lie that many metres further along the input
-    camera's rays, the other Gaussians where they were, the input camera's render unchanged
-    (scaled about the camera centre); a side camera sees the photo moved."""
+def recede_pair(**change):
+    """The toy scene made faithful with the photo where its depth put it, and with
+    ``change`` (FaithfulConfig fields): (evidence, unmoved, changed, the photo's Gaussian
+    count, each photo Gaussian's distance from the photo's camera in both [n])."""
     from dataclasses import replace
 
     from humansplat.cameras import camera_centers
@@ -562,13 +562,19 @@ def test_photo_recede_moves_the_photo_back_and_keeps_its_picture():
     cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
                          photo_recede_search=())
     a = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
-    b = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
-                      config=replace(cfg, photo_recede=0.01))
+    b = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=replace(cfg, **change))
     n = a.info["photo_gaussians"]
     assert b.info["photo_gaussians"] == n and len(a.gaussians) == len(b.gaussians)
     c = camera_centers(ev.camera.viewmats.float())[0]
-    da = (a.gaussians.means[:n] - c).norm(dim=-1)
-    db = (b.gaussians.means[:n] - c).norm(dim=-1)
+    return (ev, a, b, n, (a.gaussians.means[:n] - c).norm(dim=-1),
+            (b.gaussians.means[:n] - c).norm(dim=-1))
+
+
+def test_photo_recede_moves_the_photo_back_and_keeps_its_picture():
+    """``photo_recede``: the photo's Gaussians lie that many metres further along the input
+    camera's rays, the other Gaussians where they were, the input camera's render unchanged
+    (scaled about the camera centre); a side camera sees the photo moved."""
+    ev, a, b, n, da, db = recede_pair(photo_recede=0.01)
     assert torch.allclose(db - da, torch.full_like(da, 0.01), atol=1e-5)
     assert torch.equal(a.gaussians.means[n:], b.gaussians.means[n:])
     ia, _ = _render(a.gaussians, ev.camera, S)

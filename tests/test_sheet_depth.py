@@ -4,7 +4,6 @@ saw, checked on a scene whose right answer is known by construction."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from humansplat.cameras import camera_centers, orbit_cameras
 from humansplat.errors import ConfigError
 from humansplat.gaussians import Gaussians
 from humansplat.pipeline import PipelineConfig
-from humansplat.refine import FaithfulConfig, make_faithful
+from humansplat.refine import FaithfulConfig
 from humansplat.refine.coverage import recede
 from humansplat.refine.sheet_depth import choose_recede
 
@@ -62,22 +61,12 @@ def test_search_in_make_faithful_moves_only_the_photo_and_is_recorded():
     """With ``photo_recede_search`` the photo's Gaussians lie the chosen candidate further
     along the photo camera's rays than without, every other Gaussian where it was, and the
     run's info says what was tried and chosen."""
-    from test_refine import _model_like, _toy_evidence
+    from test_refine import recede_pair
 
-    ev = _toy_evidence()
-    g, cams = _model_like(ev)
-    cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
-                         photo_recede_search=())
-    a = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
-    b = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
-                      config=replace(cfg, photo_recede_search=CANDIDATES))
+    _, a, b, n, da, db = recede_pair(photo_recede_search=CANDIDATES)
     info = b.info["photo_recede_search"]
     chosen = info["chosen"]
     assert chosen in CANDIDATES and str(chosen) in info["errors"]
-    n = a.info["photo_gaussians"]
-    c = camera_centers(ev.camera.viewmats.float())[0]
-    da = (a.gaussians.means[:n] - c).norm(dim=-1)
-    db = (b.gaussians.means[:n] - c).norm(dim=-1)
     assert torch.allclose(db - da, torch.full_like(da, chosen), atol=1e-5)
     assert torch.equal(a.gaussians.means[n:], b.gaussians.means[n:])
     assert "photo_recede_search" not in a.info
