@@ -68,7 +68,9 @@ def main() -> None:
     ck = args.checkpoint or str(BUNDLED_CHECKPOINT)
     data = SyntheticHumans(args.data, split=args.split, targets=None)
     model, prior = EV._load_model(ck), EV._Prior(AnnyBody())
-    pc = PipelineConfig.read(str(BUNDLED_CHECKPOINT / "pipeline.json"))
+    # item 29's question: the photo where its depth put it (item 31 chooses a recede since)
+    pc = PipelineConfig.read(str(BUNDLED_CHECKPOINT / "pipeline.json")).replace(
+        photo_recede_search=())
     offsets = [float(v) for v in args.recede.split(",") if v]
     psnrs: dict[str, dict[int, list[float]]] = {}
     for i in range(min(args.people, len(data))):
