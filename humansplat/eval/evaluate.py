@@ -147,13 +147,10 @@ class _Prior:
 
 def _render_gaussians(g, cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
     """(rgb [T,3,R,R], alpha [T,R,R]) of Gaussians (RGB or SH) on white."""
-    from ..render import rasterize
+    from ..render import render_gaussians
 
-    R = cams.width
-    img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities,
-                              g.colors if g.sh is None else g.sh, cams.viewmats, cams.Ks, R, R,
-                              backgrounds=torch.ones(len(cams), 3), sh_degree=g.sh_degree)
-    return img.permute(0, 3, 1, 2).clamp(0, 1), alpha[..., 0]
+    img, alpha = render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height)
+    return img.permute(0, 3, 1, 2).clamp(0, 1), alpha
 
 
 def _load_model(path: str):

@@ -204,18 +204,13 @@ def render_at_camera(gaussians: Gaussians, viewmat: Tensor, K: Tensor, width: in
                      background: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[Tensor, Tensor]:
     """Render the splat (with its view-dependent colour when it has SH) in one camera.
     Returns (rgb [H,W,3], alpha [H,W]) float32 CPU tensors."""
-    from ..render import rasterize
+    from ..render import render_gaussians
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    g = gaussians.to(dev, torch.float32)
-    vm = torch.as_tensor(viewmat, dtype=torch.float32, device=dev).reshape(1, 4, 4)
-    Ks = torch.as_tensor(K, dtype=torch.float32, device=dev).reshape(1, 3, 3)
-    bg = torch.tensor([list(background)], dtype=torch.float32, device=dev)
     with torch.no_grad():
-        img, alpha, _ = rasterize(g.means, g.quats, g.scales, g.opacities,
-                                  g.colors if g.sh is None else g.sh, vm, Ks, int(width),
-                                  int(height), backgrounds=bg, sh_degree=g.sh_degree)
-    return img[0].clamp(0, 1).float().cpu(), alpha[0, ..., 0].float().cpu()
+        img, alpha = render_gaussians(gaussians.to(dev, torch.float32), viewmat, K, width,
+                                      height, background)
+    return img[0].clamp(0, 1).float().cpu(), alpha[0].float().cpu()
 
 
 def input_view_scores(render_rgb: Tensor, render_alpha: Tensor, view: PhotoView,

@@ -21,20 +21,9 @@ from torch import Tensor
 
 from ..cameras import Cameras
 from ..gaussians import Gaussians
+from ..render import render_gaussians
 
-__all__ = ["choose_recede", "render_at"]
-
-
-def render_at(g: Gaussians, cams: Cameras) -> Tensor:
-    """``g`` rendered over white at each camera -> rgb [C,H,W,3]."""
-    from ..render import rasterize
-
-    bg = torch.ones(len(cams), 3)
-    img, _, _ = rasterize(g.means.float(), g.quats.float(), g.scales.float(),
-                          g.opacities.float(), (g.colors if g.sh is None else g.sh).float(),
-                          cams.viewmats.float(), cams.Ks.float(), int(cams.width),
-                          int(cams.height), backgrounds=bg, sh_degree=g.sh_degree)
-    return img
+__all__ = ["choose_recede"]
 
 
 @torch.no_grad()
@@ -49,13 +38,16 @@ def choose_recede(splat_at: Callable[[float], Gaussians], model: Gaussians, cams
     cands = sorted(float(m) for m in candidates)
     if not cands:
         raise ValueError("no candidate depths to choose from")
-    target = render_at(model, cams)  # n_views x grid^2: 20k for the tiny model
+    def render(g: Gaussians) -> Tensor:  # [C,H,W,3] over white
+        return render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height)[0]
+
+    target = render(model)  # n_views x grid^2: 20k for the tiny model
     errs: dict[float, float] = {}
 
     def err(i: int) -> float:
         m = cands[i]
         if m not in errs:
-            errs[m] = float(((render_at(splat_at(m), cams) - target) ** 2).mean())
+            errs[m] = float(((render(splat_at(m)) - target) ** 2).mean())
         return errs[m]
 
     i = (len(cands) - 1) // 2

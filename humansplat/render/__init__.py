@@ -24,6 +24,7 @@ from .torch_backend import TorchRasterConfig, rasterize_torch
 
 __all__ = [
     "rasterize",
+    "render_gaussians",
     "BACKENDS",
     "gsplat_available",
     "TorchRasterConfig",
@@ -161,3 +162,19 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     return rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                            config=torch_config, **kwargs)
 
+
+def render_gaussians(g, viewmats: Tensor, Ks: Tensor, width: int, height: int,
+                     background=(1.0, 1.0, 1.0)) -> tuple[Tensor, Tensor]:
+    """A splat ``g`` (a ``humansplat.gaussians.Gaussians``: RGB or SH colours, the SH seen from
+    each camera) rendered at C cameras (viewmats [C,4,4], Ks [C,3,3]) over ``background``
+    (3 floats), on ``g``'s device in float32. Returns (rgb [C,H,W,3], alpha [C,H,W]),
+    unclamped (SH colours can leave [0, 1])."""
+    dev = g.means.device
+    vm = torch.as_tensor(viewmats, dtype=torch.float32, device=dev).reshape(-1, 4, 4)
+    K = torch.as_tensor(Ks, dtype=torch.float32, device=dev).reshape(-1, 3, 3)
+    bg = torch.tensor([list(background)] * len(vm), dtype=torch.float32, device=dev)
+    colors = g.colors if g.sh is None else g.sh
+    img, alpha, _ = rasterize(g.means.float(), g.quats.float(), g.scales.float(),
+                              g.opacities.float(), colors.float(), vm, K, int(width),
+                              int(height), backgrounds=bg, sh_degree=g.sh_degree)
+    return img, alpha[..., 0]
