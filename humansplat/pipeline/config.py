@@ -23,9 +23,10 @@ FAITHFUL_FIELDS = {
     **{name: name for name in (
         "view_resolution", "view_min_azimuth", "body_band", "band_grazing",
         "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
-        "side_opacity_scale", "photo_recede", "photo_recede_search", "deblur_passes",
-        "deblur_interior_passes", "frame_band", "correction_lobe", "correction_lobe_shape",
-        "refine_seconds", "refine_steps", "beyond_edge")},
+        "side_opacity_scale", "photo_recede", "photo_recede_search",
+        "photo_recede_search_resolution", "deblur_passes", "deblur_interior_passes",
+        "frame_band", "correction_lobe", "correction_lobe_shape", "refine_seconds",
+        "refine_steps", "beyond_edge")},
 }
 _FAITHFUL = FaithfulConfig()
 
@@ -114,6 +115,8 @@ class PipelineConfig:
         picture unchanged (``refine.FaithfulConfig``; 0: at the depth);
     photo_recede_search: candidate recedes instead, the one chosen per person whose splat
         best matches the model's own from its other views (``refine.sheet_depth``; []: off);
+    photo_recede_search_resolution: pixels a side of the photo's sheet in that search when
+        the photo's is finer (``refine.FaithfulConfig``);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
@@ -168,6 +171,7 @@ class PipelineConfig:
     side_opacity_scale: float = _FAITHFUL.side_opacity_scale
     photo_recede: float = _FAITHFUL.photo_recede
     photo_recede_search: tuple[float, ...] = _FAITHFUL.photo_recede_search
+    photo_recede_search_resolution: int = _FAITHFUL.photo_recede_search_resolution
     deblur_passes: int = _FAITHFUL.deblur_passes
     deblur_interior_passes: int = _FAITHFUL.deblur_interior_passes
     frame_band: int | None = _FAITHFUL.frame_band
