@@ -71,7 +71,7 @@ def test_search_in_make_faithful_moves_only_the_photo_and_is_recorded():
     assert torch.equal(a.gaussians.means[n:], b.gaussians.means[n:])
     assert "photo_recede_search" not in a.info
     assert info["sheet_gaussians"] == n  # the toy photo (64 px) is within the search's 128
-    # a finer photo is searched with its sheet rebuilt coarser: the same candidates
+    # a finer photo is searched with its sheet rebuilt coarser, among the same candidates
     _, _, c, _, _, _ = recede_pair(photo_recede_search=CANDIDATES,
                                    photo_recede_search_resolution=32)
     coarse = c.info["photo_recede_search"]
@@ -94,6 +94,6 @@ def test_search_settings_are_checked_and_survive_pipeline_json(tmp_path):
     for bad in (4, 128.0, True):
         with pytest.raises(ConfigError, match="photo_recede_search_resolution"):
             PipelineConfig(photo_recede_search_resolution=bad).faithful_config()
-    cfg = PipelineConfig().replace(photo_recede_search_resolution=128)
+    cfg = PipelineConfig().replace(photo_recede_search_resolution=96)
     back = PipelineConfig.read(cfg.write(tmp_path / "coarse.json"))
-    assert back.faithful_config().photo_recede_search_resolution == 128
+    assert back.faithful_config().photo_recede_search_resolution == 96
