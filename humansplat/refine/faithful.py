@@ -662,10 +662,10 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         info["refinement"] = {"steps": r.steps, "seconds": r.seconds, "backend": r.backend,
                               "photo_loss_before": r.loss_before,
                               "photo_loss_after": r.loss_after}
+    centre = camera_centers(ev.camera.viewmats.float())[0]  # the photo's camera
     if cfg.correction_lobe and ("deblur" in info or "refinement" in info):
         from .deblur import correction_lobe
 
-        centre = camera_centers(ev.camera.viewmats.float())[0]
         back = _back_colours(photo.means, generated, ev) if cfg.back_lobe else None
         photo = replace(photo, colors=None, sh=correction_lobe(
             pg.gaussians.colors, photo.with_rgb().colors, photo.means, centre, back,
@@ -686,8 +686,6 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         if others.sh is not None and coarse.sh is None:  # one colour layout to concatenate
             coarse = coarse.with_sh(others.sh_degree)
 
-        centre = camera_centers(ev.camera.viewmats.float())[0]
-
         def splat_at(m: float) -> Gaussians:
             return Gaussians.cat([recede(coarse, centre, m), others])
 
@@ -701,7 +699,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                                        "chosen": metres, "sheet_gaussians": len(coarse),
                                        "seconds": time.perf_counter() - t}
     elif metres:  # item 29's fixed recede, the photo alone (docs/faithful_splat.md)
-        photo = recede(photo, camera_centers(ev.camera.viewmats.float())[0], metres)
+        photo = recede(photo, centre, metres)
     out = Gaussians.cat([photo, others])
     info["opacity_beyond_frame"] = opacity_beyond_frame(out, ev)
     info["seconds"] = time.perf_counter() - t0
