@@ -1,4 +1,5 @@
-"""``humansplat train`` and ``humansplat eval`` (registered into the main CLI)."""
+"""``humansplat train``, ``humansplat average`` and ``humansplat eval`` (registered into the main
+CLI)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_average(args) -> int:
+    from .train.average import average_checkpoints
+
+    out = average_checkpoints(args.checkpoints, args.output, args.weights)
+    print(json.dumps({"model": str(out), "sources": args.checkpoints,
+                      "weights": json.loads((out / "average.json").read_text())["weights"]}))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train the reconstruction transformer (resumes from the "
                        "output folder's last checkpoint); multi-GPU: `accelerate launch -m "
@@ -79,6 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop (checkpointed) after this much wall time; rerun to resume")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+
+    a = sub.add_parser("average", help="average the weights of checkpoints fine-tuned from one "
+                       "start (a model soup) into a new model folder")
+    a.add_argument("checkpoints", nargs="+", help="model folders or Hub ids, one config")
+    a.add_argument("-o", "--output", required=True, help="the new model folder")
+    a.add_argument("--weights", type=float, nargs="+", help="one per checkpoint (default equal)")
+    a.set_defaults(func=_cmd_average)
 
     e = sub.add_parser("eval", help="novel-view PSNR/SSIM/perceptual on a held-out split, "
                        "prior-only baselines and checkpoints in one run")

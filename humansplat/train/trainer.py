@@ -23,7 +23,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..model import LatentReconstructionTransformer
+from .average import config_difference
 from .config import TrainConfig
 from .ema import EMA
 from .photo_sheet import with_photo_sheet
@@ -151,9 +152,8 @@ def init_weights(model: LatentReconstructionTransformer, source: str) -> None:
     """Load the weights of the model at ``source`` (folder or Hub id) into ``model``; their
     configs must match (a ConfigError names the differing fields)."""
     src = LatentReconstructionTransformer.from_pretrained(source)
-    if src.config != model.config:
-        a, b = asdict(src.config), asdict(model.config)
-        diff = sorted(k for k in a if a[k] != b.get(k))
+    diff = config_difference(src, model)
+    if diff:
         raise ConfigError(f"model.init_from {source!r} has another model config "
                           f"(differs in {diff})")
     model.load_state_dict(src.state_dict())
