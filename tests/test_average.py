@@ -53,6 +53,15 @@ def test_the_cli_averages_equally_and_refuses_bad_input(tmp_path, capsys):
     assert main(["average", str(tmp_path / "a"), str(tmp_path / "b"), "--weights", "1",
                  "-o", str(tmp_path / "x")]) == 2
     assert "one non-negative weight per checkpoint" in capsys.readouterr().err
+    assert main(["average", str(tmp_path / "a"), str(tmp_path / "nowhere"), "-o",
+                 str(tmp_path / "x")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    before = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert main(["average", str(tmp_path / "a"), str(tmp_path / "b"), "-o",
+                 str(tmp_path / "a")]) == 2  # never over a source
+    assert "is one of the checkpoints averaged" in capsys.readouterr().err
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == before
+    assert not (tmp_path / "x").exists()
 
 
 def test_checkpoints_of_other_architectures_are_refused(tmp_path):

@@ -10,6 +10,7 @@ settings), and ``average.json`` naming the sources and their weights.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -17,10 +18,18 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputFolderError
+from ..hub import resolve_source
 from ..model.transformer import LatentReconstructionTransformer
 
-__all__ = ["average_checkpoints", "config_difference"]
+__all__ = ["average_checkpoints", "config_difference", "load_model"]
+
+
+def load_model(source: str) -> tuple[LatentReconstructionTransformer, Path]:
+    """The model at ``source`` (a folder or Hub id) and the local folder it came from; a
+    source that is neither raises :class:`MissingWeightsError` saying so."""
+    folder = resolve_source(source).path
+    return LatentReconstructionTransformer.from_pretrained(str(folder)), folder
 
 
 def config_difference(a: LatentReconstructionTransformer,
@@ -39,12 +48,18 @@ def average_checkpoints(sources: Sequence[str], out: str | Path,
     if len(sources) < 2:
         raise ConfigError("averaging needs at least two checkpoints")
     weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(sources) or any(w < 0 for w in weights) or sum(weights) <= 0:
+    if (len(weights) != len(sources) or not all(math.isfinite(w) and w >= 0 for w in weights)
+            or sum(weights) <= 0):
         raise ConfigError(f"need one non-negative weight per checkpoint, got {weights} for "
                           f"{len(sources)} checkpoints")
     total = sum(weights)
     weights = [w / total for w in weights]
-    models = [LatentReconstructionTransformer.from_pretrained(s) for s in sources]
+    loaded = [load_model(s) for s in sources]
+    models, folders = [m for m, _ in loaded], [f for _, f in loaded]
+    out = Path(out)
+    if any(out.resolve() == f.resolve() for f in folders):
+        raise OutputFolderError(f"the output folder {str(out)!r} is one of the checkpoints "
+                                "averaged; write the average to a new folder")
     for src, m in zip(sources[1:], models[1:]):
         diff = config_difference(models[0], m)
         if diff:
@@ -61,9 +76,8 @@ def average_checkpoints(sources: Sequence[str], out: str | Path,
                 raise ConfigError(f"buffer {name!r} differs between the checkpoints")
             mean[name] = first
     models[0].load_state_dict(mean)
-    out = Path(out)
     models[0].save_pretrained(out)
-    pipeline_json = Path(sources[0]) / "pipeline.json"
+    pipeline_json = folders[0] / "pipeline.json"
     if pipeline_json.is_file():
         shutil.copy(pipeline_json, out / "pipeline.json")
     (out / "average.json").write_text(json.dumps(

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..model import LatentReconstructionTransformer
-from .average import config_difference
+from .average import config_difference, load_model
 from .config import TrainConfig
 from .ema import EMA
 from .photo_sheet import with_photo_sheet
@@ -151,7 +151,7 @@ class TrainResult:
 def init_weights(model: LatentReconstructionTransformer, source: str) -> None:
     """Load the weights of the model at ``source`` (folder or Hub id) into ``model``; their
     configs must match (a ConfigError names the differing fields)."""
-    src = LatentReconstructionTransformer.from_pretrained(source)
+    src, _ = load_model(source)
     diff = config_difference(src, model)
     if diff:
         raise ConfigError(f"model.init_from {source!r} has another model config "
