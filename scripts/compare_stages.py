@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path,
                     default=Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     args = ap.parse_args(argv)
+    labels = [args.current] if args.current else [x for x in (args.before, args.after) if x]
+    missing = [f"eval_{label}_{split}.json" for label in labels for split, _ in SPLITS
+               if not (args.results / f"eval_{label}_{split}.json").is_file()]
+    if missing:  # e.g. a split still being evaluated
+        ap.error(f"missing in {args.results}: {', '.join(missing)}")
     if args.current:
         print(current_table(args.current, args.results))
         return

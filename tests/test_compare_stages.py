@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("compare_stages",
                                               ROOT / "scripts" / "compare_stages.py")
@@ -68,3 +70,16 @@ def test_the_committed_stage_results_give_the_readme_figures():
     assert s["psnr_up"] == 8 and s["perceptual_lower"] == 8
     assert {r.split for r in rows if not r.meets(r.after)} == {"seed11_256_test",
                                                                "seed11_256_hard"}
+
+
+def test_missing_result_files_are_named(tmp_path, capsys):
+    splits = [s for s, _ in cs.SPLITS]
+    _write(tmp_path, "a", {s: (21.0, 0.21, 0.81) for s in splits})
+    _write(tmp_path, "b", {s: (21.6, 0.19, 0.81) for s in splits})
+    (tmp_path / "eval_b_seed11_256_hard.json").unlink()  # a split still being evaluated
+    with pytest.raises(SystemExit) as stop:
+        cs.main(["a", "b", "--results", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "missing in" in capsys.readouterr().err
+    cs.main(["a", "a", "--results", str(tmp_path)])
+    assert "PSNR up on 0 of 8" in capsys.readouterr().out
