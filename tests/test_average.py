@@ -45,6 +45,7 @@ def test_the_cli_averages_equally_and_refuses_bad_input(tmp_path, capsys):
     a, b = _model(tmp_path / "a", 0), _model(tmp_path / "b", 1)
     assert main(["average", str(tmp_path / "a"), str(tmp_path / "b"), "-o",
                  str(tmp_path / "ab")]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == [0.5, 0.5]  # stdout: our JSON only
     soup = load_file(tmp_path / "ab" / "model.safetensors")
     k = next(iter(a))
     torch.testing.assert_close(soup[k], ((a[k].double() + b[k].double()) / 2).to(a[k].dtype))

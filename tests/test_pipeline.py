@@ -552,10 +552,10 @@ def test_the_shipped_splat_is_the_same_on_every_device():
     GPU either (it lowered the real photos' re-render: docs/faithful_splat.md, item 3), so a
     GPU Space ships the splat the CPU figures measure (``refine`` turning it on:
     tests/test_refine.py)."""
+    from humansplat.hub import BUNDLED_CHECKPOINT
     from humansplat.pipeline.config import PIPELINE_CONFIG_NAME
 
-    bundled = Path(__file__).resolve().parents[1] / "humansplat" / "checkpoints" \
-        / "humansplat-tiny" / PIPELINE_CONFIG_NAME
+    bundled = BUNDLED_CHECKPOINT / PIPELINE_CONFIG_NAME
     for cfg in (PipelineConfig.read(bundled), PipelineConfig()):
         assert cfg.refine == "off"
         assert cfg.faithful_config("cuda") == cfg.faithful_config("cpu")

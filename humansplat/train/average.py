@@ -9,6 +9,8 @@ settings), and ``average.json`` naming the sources and their weights.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
@@ -29,7 +31,9 @@ def load_model(source: str) -> tuple[LatentReconstructionTransformer, Path]:
     """The model at ``source`` (a folder or Hub id) and the local folder it came from; a
     source that is neither raises :class:`MissingWeightsError` saying so."""
     folder = resolve_source(source).path
-    return LatentReconstructionTransformer.from_pretrained(str(folder)), folder
+    with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints where it loads from
+        model = LatentReconstructionTransformer.from_pretrained(str(folder))
+    return model, folder
 
 
 def config_difference(a: LatentReconstructionTransformer,
