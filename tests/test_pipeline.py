@@ -545,6 +545,10 @@ def test_a_setting_on_the_command_line_is_json_or_text():
     assert cfg.faithful_config().correction_lobe_shape == "front"
     with pytest.raises(ConfigError, match="correction_lobe_shape must be one of"):
         PipelineConfig().replace(**dict([parse_setting("correction_lobe_shape=wide")]))
+    cfg = PipelineConfig().replace(**dict([parse_setting("depth_split=0.05")]))
+    assert cfg.faithful_config().depth_split == 0.05
+    with pytest.raises(ConfigError, match="depth_split"):
+        PipelineConfig().replace(**dict([parse_setting("depth_split=-1")]))
 
 
 def test_the_shipped_splat_is_the_same_on_every_device():

@@ -105,6 +105,37 @@ def test_joint_bilateral_keeps_the_photo_edge_that_bilinear_smears():
     assert float(err_bil.max()) > 0.3
 
 
+def test_joint_bilateral_split_puts_every_pixel_on_one_surface():
+    """A step in depth the photo does not show (a dark object over a dark coat): the
+    average floats a ramp of pixels between the two surfaces; with ``split`` each pixel
+    (where allowed) takes one of them, while a gentle slope, whose depths spread less,
+    stays the average."""
+    h, H = 8, 64
+    lo = torch.full((h, h), 2.0)
+    lo[:, 4:] = 2.4
+    guide = torch.zeros(3, H, H)  # no edge to follow
+    ramp = joint_bilateral_upsample(lo, torch.ones(h, h), guide)
+    between = (ramp > 2.02) & (ramp < 2.38)
+    assert int(between.sum()) >= 4 * H  # rows of floating pixels
+    snapped = joint_bilateral_upsample(lo, torch.ones(h, h), guide, split=0.03)
+    on_one = ((snapped - 2.0).abs() < 1e-5) | ((snapped - 2.4).abs() < 1e-5)
+    assert bool(on_one.all())
+    # each side keeps its own surface: the left half near 2.0, the right near 2.4
+    assert bool(((snapped[:, : H // 2 - 4] - 2.0).abs() < 1e-5).all())
+    assert bool(((snapped[:, H // 2 + 4:] - 2.4).abs() < 1e-5).all())
+    # only where allowed (off the clothed body, in the pipeline): elsewhere the average
+    left = torch.zeros(H, H, dtype=torch.bool)
+    left[:, : H // 2] = True
+    part = joint_bilateral_upsample(lo, torch.ones(h, h), guide, split=0.03, split_where=left)
+    assert torch.equal(part[:, : H // 2], snapped[:, : H // 2])
+    assert torch.equal(part[:, H // 2:], ramp[:, H // 2:])
+    slope = torch.linspace(2.0, 2.07, h)[None].expand(h, h).contiguous()  # 1 cm a cell
+    assert torch.equal(joint_bilateral_upsample(slope, torch.ones(h, h), guide, split=0.03),
+                       joint_bilateral_upsample(slope, torch.ones(h, h), guide))
+    with pytest.raises(ConfigError, match="depth_split"):
+        FaithfulConfig(depth_split=0.0)
+
+
 # -- the input view at the photo's resolution -------------------------------------------
 
 def test_photo_gaussians_rerender_the_photo_at_its_camera():

@@ -24,9 +24,9 @@ FAITHFUL_FIELDS = {
         "view_resolution", "view_min_azimuth", "body_band", "band_grazing",
         "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
         "side_opacity_scale", "photo_recede", "photo_recede_search",
-        "photo_recede_search_resolution", "deblur_passes", "deblur_interior_passes",
-        "frame_band", "correction_lobe", "correction_lobe_shape", "refine_seconds",
-        "refine_steps", "beyond_edge")},
+        "photo_recede_search_resolution", "depth_split", "deblur_passes",
+        "deblur_interior_passes", "frame_band", "correction_lobe", "correction_lobe_shape",
+        "refine_seconds", "refine_steps", "beyond_edge")},
 }
 _FAITHFUL = FaithfulConfig()
 
@@ -117,6 +117,9 @@ class PipelineConfig:
         best matches the model's own from its other views (``refine.sheet_depth``; []: off);
     photo_recede_search_resolution: pixels a side of the photo's sheet in that search when
         the photo's is finer (``refine.FaithfulConfig``);
+    depth_split: metres; a photo pixel off the clothed body whose upsampled depth would
+        average surfaces further apart than this takes the nearest-looking one's instead
+        (``refine.FaithfulConfig``; None: the average);
     deblur_passes: forward renders at the photo's camera that correct the input-view
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
@@ -175,6 +178,7 @@ class PipelineConfig:
     photo_recede: float = _FAITHFUL.photo_recede
     photo_recede_search: tuple[float, ...] = _FAITHFUL.photo_recede_search
     photo_recede_search_resolution: int = _FAITHFUL.photo_recede_search_resolution
+    depth_split: float | None = _FAITHFUL.depth_split
     deblur_passes: int = _FAITHFUL.deblur_passes
     deblur_interior_passes: int = _FAITHFUL.deblur_interior_passes
     frame_band: int | None = _FAITHFUL.frame_band

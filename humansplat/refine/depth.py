@@ -51,13 +51,19 @@ def push_pull_fill(values: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor
 
 def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *,
                              radius: int = 2, sigma_space: float = 1.0,
-                             sigma_range: float = 0.12) -> Tensor:
+                             sigma_range: float = 0.12, split: float | None = None,
+                             split_where: Tensor | None = None) -> Tensor:
     """Upsample ``depth`` [h,w] to the guide's size, edge-aware.
 
     confidence [h,w] in [0,1]: how much each coarse cell is trusted (0 = fill it);
     guide [C,H,W]: the full-resolution image whose edges the depth should follow (values
     of order 1, e.g. RGB in [0,1] and a mask); radius: coarse cells each side considered;
-    sigma_space: in coarse cells; sigma_range: in guide units. Returns [H,W]."""
+    sigma_space: in coarse cells; sigma_range: in guide units; split: where the weighted
+    spread (std) of the depths a pixel averages exceeds this (metres), the pixel takes the
+    depth of its single heaviest cell instead of the average: the mean of two surfaces at an
+    occlusion the guide does not separate (the coarse cells straddle it) is a ramp of pixels
+    floating between them, a streak seen from the side. None: the average everywhere.
+    split_where [H,W] bool: the pixels that may split (None: all). Returns [H,W]."""
     if depth.ndim != 2 or confidence.shape != depth.shape:
         raise ValueError(f"depth and confidence must be [h,w] alike, got "
                          f"{tuple(depth.shape)} and {tuple(confidence.shape)}")
@@ -76,6 +82,9 @@ def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *
     cy, cx = ys.round().long().clamp(0, h - 1), xs.round().long().clamp(0, w - 1)
     num = torch.zeros(H, W)
     den = torch.zeros(H, W)
+    sq = torch.zeros(H, W)  # sum of w d^2: the spread
+    best_w = torch.zeros(H, W)
+    best_d = torch.zeros(H, W)
     g = guide.float()
     inv_s = 1.0 / (2 * sigma_space ** 2)
     inv_r = 1.0 / (2 * sigma_range ** 2)
@@ -88,11 +97,25 @@ def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *
             gl = guide_lo[:, ny][:, :, nx]  # [C,H,W] the neighbour cell's guide
             diff = ((g - gl) ** 2).sum(0)
             wgt = wy[:, None] * wx[None, :] * torch.exp(-diff * inv_r) * conf[ny][:, nx]
-            num += wgt * filled[ny][:, nx]
+            d = filled[ny][:, nx]
+            num += wgt * d
             den += wgt
+            if split is not None:
+                sq += wgt * d * d
+                heavier = wgt > best_w
+                best_w = torch.where(heavier, wgt, best_w)
+                best_d = torch.where(heavier, d, best_d)
     # where no neighbour looked alike at all, the smooth fill is the honest answer; blended
     # in continuously (a hard switch would turn float noise upstream into jumps)
     smooth = F.interpolate(filled[None, None], size=(H, W), mode="bilinear",
                            align_corners=False)[0, 0]
     prior = 1e-6
-    return (num + prior * smooth) / (den + prior)
+    out = (num + prior * smooth) / (den + prior)
+    if split is not None:
+        mean = num / den.clamp(min=1e-12)
+        spread = (sq / den.clamp(min=1e-12) - mean * mean).clamp(min=0).sqrt()
+        split_px = (spread > float(split)) & (den > 1e-12)
+        if split_where is not None:
+            split_px &= split_where
+        out = torch.where(split_px, best_d, out)
+    return out

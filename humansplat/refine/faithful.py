@@ -178,6 +178,13 @@ class FaithfulConfig:
         there), the photo's own sheet otherwise. 256 (a synthetic person's whole 256 px
         crop) gained on the tuning seeds (+0.070 against +0.021 dB) but not held out (PSNR
         up on 4 of 8 splits, 256 px `test` -0.16 dB: docs/faithful_splat.md, item 31).
+    depth_split: metres; where the clothed body does not cover a photo (or generated view)
+        pixel and the model's depths it averages while upsampling spread more than this, it
+        takes its heaviest cell's depth instead (:func:`.depth.joint_bilateral_upsample`):
+        a held object's coarse cells straddle its edge, and their mean floated a row of
+        pixels between it and the body, a streak seen from the side (item 32; on the body,
+        ``body_band`` puts such a pixel back on the surface; 0.02 everywhere, tried first:
+        perceptual +0.0035 on the tuning seeds). None: the average.
     """
 
     resolution: int = 768
@@ -215,6 +222,7 @@ class FaithfulConfig:
     photo_recede: float = 0.0
     photo_recede_search: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01, 0.015)
     photo_recede_search_resolution: int = 128
+    depth_split: float | None = 0.05
 
     def __post_init__(self) -> None:
         def bad(name, msg):
@@ -275,6 +283,8 @@ class FaithfulConfig:
         if not 0 <= float(self.photo_recede) < max(room, 1e-9):
             bad("photo_recede", f"must be >= 0 and less than min(-carve_margin, "
                 f"input_view_behind) = {room:g} metres, got {self.photo_recede!r}")
+        if self.depth_split is not None and not float(self.depth_split) > 0:
+            bad("depth_split", f"must be > 0 metres or None (off), got {self.depth_split!r}")
         if not float(self.band_grazing) >= 0:
             bad("band_grazing", f"must be >= 0 (a power of |cos|), got {self.band_grazing!r}")
         if not float(self.silhouette_sigmas) >= 0:
@@ -419,7 +429,7 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
                          depth_scale=cfg.depth_scale, labels_lo=labels_lo,
                          anchor=_full_res_anchor(body, cfg.body_band, cfg.band_grazing),
                          normals=body.normals if body is not None else None,
-                         max_stretch=cfg.view_stretch).gaussians
+                         max_stretch=cfg.view_stretch, depth_split=cfg.depth_split).gaussians
     if cfg.view_inset > 0:  # behind the model's own Gaussians of the view (config docs)
         fwd = ev.camera.viewmats[0, 2, :3].float()
         vg = replace(vg, means=vg.means + float(cfg.view_inset) * fwd.to(vg.means.dtype))
@@ -545,7 +555,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
                                labels_lo=labels_lo,
                                anchor=_full_res_anchor(body, cfg.body_band, cfg.band_grazing),
                                normals=body.normals if body is not None else None,
-                               max_stretch=cfg.surfel_stretch)
+                               max_stretch=cfg.surfel_stretch, depth_split=cfg.depth_split)
 
     pg = sheet(res)
     t_photo = time.perf_counter() - t0

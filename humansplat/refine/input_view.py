@@ -76,7 +76,8 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
                     depth_scale: float = 0.6, labels_lo: Tensor | None = None,
                     anchor: Callable[[Tensor, Cameras], Tensor] | None = None,
                     normals: Callable[[Cameras], Tensor] | None = None,
-                    max_stretch: float = 1.0) -> PhotoGaussians:
+                    max_stretch: float = 1.0, depth_split: float | None = None
+                    ) -> PhotoGaussians:
     """Gaussians for the crop's pixels at ``resolution`` (module docs).
 
     depth_lo [h,w]: camera z of the input view on the model's grid (any h = w);
@@ -90,7 +91,9 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
     the side; a surface known at the full resolution puts it back on one of them;
     normals: the camera at R -> [R,R,3] world unit normals of the surface each pixel lies
     on (zero where none is known); with ``max_stretch`` > 1 each such pixel becomes a disc
-    on that surface (:func:`surfels`) instead of facing the camera."""
+    on that surface (:func:`surfels`) instead of facing the camera;
+    depth_split: metres (:func:`.depth.joint_bilateral_upsample`'s ``split``), only where
+    ``normals`` knows no surface (all pixels without ``normals``)."""
     R = int(resolution)
     if not 8 <= R <= ev.size:
         raise ValueError(f"resolution must be in [8, {ev.size}] (the crop), got {R}")
@@ -98,7 +101,12 @@ def photo_gaussians(ev: PhotoEvidence, depth_lo: Tensor, conf_lo: Tensor, *,
     mask = resample(ev.mask[None], R)[0].clamp(0, 1)
     cam = ev.camera.resized(R, R)
     guide = torch.cat([image, 2.0 * mask[None]], 0)  # the mask edge counts double
-    depth = joint_bilateral_upsample(depth_lo.float(), conf_lo.float(), guide)  # [R,R]
+    # on the body the anchor puts a blended pixel back on a surface; off it, the split does
+    off_body = None
+    if depth_split is not None and normals is not None:
+        off_body = normals(cam).norm(dim=-1) < 0.5
+    depth = joint_bilateral_upsample(depth_lo.float(), conf_lo.float(), guide,
+                                     split=depth_split, split_where=off_body)  # [R,R]
     if anchor is not None:
         depth = anchor(depth, cam)
     keep = mask >= min_mask
