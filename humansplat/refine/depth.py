@@ -12,6 +12,9 @@ takes its depth from coarse cells that look like it: edges of the photo stay edg
 depth. Cells with no confidence at all (the model left them transparent: hair, a coat
 beyond the body) are filled first by push-pull (a confidence-weighted pyramid), so every
 pixel of the mask gets the depth of the nearest confident surface that looks like it.
+Where the guide shows no edge at an occlusion, the average is a ramp between the two
+surfaces; with ``split`` a pixel whose cells disagree that much takes its heaviest cell's
+depth instead (real-photos item 32).
 """
 
 from __future__ import annotations
