@@ -138,6 +138,32 @@ def test_joint_bilateral_split_puts_every_pixel_on_one_surface():
 
 # -- the input view at the photo's resolution -------------------------------------------
 
+def test_photo_gaussians_split_the_depth_only_off_the_body():
+    """``depth_split`` in the photo's sheet: where the body's surface (``normals``) covers a
+    pixel the upsampled average stays (the body band answers there); off it, each pixel of a
+    depth step lies on one of the two surfaces."""
+    ev = _toy_evidence()
+    lo = torch.full((8, 8), RADIUS)
+    lo[4:] = RADIUS + 0.4  # the lower half 40 cm further: a step across every column
+
+    def normals(cam):  # the body covers the left half of the crop
+        n = torch.zeros(cam.height, cam.width, 3)
+        n[:, : cam.width // 2, 2] = 1.0
+        return n
+
+    pg = photo_gaussians(ev, lo, torch.ones(8, 8), resolution=S, normals=normals,
+                         depth_split=0.05)
+    z = pg.depth
+    # more than 1 cm from both surfaces (a pixel whose cells spread less than the split
+    # keeps its average, within a few mm of the surface that outweighs the other)
+    between = ((z - RADIUS).abs() > 0.01) & ((z - RADIUS - 0.4).abs() > 0.01)
+    assert int(between[:, : S // 2].sum()) >= S // 2  # the ramp stays on the body
+    assert not bool(between[:, S // 2:].any())  # off it, none between the surfaces
+    plain = photo_gaussians(ev, lo, torch.ones(8, 8), resolution=S, normals=normals)
+    assert torch.equal(plain.depth[:, : S // 2], z[:, : S // 2])
+
+
+
 def test_photo_gaussians_rerender_the_photo_at_its_camera():
     """One Gaussian per pixel, colour from the photo, opacity from the mask: rendered at the
     photo's own camera they give the photo back (PSNR inside the mask, IoU)."""
