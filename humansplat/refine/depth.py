@@ -85,9 +85,8 @@ def joint_bilateral_upsample(depth: Tensor, confidence: Tensor, guide: Tensor, *
     cy, cx = ys.round().long().clamp(0, h - 1), xs.round().long().clamp(0, w - 1)
     num = torch.zeros(H, W)
     den = torch.zeros(H, W)
-    sq = torch.zeros(H, W)  # sum of w d^2: the spread
-    best_w = torch.zeros(H, W)
-    best_d = torch.zeros(H, W)
+    if split is not None:  # the spread (sum of w d^2) and the heaviest cell so far
+        sq, best_w, best_d = torch.zeros(H, W), torch.zeros(H, W), torch.zeros(H, W)
     g = guide.float()
     inv_s = 1.0 / (2 * sigma_space ** 2)
     inv_r = 1.0 / (2 * sigma_range ** 2)
