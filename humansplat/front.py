@@ -38,7 +38,7 @@ def synth_input(image: Tensor, mask: Tensor, fit, clothing=None) -> SynthInput:
     if clothing is not None:
         from .prior.clothing import ClothingConfig, clothe_fit
 
-        fit = clothe_fit(fit, mask, ClothingConfig.from_dict(clothing))
+        fit = clothe_fit(fit, mask, ClothingConfig.from_dict(clothing), image=image)
     S = int(image.shape[-1])
     radius = float(fit.cameras.centers[0].norm())  # the one definition of the orbit radius
     return SynthInput(image=image, mask=mask, input_camera=fit.cameras,

@@ -87,11 +87,39 @@ def test_hands_do_not_swell_into_what_they_hold(views):
     assert torch.equal(off.vertices, V) and float(off.offsets.abs().max()) == 0.0
 
 
+def test_a_held_thing_of_another_colour_is_not_clothing(views):
+    """Beyond the body's left rim the mask shows the garment's colour (a coat), beyond its
+    right rim something black (a held helmet): with the colour stop only the coat grows."""
+    front, side = views
+    V, F = uv_sphere(0.10)
+    big, Fb = uv_sphere(0.16)
+    mask = silhouette(big, Fb, front, S)[None]
+    body = silhouette(V, F, front, S)
+    orange = torch.tensor([0.9, 0.4, 0.15])[:, None, None]
+    right = (torch.arange(S) >= S // 2)[None, :].expand(S, S)
+    image = torch.where((right & (body == 0))[None], torch.zeros(3, 1, 1), orange)
+    labels = torch.full((len(V),), TORSO)
+    xs = V @ front.viewmats[0, :3, :3].T  # camera x: + is the image's right
+    on_left, on_right = xs[:, 0] < -0.07, xs[:, 0] > 0.07
+    plain = clothe_body(V, F, labels, front, mask, ClothingConfig(resolution=S),
+                        part_names=PART_NAMES, image=image)
+    assert float(plain.offsets[on_right].median()) > 0.04  # the helmet swells the body
+    cfg = ClothingConfig(resolution=S, colour_stop=0.3)
+    res = clothe_body(V, F, labels, front, mask, cfg, part_names=PART_NAMES, image=image)
+    assert float(res.offsets[on_left].median()) > 0.04
+    assert float(res.offsets[on_right].median()) < 0.015
+    # without the photo the setting cannot apply: the same as no colour stop
+    blind = clothe_body(V, F, labels, front, mask, cfg, part_names=PART_NAMES)
+    assert torch.allclose(blind.offsets, plain.offsets)
+
+
 def test_settings_are_checked():
     with pytest.raises(ConfigError, match="resolution"):
         ClothingConfig(resolution="256")
     with pytest.raises(ConfigError, match="shared_gap"):
         ClothingConfig(shared_gap=2.0)
+    with pytest.raises(ConfigError, match="colour_stop"):
+        ClothingConfig(colour_stop=-0.1)
     with pytest.raises(ConfigError, match="unknown clothing"):
         ClothingConfig.from_dict({"thickness": 1})
     assert ClothingConfig.from_dict({"max_offset": 1}).max_offset == 1.0
@@ -99,6 +127,8 @@ def test_settings_are_checked():
 
     assert PipelineConfig().clothing_config() == ClothingConfig()
     assert PipelineConfig(clothing=None).clothing_config() is None
+    with pytest.raises(ConfigError, match="colour_stop"):
+        ClothingConfig(colour_stop=-0.1)
     with pytest.raises(ConfigError, match="unknown clothing"):
         PipelineConfig(clothing={"thickness": 1})
     with pytest.raises(ConfigError, match="clothing"):

@@ -229,6 +229,23 @@ def test_tiny_generation_through_the_cli(tmp_path):
     assert list_shards(tmp_path, "hard") == []
 
 
+def test_the_cli_records_the_clothing_it_was_given(tmp_path, capsys):
+    import json
+
+    from humansplat.cli import EXIT_BAD_INPUT, main
+
+    args = ["data", "synth", "--out", str(tmp_path), "--train", "0", "--test", "1", "--hard",
+            "0", "--resolution", "64", "--input-size", "128", "--no-progress", "--clothing"]
+    for bad, says in (('{"colour_stop": "x"}', "colour_stop"), ("[1]", "JSON object"),
+                      ("{oops", "JSON object"), ('{"thickness": 1}', "unknown clothing")):
+        assert main(args + [bad]) == EXIT_BAD_INPUT
+        assert says in capsys.readouterr().err
+        assert list_shards(tmp_path, "test") == []  # nothing written
+    assert main(args + ['{"colour_stop": 0.5}']) == 0
+    info = json.loads((tmp_path / "test" / "info.json").read_text())
+    assert info["config"]["clothing"] == {"colour_stop": 0.5}
+
+
 def test_extra_roots_join_the_training_set_only(tmp_path):
     from humansplat.errors import ConfigError
     from humansplat.train.config import TrainConfig

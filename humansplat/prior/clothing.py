@@ -52,6 +52,8 @@ __all__ = ["ClothingConfig", "ClothedBody", "clothe_body", "clothe_fit", "EXTREM
 # parts capped by ClothingConfig.extremity_max
 EXTREMITIES = ("left_foot", "right_foot", "left_toe_base", "right_toe_base", "left_hand",
                "right_hand", "left_hand_index", "right_hand_index")
+# parts whose reach ClothingConfig.colour_stop does not end: hair is not the skin's colour
+COLOUR_EXEMPT = ("head", "neck")
 
 
 @dataclass
@@ -69,6 +71,12 @@ class ClothingConfig:
         wider than the person; 0 = grow only).
     extremity_max, head_max: caps (metres) on hands and feet (which would otherwise swell
         into whatever they hold or touch) and on the head (hair).
+    colour_stop: a march ends where the photo's colour (blurred by ``colour_blur`` px) differs
+        from the body's own just inside the rim by more than this (RGB distance in [0,1];
+        0 = off): clothing beyond the body is the garment the body wears, so a held helmet
+        or bag beside a hip ends the reach there instead of swelling the hip into it.
+        Needs the image (:func:`clothe_body`'s ``image``); the parts in ``COLOUR_EXEMPT``
+        march as before (hair beside a face or a neck is not the skin's colour).
     """
 
     enabled: bool = True
@@ -82,6 +90,8 @@ class ClothingConfig:
     max_shrink: float = 0.0
     extremity_max: float = 0.03
     head_max: float = 0.1
+    colour_stop: float = 0.0
+    colour_blur: float = 1.5
 
     def __post_init__(self) -> None:
         check_field_types(self, "clothing")  # settings also come from pipeline.json
@@ -92,7 +102,7 @@ class ClothingConfig:
         if not 0.0 <= self.shared_gap <= 1.0:
             raise ConfigError(f"clothing.shared_gap must be in [0, 1], got {self.shared_gap}")
         for name in ("max_offset", "data_weight", "decay", "extremity_max", "head_max",
-                     "max_shrink"):
+                     "max_shrink", "colour_stop", "colour_blur"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"clothing.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -121,11 +131,14 @@ class ClothedBody:
     stats: dict
 
 
-def _march(free: Tensor, body: Tensor, start: Tensor, direction: Tensor, steps: int
+def _march(free: Tensor, body: Tensor, start: Tensor, direction: Tensor, steps: int,
+           colour: tuple[Tensor, Tensor, Tensor] | None = None
            ) -> tuple[Tensor, Tensor, Tensor]:
     """Walk ``steps`` 1-px steps from ``start`` [M,2] (px) along unit ``direction`` [M,2] over
     the [R,R] bool maps. Returns (first [M] bool: the first step is free or background (the rim
-    faces out), run [M] float: free steps before the first non-free one, ends_on_body [M])."""
+    faces out), run [M] float: free steps before the first non-free one, ends_on_body [M]).
+    ``colour`` (image [3,R,R], reference [M,3], limit [M]): a step whose colour is further
+    than its march's limit from its reference is not free either."""
     R = free.shape[-1]
     k = torch.arange(steps + 1, dtype=start.dtype)  # step 0 = the first pixel beyond the rim
     pts = start[:, None, :] + k[None, :, None] * direction[:, None, :]  # [M,K,2]
@@ -134,6 +147,10 @@ def _march(free: Tensor, body: Tensor, start: Tensor, direction: Tensor, steps: 
     ijc = ij.clamp(0, R - 1)
     f = free[ijc[..., 1], ijc[..., 0]] & inside  # [M,K]
     b = body[ijc[..., 1], ijc[..., 0]] & inside
+    if colour is not None:
+        img, ref, limit = colour
+        col = img[:, ijc[..., 1], ijc[..., 0]]  # [3,M,K]
+        f = f & ((col - ref.T[:, :, None]).norm(dim=0) <= limit[:, None])
     stop = ~f
     # index of the first non-free step (steps + 1 when the run never stops)
     first_stop = torch.where(stop.any(1), stop.float().argmax(1), torch.full_like(
@@ -146,12 +163,14 @@ def _march(free: Tensor, body: Tensor, start: Tensor, direction: Tensor, steps: 
 
 def clothe_body(vertices: Tensor, faces: Tensor, labels: Tensor, camera: Cameras,
                 mask: Tensor, config: ClothingConfig | None = None,
-                part_names: tuple[str, ...] | None = None) -> ClothedBody:
+                part_names: tuple[str, ...] | None = None,
+                image: Tensor | None = None) -> ClothedBody:
     """Grow a fitted body to the person (module docs).
 
     vertices [N,3] world, faces [F,3], labels [N] (part ids); camera: the one input camera;
     mask [1,S,S] or [S,S] in [0,1] for that camera's image; part_names: the name of each
-    label id (for the face pin and the caps; None = neither)."""
+    label id (for the face pin, the caps and ``COLOUR_EXEMPT``; None = none of them);
+    image [3,S,S] in [0,1]: the photo, for ``config.colour_stop`` (None: no colour stop)."""
     from ..render.mesh import rasterize_mesh
 
     cfg = config or ClothingConfig()
@@ -191,7 +210,11 @@ def clothe_body(vertices: Tensor, faces: Tensor, labels: Tensor, camera: Cameras
     has = torch.zeros(len(v), dtype=torch.bool)
     if len(idx):
         start = uv[idx] + 1.0 * direction[idx]  # the first pixel beyond the rim
-        faces_out, run, on_body = _march(free, body, start, direction[idx], steps)
+        colour = None
+        if cfg.colour_stop > 0 and image is not None:
+            colour = _rim_colours(image, m, cfg.colour_blur, uv[idx], direction[idx],
+                                  labels[idx], part_names, cfg.colour_stop)
+        faces_out, run, on_body = _march(free, body, start, direction[idx], steps, colour)
         reach = run / px_per_m[idx]
         reach = torch.where(on_body, cfg.shared_gap * reach, reach)
         # along the normal: an in-plane reach needs a longer step when the normal tilts
@@ -231,6 +254,35 @@ def clothe_body(vertices: Tensor, faces: Tensor, labels: Tensor, camera: Cameras
     return ClothedBody(out, offsets, normals, has, stats)
 
 
+def _rim_colours(image: Tensor, mask: Tensor, blur: float, uv: Tensor, direction: Tensor,
+                 labels: Tensor, part_names: tuple[str, ...] | None, limit: float
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """The colour stop's inputs for :func:`_march`: the photo at the [R,R] bool ``mask``'s
+    size, blurred by ``blur`` px inside it [3,R,R]; each rim vertex's reference colour [M,3]
+    (the photo 2 px inside its rim: what the body wears there); limit [M] (infinite for the
+    ``COLOUR_EXEMPT`` parts)."""
+    R = mask.shape[-1]
+    mask = mask.float().reshape(1, 1, R, R)
+    img = F.interpolate(image.float().reshape(1, 3, *image.shape[-2:]), size=(R, R),
+                        mode="area")
+    if blur > 0:
+        # within the mask only: the background must not tint the person's edge
+        r = max(1, int(np.ceil(3 * blur)))
+        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / blur) ** 2)
+        k = (k / k.sum()).reshape(1, 1, 1, -1).repeat(4, 1, 1, 1)
+        x = F.pad(torch.cat([img * mask, mask.expand(1, 1, R, R)], 1), (r, r, r, r))
+        x = F.conv2d(F.conv2d(x, k, groups=4), k.transpose(2, 3), groups=4)
+        img = torch.where(mask > 0, x[:, :3] / x[:, 3:].clamp(min=1e-6), img)
+    img = img[0]
+    ij = (uv - 2.0 * direction).floor().long().clamp(0, R - 1)
+    ref = img[:, ij[:, 1], ij[:, 0]].T  # [M,3]
+    lim = torch.full((len(uv),), float(limit))
+    if part_names is not None:
+        exempt = [part_names.index(p) for p in COLOUR_EXEMPT if p in part_names]
+        lim[torch.isin(labels.long(), torch.tensor(exempt, dtype=torch.long))] = float("inf")
+    return img, ref, lim
+
+
 def _spread(faces: Tensor, n: int, data: Tensor, has: Tensor, cfg: ClothingConfig) -> Tensor:
     """[N] offsets: (L + w D + decay I) d = w D data, clamped to [-max_shrink, max_offset]."""
     import scipy.sparse as sp
@@ -246,16 +298,18 @@ def _spread(faces: Tensor, n: int, data: Tensor, has: Tensor, cfg: ClothingConfi
     return torch.from_numpy(d).float().clamp(-cfg.max_shrink, cfg.max_offset)
 
 
-def clothe_fit(fit, mask: Tensor, config: ClothingConfig | None = None):
+def clothe_fit(fit, mask: Tensor, config: ClothingConfig | None = None,
+               image: Tensor | None = None):
     """A copy of the :class:`~humansplat.prior.fit.BodyFit` ``fit`` with clothed vertices
-    (``diagnostics["clothing"]`` holds the stats); ``fit`` itself when clothing is off."""
+    (``diagnostics["clothing"]`` holds the stats); ``fit`` itself when clothing is off.
+    ``image`` [3,S,S]: the photo, for ``config.colour_stop``."""
     from .parts import PART_NAMES
 
     cfg = config or ClothingConfig()
     if not cfg.enabled:
         return fit
     res = clothe_body(fit.vertices, fit.faces, fit.part_labels, fit.cameras, mask, cfg,
-                      part_names=PART_NAMES)
+                      part_names=PART_NAMES, image=image)
     diag = dict(fit.diagnostics)
     diag["clothing"] = res.stats
     return dataclasses.replace(fit, vertices=res.vertices.to(fit.vertices.dtype),

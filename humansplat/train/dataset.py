@@ -587,9 +587,19 @@ def save_preview(root, path, *, splits: Sequence[str] = ("train", "test", "hard"
 # ----------------------------------------------------------------------------------------
 def _cmd_synth(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
+    clothing = None
+    if not args.naked_body:
+        try:
+            clothing = json.loads(args.clothing)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--clothing must be a JSON object, got {args.clothing!r}: {e}")
+        if not isinstance(clothing, dict):
+            raise ConfigError(f"--clothing must be a JSON object, got {args.clothing!r}")
+        from ..prior.clothing import ClothingConfig
+
+        ClothingConfig.from_dict(clothing)  # unknown or ill-typed settings fail here
     cfg = SynthDataConfig(resolution=args.resolution, input_size=args.input_size,
-                          shard_size=args.shard_size,
-                          clothing=None if args.naked_body else {})
+                          shard_size=args.shard_size, clothing=clothing)
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
 
@@ -628,6 +638,9 @@ def register(subparsers) -> None:
     s.add_argument("--naked-body", action="store_true",
                    help="give the model the naked fitted body, not the clothed one "
                         "(humansplat.prior.clothing; an ablation)")
+    s.add_argument("--clothing", default="{}", metavar="JSON",
+                   help="ClothingConfig settings the model's body is grown with, as the "
+                        "pipeline's pipeline.json 'clothing' (default {}: the defaults)")
     s.add_argument("--no-progress", action="store_true", help="log lines only, no bar")
     s.set_defaults(func=_cmd_synth)
     pv = dsub.add_parser("preview", help="save a PNG grid of generated subjects")
