@@ -1,13 +1,19 @@
-"""The head the pose places where the segmenter saw background (prior.landmark_regions):
-its ellipse from the person's own landmarks, no head from a face placed below the shoulders,
-and GrabCut taking a cap the segmenter called surely background, but not the wall beside it."""
+"""The head and limbs the pose places where the segmenter saw background
+(prior.landmark_regions): the head's ellipse and the limbs' capsules from the person's own
+landmarks, no head from a face placed below the shoulders, and GrabCut taking a cap or an arm
+the segmenter called surely background, but not the wall beside them."""
 
 import numpy as np
 import pytest
 
 from humansplat.pipeline.config import PipelineConfig
 from humansplat.errors import ConfigError
-from humansplat.prior.landmark_regions import face_is_plausible, likely_head
+from humansplat.prior.landmark_regions import (
+    LIMB_RADII,
+    face_is_plausible,
+    likely_head,
+    likely_limbs,
+)
 from humansplat.prior.landmarks import MEDIAPIPE_LANDMARK_NAMES, Landmarks
 from humansplat.prior.segmentation import refine_with_colour
 
@@ -94,8 +100,61 @@ def test_grabcut_takes_the_cap_but_not_the_wall_beside_it():
     assert (out[wall] > 0.5).mean() < 0.05
 
 
+def _arm_out(lm: Landmarks) -> Landmarks:
+    """``lm`` with its left arm held straight out to the side (elbow, wrist, hand)."""
+    xy, vis = lm.xy.copy(), lm.visibility.copy()
+    for name, x in (("left_elbow", 170), ("left_wrist", 205), ("left_index", 218),
+                    ("left_pinky", 216)):
+        xy[_I[name]] = (x, 140)
+        vis[_I[name]] = 1.0
+    return Landmarks(xy, vis)
+
+
+def test_limb_capsules_follow_the_bones_as_wide_as_the_shoulders_say():
+    lm = _arm_out(_upright())
+    region = likely_limbs(lm, (300, 240))
+    assert region.dtype == bool and region.shape == (300, 240)
+    width = 50.0  # the shoulders' distance
+    r = LIMB_RADII["forearm"] * width
+    assert region[140, 150] and region[140, 190] and region[140, 215]  # upper arm .. hand
+    assert region[int(140 + 0.8 * r), 190] and not region[int(140 + 1.5 * r), 190]
+    assert not region[100, 110] and not region[200, 110]  # head, torso: not limbs
+    # a bone whose end the pose did not see draws nothing; no shoulders, no scale: nothing
+    lm.visibility[_I["left_wrist"]] = 0.0
+    assert not likely_limbs(lm, (300, 240))[140, 195]
+    lm.visibility[_I["right_shoulder"]] = 0.0
+    assert likely_limbs(lm, (300, 240)).sum() == 0
+    assert likely_limbs(None, (300, 240)).sum() == 0
+
+
+def test_grabcut_takes_the_arm_but_not_the_wall_beside_it():
+    """A bare arm held out, which the segmenter called surely background, on a grey wall:
+    with the limbs' capsules GrabCut gives the arm back by colour and leaves the wall."""
+    h, w = 300, 240
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (200, 200, 205)
+    yy, xx = np.mgrid[0:h, 0:w]
+    body = (np.abs(xx - 110) < 26) & (yy > 90) & (yy < 260)
+    arm = (xx > 130) & (xx < 215) & (np.abs(yy - 140) < 4)
+    rgb[body | arm] = (205, 160, 130)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    prob = np.zeros((h, w), np.float32)
+    prob[body] = 1.0
+    likely = likely_limbs(_arm_out(_upright()), (h, w))
+    arm_only = arm & ~body
+    assert likely[arm_only].mean() > 0.9
+    assert (refine_with_colour(rgb, prob)[arm_only] > 0.5).mean() < 0.05
+    out = refine_with_colour(rgb, prob, likely=likely)
+    assert (out[arm_only] > 0.5).mean() > 0.9
+    wall = likely & ~(body | arm)
+    assert wall.sum() > 300 and (out[wall] > 0.5).mean() < 0.05
+
+
 def test_pipeline_config_landmark_head_is_a_bool():
     assert PipelineConfig().landmark_head is True
     assert PipelineConfig(landmark_head=False).landmark_head is False
     with pytest.raises(ConfigError, match="landmark_head"):
         PipelineConfig(landmark_head="yes")
+    with pytest.raises(ConfigError, match="landmark_limbs"):
+        PipelineConfig(landmark_limbs=1)

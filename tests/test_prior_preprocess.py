@@ -653,3 +653,27 @@ def test_pose_pixels_follow_image_size(astronaut, pose):
     # a wrong convention would be off by hundreds of px; the detector itself moves ~2%
     np.testing.assert_allclose(b.xy[vis], 2 * a.xy[vis], atol=0.03 * 1024)
     assert pose(np.full((256, 256, 3), 128, np.uint8)) is None
+
+
+def test_the_limbs_the_pose_places_reach_the_colour_step(astronaut, segmenter, pose,
+                                                          monkeypatch):
+    """``landmark_limbs`` hands the colour step the limbs' capsules beside the head's ellipse
+    (and only then): the pixels GrabCut may decide by colour grow by the arms' capsules."""
+    import humansplat.prior.preprocess as pp
+
+    seen = []
+
+    def spy(rgb, prob, **kw):
+        seen.append(kw.get("likely"))
+        return prob
+
+    monkeypatch.setattr(pp, "refine_with_colour", spy)
+    preprocess(astronaut, size=256, segmenter=segmenter, pose=pose)
+    head_only = seen[-1]
+    preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, landmark_limbs=True)
+    both = seen[-1]
+    assert head_only is not None and both is not None
+    assert (both | head_only).sum() == both.sum()  # the head's ellipse is still in it
+    assert both.sum() > head_only.sum() + 0.02 * both.size  # and the arms' capsules
+    preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, landmark_head=False)
+    assert seen[-1] is None

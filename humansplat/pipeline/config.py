@@ -70,6 +70,8 @@ class PipelineConfig:
     landmark_head: in that colour step, the head the pose detector places where the
         segmenter saw background is decided by colour too (``prior.landmark_regions``,
         real-photos item 30: the top of a capped head).
+    landmark_limbs: the same for the limbs the pose places (arms, legs, feet; real-photos
+        item 33).
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
@@ -161,6 +163,7 @@ class PipelineConfig:
     foreground_ratio: float = FOREGROUND_RATIO
     colour_mask: bool = True
     landmark_head: bool = True
+    landmark_limbs: bool = False
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
@@ -223,8 +226,9 @@ class PipelineConfig:
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
-        if not isinstance(self.landmark_head, bool):
-            bad("landmark_head", f"must be true or false, got {self.landmark_head!r}")
+        for name in ("landmark_head", "landmark_limbs"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, f"must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.sharp_mask, bool):
             bad("sharp_mask", f"must be true or false, got {self.sharp_mask!r}")
         if not isinstance(self.correction_lobe, bool):

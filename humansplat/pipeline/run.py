@@ -280,7 +280,8 @@ class HumanSplatPipeline:
         pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
                          remove_background=remove_background,
                          colour_refine=self.config.colour_mask,
-                         landmark_head=self.config.landmark_head)
+                         landmark_head=self.config.landmark_head,
+                         landmark_limbs=self.config.landmark_limbs)
         self._stage_done(1, t, timings, progress)
         t = time.perf_counter()
         fit = fit_preprocessed(pre, self.body_model, config=self.config.fit_config())

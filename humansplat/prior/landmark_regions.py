@@ -1,4 +1,4 @@
-"""Where the pose landmarks say the head is, beyond what the segmenter saw.
+"""Where the pose landmarks say the head and the limbs are, beyond what the segmenter saw.
 
 The selfie segmenter (a 256-px network) can drop the top of a head, under a cap or above a
 pixelated face, as surely background, while the pose detector still places the ears, eyes and
@@ -9,6 +9,11 @@ segmenter's "surely background" (``segmentation.refine_with_colour``).
 Its size comes from the person's own landmarks: ``s``, the head's width (the ears' distance,
 or 2.5 x eyes-to-mouth when the head is turned). Face points the detector placed below the
 shoulders (it can take a chest for a pixelated face) are not a head: ``face_is_plausible``.
+
+The limbs (``likely_limbs``, real-photos item 33): the same segmenter drops thin or
+low-contrast limbs (an arm swung out against a busy room, feet and sandals on grass) while
+the pose places the elbow, wrist, knee, ankle and foot. Capsules along those bones, as wide
+as a limb of a person with those shoulders, are handed to the colour refinement the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from .landmarks import MEDIAPIPE_LANDMARK_NAMES, Landmarks
 
-__all__ = ["HEAD_REACH", "face_is_plausible", "likely_head"]
+__all__ = ["HEAD_REACH", "LIMB_RADII", "face_is_plausible", "likely_head", "likely_limbs"]
 
 _I = {n: i for i, n in enumerate(MEDIAPIPE_LANDMARK_NAMES)}
 _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right")
@@ -27,6 +32,18 @@ _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left",
 #: semi-axes along / across the neck; its top at (0.3 + 0.7) s above the ears, where a head
 #: (ear level to crown about 0.85 s) ends with some hair
 HEAD_REACH = (0.3, 0.7, 0.6)
+
+
+#: capsule radii along each limb bone, in shoulder widths (an adult's ~0.4 m shoulders: upper
+#: arm 6 cm, forearm and hand 5 cm, thigh 9 cm, shin 7 cm, foot 5 cm), a little over a bare
+#: limb's: sleeves and trousers are wider, and colour decides inside the capsule
+LIMB_RADII = {"upper_arm": 0.15, "forearm": 0.12, "hand": 0.12, "thigh": 0.22, "shin": 0.17,
+              "foot": 0.12}
+_LIMB_BONES = (("upper_arm", "shoulder", "elbow"), ("forearm", "elbow", "wrist"),
+               ("hand", "wrist", "index"), ("hand", "wrist", "pinky"),
+               ("thigh", "hip", "knee"), ("shin", "knee", "ankle"),
+               ("foot", "ankle", "heel"), ("foot", "ankle", "foot_index"),
+               ("foot", "heel", "foot_index"))
 
 
 def _mid(lm: Landmarks, names: tuple[str, ...]) -> np.ndarray | None:
@@ -78,4 +95,32 @@ def likely_head(lm: Landmarks | None, shape: tuple[int, int]) -> np.ndarray:
     cv2.ellipse(canvas, (int(round(c[0])), int(round(c[1]))),
                 (max(1, int(round(a_len * s))), max(1, int(round(a_across * s)))),
                 float(np.degrees(np.arctan2(up[1], up[0]))), 0, 360, 1, -1)
+    return canvas.astype(bool)
+
+
+def likely_limbs(lm: Landmarks | None, shape: tuple[int, int]) -> np.ndarray:
+    """bool [H,W] (``shape``): capsules along the visible limb bones of ``lm`` (both ends
+    visible), radii ``LIMB_RADII`` x the shoulder width; all False without landmarks or
+    visible shoulders."""
+    h, w = shape
+    canvas = np.zeros((h, w), np.uint8)
+    if lm is None:
+        return canvas.astype(bool)
+    vis = lm.visible()
+    if not (vis[_I["left_shoulder"]] and vis[_I["right_shoulder"]]):
+        return canvas.astype(bool)
+    width = float(np.linalg.norm(lm.xy[_I["left_shoulder"]] - lm.xy[_I["right_shoulder"]]))
+    if width < 1.0:
+        return canvas.astype(bool)
+    lim = 4 * max(h, w)  # cv2 wants ints; far-off points still draw their part in frame
+    for side in ("left", "right"):
+        for limb, a, b in _LIMB_BONES:
+            i, j = _I[f"{side}_{a}"], _I[f"{side}_{b}"]
+            if not (vis[i] and vis[j]):
+                continue
+            r = max(1, int(round(LIMB_RADII[limb] * width)))
+            p, q = (tuple(int(round(v)) for v in np.clip(lm.xy[k], -lim, lim)) for k in (i, j))
+            cv2.line(canvas, p, q, 1, 2 * r)
+            cv2.circle(canvas, p, r, 1, -1)
+            cv2.circle(canvas, q, r, 1, -1)
     return canvas.astype(bool)

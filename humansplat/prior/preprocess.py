@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError, NoPersonError
-from .landmark_regions import face_is_plausible, likely_head
+from .landmark_regions import face_is_plausible, likely_head, likely_limbs
 from .landmarks import MEDIAPIPE_BONES, Landmarks, PoseDetector, default_pose
 from .segmentation import (
     PersonSegmenter,
@@ -637,6 +637,7 @@ def preprocess(
     pose: PoseDetector | None = None,
     colour_refine: bool = True,
     landmark_head: bool = True,
+    landmark_limbs: bool = False,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
@@ -646,7 +647,8 @@ def preprocess(
     computed). ``colour_refine``: settle the segmenter's uncertain pixels by colour on each
     crop (``segmentation.refine_with_colour``; never applied to an alpha mask).
     ``landmark_head``: in that refinement, let colour decide the head the pose places where
-    the segmenter saw background (``landmark_regions.likely_head``). Raises
+    the segmenter saw background (``landmark_regions.likely_head``); ``landmark_limbs``: the
+    same for the limbs the pose places (``landmark_regions.likely_limbs``). Raises
     InvalidImageError (not an image, short side < 64 px) and NoPersonError.
     """
     t_start = time.perf_counter()
@@ -729,7 +731,13 @@ def preprocess(
         else:
             prob = segmenter(seen)
             if colour_refine:
-                likely = likely_head(lm, prob.shape) if landmark_head else None
+                likely = None
+                if landmark_head or landmark_limbs:
+                    likely = np.zeros(prob.shape, bool)
+                    if landmark_head:
+                        likely |= likely_head(lm, prob.shape)
+                    if landmark_limbs:
+                        likely |= likely_limbs(lm, prob.shape)
                 prob = refine_with_colour(seen, prob, valid=inside, likely=likely)
         seg_s = time.perf_counter() - t0
         labels_crop = _warp_to_square(cand_labels, sq, src_scale=(fx, fy), interp=cv2.INTER_NEAREST, border=0)
