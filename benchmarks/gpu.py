@@ -197,7 +197,11 @@ def record_mediapipe(photo: Path, out: Path) -> Path:
     from humansplat import HumanSplatPipeline
     from humansplat.prior import landmarks, segmentation
 
-    seg, pose = segmentation.default_segmenter(), landmarks.default_pose()
+    pipe = HumanSplatPipeline.from_pretrained()
+    # the segmenter the bundled settings ask for (its shifts), and the pose detector
+    seg = segmentation.default_segmenter(pipe.config.segment_shifts)
+    pose = landmarks.default_pose()
+    saved = segmentation._DEFAULT, landmarks._DEFAULT
     arrays: dict[str, np.ndarray] = {}
     calls: list[str] = []
 
@@ -226,9 +230,9 @@ def record_mediapipe(photo: Path, out: Path) -> Path:
 
     segmentation._DEFAULT, landmarks._DEFAULT = RecSeg(), RecPose()
     try:
-        HumanSplatPipeline.from_pretrained().prepare(str(photo))
+        pipe.prepare(str(photo))
     finally:
-        segmentation._DEFAULT, landmarks._DEFAULT = seg, pose
+        segmentation._DEFAULT, landmarks._DEFAULT = saved
     arrays["calls"] = np.asarray(calls)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)

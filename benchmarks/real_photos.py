@@ -2,6 +2,7 @@
 
     python benchmarks/real_photos.py [--label before] [--cases a,b] [--split dev|held-out|all]
                                      [--save-dir DIR] [--checkpoint SRC] [--out PATH]
+                                     [--noise-seeds N]
     python benchmarks/real_photos.py --compare BEFORE.json AFTER.json [--markdown OUT.md]
 
 Every case runs ``HumanSplatPipeline.from_pretrained()`` (the bundled checkpoint unless
@@ -225,7 +226,14 @@ def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048
             "gaussians": len(rec.gaussians)}
 
 
-def run_case(pipe, case: Case, save_dir: Path | None = None) -> dict:
+def grey_level_noise(photo: np.ndarray, seed: int) -> np.ndarray:
+    """``photo`` uint8 [H,W,3] with -1, 0 or +1 added to every value (seeded): the same
+    picture to an eye, saved again."""
+    step = np.random.default_rng(seed).integers(-1, 2, photo.shape)
+    return np.clip(photo.astype(np.int16) + step, 0, 255).astype(np.uint8)
+
+
+def run_case(pipe, case: Case, save_dir: Path | None = None, noise_seeds: int = 0) -> dict:
     photo = case.load()
     mask = case.independent_mask()
     t0 = time.perf_counter()
@@ -237,6 +245,18 @@ def run_case(pipe, case: Case, save_dir: Path | None = None) -> dict:
            **evaluate_case(rec, photo, mask), "seconds": seconds,
            "loadavg_1min": os.getloadavg()[0],  # the CPU is shared: how busy it was
            "notes": list(rec.meta["input"].get("notes", []))}
+    if noise_seeds:
+        # the same photo with a grey level of noise, scored against the photo itself: how
+        # far an invisible change moves the result (the spread an item's change must beat)
+        runs = [{"psnr": row["psnr"], "iou": row["iou"]}]
+        for k in range(1, noise_seeds + 1):
+            s = evaluate_case(pipe(grey_level_noise(photo, k), seed=0), photo, mask)
+            runs.append({"psnr": s["psnr"], "iou": s["iou"]})
+        row["noise_runs"] = runs
+        for key in ("psnr", "iou"):
+            v = [r[key] for r in runs]
+            row[f"{key}_noise"] = {"mean": float(np.mean(v)), "min": float(min(v)),
+                                   "max": float(max(v))}
     if save_dir is not None:
         from PIL import Image
 
@@ -274,6 +294,19 @@ def table(rows: list[dict]) -> str:
         hit = sum(r["psnr"] >= TARGET_PSNR_DB and r["iou"] >= TARGET_IOU for r in ok)
         lines.append(f"targets PSNR >= {TARGET_PSNR_DB:g} dB and IoU >= {TARGET_IOU:g}: "
                      f"{hit}/{len(ok)} cases")
+    noisy = [r for r in ok if "psnr_noise" in r]
+    if noisy:
+        n = len(noisy[0]["noise_runs"])
+        lines += ["", f"over {n} runs (the photo, then with a grey level of noise, seeds 1.."
+                  f"{n - 1}): PSNR mean [min, max] / IoU mean [min, max]"]
+        for r in noisy:
+            p, i = r["psnr_noise"], r["iou_noise"]
+            lines.append(f"{r['case']:24s} {p['mean']:6.2f} [{p['min']:6.2f}, {p['max']:6.2f}]  "
+                         f"{i['mean']:.3f} [{i['min']:.3f}, {i['max']:.3f}]")
+        spread = np.mean([r["psnr_noise"]["max"] - r["psnr_noise"]["min"] for r in noisy])
+        lines.append(f"{'mean':24s} {np.mean([r['psnr_noise']['mean'] for r in noisy]):6.2f}"
+                     f"  spread {spread:.2f} dB"
+                     f"  IoU {np.mean([r['iou_noise']['mean'] for r in noisy]):.3f}")
     regions = [r for r in ok if "error_by_region" in r]
     if regions:
         lines += ["", "where the error sits, by the pipeline's own mask: share of the person's "
@@ -303,7 +336,22 @@ def compare_markdown(before: dict, after: dict) -> str:
             return "-" if v is None else format(v * scale, spec) + suffix
         return lambda n: f"{cell(b.get(n))} → {cell(a[n])}"
 
-    cols = [("PSNR (dB)", pair("psnr", ".1f")),
+    def noise_cell(r, key, spec):
+        v = None if r is None else r.get(f"{key}_noise")
+        return "-" if v is None else (f"{format(v['mean'], spec)} [{format(v['min'], spec)}, "
+                                      f"{format(v['max'], spec)}]")
+
+    noisy = all("psnr_noise" in r for r in list(a.values()) + list(b.values()))
+    runs = len(next(iter(a.values()))["noise_runs"]) if noisy and a else 0
+    cols = []
+    if noisy:  # --noise-seeds: the mean over the runs first, the photo as it is after it
+        cols = [(f"PSNR, mean [min, max] of {runs} runs",
+                 lambda n: f"{noise_cell(b.get(n), 'psnr', '.1f')} → "
+                           f"{noise_cell(a[n], 'psnr', '.1f')}"),
+                (f"IoU, mean of {runs} runs",
+                 lambda n: f"{noise_cell(b.get(n), 'iou', '.3f').split(' ')[0]} → "
+                           f"{noise_cell(a[n], 'iou', '.3f').split(' ')[0]}")]
+    cols += [("PSNR (dB)", pair("psnr", ".1f")),
             ("PSNR where the masks agree", pair("psnr_both", ".1f")),
             ("SSIM", pair("ssim", ".3f")),
             ("IoU", pair("iou", ".3f")), ("masks agree", pair("mask_agreement", ".3f")),
@@ -326,6 +374,21 @@ def compare_markdown(before: dict, after: dict) -> str:
               f"{sum(a[n]['psnr'] >= TARGET_PSNR_DB for n in names)}, IoU >= {TARGET_IOU:g}: "
               f"{sum(a[n]['iou'] >= TARGET_IOU for n in names)}). Mean PSNR {la}: "
               f"{np.mean([a[n]['psnr'] for n in names]):.2f} dB."]
+    if noisy:
+        both_n = [n for n in names if n in b]
+
+        def mean_of(rows, key):
+            return np.mean([r[f"{key}_noise"]["mean"] for r in rows])
+
+        def spread(rows):
+            return np.mean([r["psnr_noise"]["max"] - r["psnr_noise"]["min"] for r in rows])
+        lines += ["", f"Over the {runs} runs (the photo, then with a grey level of noise): mean "
+                  f"PSNR {mean_of([b[n] for n in both_n], 'psnr'):.2f} → "
+                  f"{mean_of([a[n] for n in both_n], 'psnr'):.2f} dB, mean IoU "
+                  f"{mean_of([b[n] for n in both_n], 'iou'):.3f} → "
+                  f"{mean_of([a[n] for n in both_n], 'iou'):.3f}, mean spread (max - min "
+                  f"PSNR) {spread([b[n] for n in both_n]):.2f} → "
+                  f"{spread([a[n] for n in both_n]):.2f} dB."]
     return "\n".join(lines) + "\n"
 
 
@@ -347,7 +410,12 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a pipeline.json field for this run (JSON value, else "
                          "text), e.g. --set input_resolution=256")
+    ap.add_argument("--noise-seeds", type=int, default=0, metavar="N",
+                    help="also run each photo N more times with a grey level of seeded noise "
+                         "(seeds 1..N) and report the mean and range over the N + 1 runs")
     args = ap.parse_args(argv)
+    if args.noise_seeds < 0:
+        ap.error("--noise-seeds must be >= 0")
 
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
@@ -384,7 +452,7 @@ def main(argv=None) -> int:
     rows, skipped = [], []
     for c in cases:
         try:
-            rows.append(run_case(pipe, c, save_dir))
+            rows.append(run_case(pipe, c, save_dir, noise_seeds=args.noise_seeds))
         except HumanSplatError as err:  # a photo the pipeline refuses is a result too
             rows.append({"case": c.name, "file": c.file, "split": c.split, "error": str(err)})
         except PhotoUnavailable as err:  # not a result: this machine cannot get the photo

@@ -203,6 +203,40 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     assert sum(r["error"] for r in regions.values()) == pytest.approx(1.0)
 
 
+def test_benchmark_noise_runs_score_the_photo_saved_again():
+    """``--noise-seeds``: the pipeline also sees the photo with a grey level of seeded noise
+    (never more than one level off), every run is scored against the photo itself, and the
+    row and the table give the mean and range over the runs."""
+    from types import SimpleNamespace
+
+    photo, mask = _photo()
+    cam = _camera()
+    rec = _micro_rec(_unprojected_splat(photo, mask, cam), cam)
+    rec.mask = photo_at_input_camera(photo, mask, cam).mask
+    seen = []
+
+    def pipe(p, seed=0):
+        seen.append(p)
+        return rec
+
+    case = SimpleNamespace(name="micro", file="micro.png", crop=None, package=None,
+                           split="dev", what="a stand-in", load=lambda: photo,
+                           independent_mask=lambda: mask)
+    row = rp.run_case(pipe, case, noise_seeds=2)
+    assert len(seen) == 3 and seen[0] is photo
+    for k, noisy in enumerate(seen[1:], 1):
+        diff = noisy.astype(int) - photo.astype(int)
+        assert noisy.dtype == np.uint8 and np.abs(diff).max() == 1 and diff.any()
+        assert np.array_equal(noisy, rp.grey_level_noise(photo, k))  # seeded
+    assert not np.array_equal(seen[1], seen[2])
+    assert len(row["noise_runs"]) == 3 and row["noise_runs"][0]["psnr"] == row["psnr"]
+    p = row["psnr_noise"]
+    assert p["min"] <= p["mean"] <= p["max"] and p["max"] - p["min"] < 1e-6  # same splat
+    text = rp.table([dict(row, seconds=1.0)])
+    assert "over 3 runs" in text and "spread 0.00 dB" in text
+    assert "noise_runs" not in rp.run_case(pipe, case)
+
+
 def test_error_by_region_puts_each_error_where_it_is():
     """Person = the left 12 columns; the pipeline's mask: solid on 10, soft on column 10;
     all the error in column 11, just outside the pipeline's mask."""
@@ -247,6 +281,21 @@ def test_table_and_before_after_markdown():
                              {"label": "after", "rows": [after, new]})
     assert "| c | dev | - → 20.0 |" in md
     assert "before 0 of 1, after 1 of 2 (PSNR >= 25: 1, IoU >= 0.92: 2)" in md
+
+
+def test_before_after_markdown_over_noise_runs():
+    def row(psnrs, ious):
+        runs = [{"psnr": p, "iou": i} for p, i in zip(psnrs, ious)]
+        return {"case": "a", "split": "dev", "psnr": psnrs[0], "ssim": 0.9, "iou": ious[0],
+                "beyond_cut_edge": None, "gaussians": 10, "seconds": 1.0, "noise_runs": runs,
+                "psnr_noise": {"mean": float(np.mean(psnrs)), "min": min(psnrs),
+                               "max": max(psnrs)},
+                "iou_noise": {"mean": float(np.mean(ious)), "min": min(ious), "max": max(ious)}}
+
+    md = rp.compare_markdown({"label": "b", "rows": [row([20.0, 14.0, 17.0], [0.8] * 3)]},
+                             {"label": "a", "rows": [row([18.0, 19.0, 20.0], [0.9] * 3)]})
+    assert "| a | dev | 17.0 [14.0, 20.0] → 19.0 [18.0, 20.0] | 0.800 → 0.900 | 20.0 → 18.0 |" in md
+    assert "mean PSNR 17.00 → 19.00 dB" in md and "spread (max - min PSNR) 6.00 → 2.00 dB" in md
 
 
 def test_cases_are_real_files_with_a_held_out_split():

@@ -422,8 +422,8 @@ def test_bad_images(image, match):
         preprocess(image)
 
 
-def test_concurrent_calls_share_graphs_safely(astronaut, segmenter, pose):
-    ref = preprocess(astronaut, size=256, segmenter=segmenter, pose=pose)
+def test_concurrent_calls_share_graphs_safely(astronaut, pose):
+    ref = preprocess(astronaut, size=256, pose=pose)  # the default segmenter, as below
     with concurrent.futures.ThreadPoolExecutor(3) as ex:
         outs = list(ex.map(lambda _: preprocess(astronaut, size=256), range(3)))
     for out in outs:
@@ -677,3 +677,34 @@ def test_the_limbs_the_pose_places_reach_the_colour_step(astronaut, segmenter, p
     assert both.sum() > head_only.sum() + 0.02 * both.size  # and the arms' capsules
     preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, landmark_head=False)
     assert seen[-1] is None
+
+
+def test_shift_averaged_segmentation_moves_with_the_picture():
+    """A convolutional segmenter answers a picture moved by a pixel or two with a different
+    mask; averaged over one-pixel shifts of its input (real-photos item 34) it follows the
+    picture more closely: the masks of moved copies, moved back, agree better."""
+    photo = skdata.astronaut()
+
+    def agreement(seg):
+        m0 = seg(photo) > 0.5
+        out = []
+        for s in (1, 2, 3):
+            moved = np.pad(photo, ((0, 0), (s, 0), (0, 0)), mode="edge")[:, :photo.shape[1]]
+            m = seg(moved)[:, s:] > 0.5
+            out.append((m & m0[:, :-s]).sum() / (m | m0[:, :-s]).sum())
+        return float(np.mean(out))
+
+    plain, shifted = MediapipeSegmenter(0), MediapipeSegmenter(0, shifts=4)
+    a1, a4 = agreement(plain), agreement(shifted)
+    assert a4 > a1 and a4 > 0.99, (a1, a4)
+    m1, m4 = plain(photo) > 0.5, shifted(photo) > 0.5
+    assert (m1 & m4).sum() / (m1 | m4).sum() > 0.97  # the same person, only steadier
+    assert shifted.name.endswith("-x4")
+    with pytest.raises(ValueError, match="shifts"):
+        MediapipeSegmenter(0, shifts=5)
+    from humansplat.errors import ConfigError
+    from humansplat.pipeline.config import PipelineConfig
+
+    for bad in (0, 5, True, 2.0):
+        with pytest.raises(ConfigError, match="segment_shifts"):
+            PipelineConfig(segment_shifts=bad)

@@ -72,6 +72,9 @@ class PipelineConfig:
         real-photos item 30: the top of a capped head).
     landmark_limbs: the same for the limbs the pose places (arms, legs, feet; real-photos
         item 33).
+    segment_shifts: the person segmenter averaged over this many one-pixel shifts of its
+        input (1-4; real-photos item 34): the same photo with a grey level of noise gives the
+        same crop and mask.
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
@@ -164,6 +167,7 @@ class PipelineConfig:
     colour_mask: bool = True
     landmark_head: bool = True
     landmark_limbs: bool = False
+    segment_shifts: int = 4
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
@@ -226,6 +230,8 @@ class PipelineConfig:
         check_foreground_ratio(self.foreground_ratio)
         if not isinstance(self.colour_mask, bool):
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
+        if type(self.segment_shifts) is not int or not 1 <= self.segment_shifts <= 4:
+            bad("segment_shifts", f"must be an int in 1..4, got {self.segment_shifts!r}")
         for name in ("landmark_head", "landmark_limbs"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, f"must be true or false, got {getattr(self, name)!r}")

@@ -638,6 +638,7 @@ def preprocess(
     colour_refine: bool = True,
     landmark_head: bool = True,
     landmark_limbs: bool = False,
+    segment_shifts: int = 4,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
@@ -648,7 +649,9 @@ def preprocess(
     crop (``segmentation.refine_with_colour``; never applied to an alpha mask).
     ``landmark_head``: in that refinement, let colour decide the head the pose places where
     the segmenter saw background (``landmark_regions.likely_head``); ``landmark_limbs``: the
-    same for the limbs the pose places (``landmark_regions.likely_limbs``). Raises
+    same for the limbs the pose places (``landmark_regions.likely_limbs``).
+    ``segment_shifts``: without a ``segmenter``, the default one averaged over this many
+    one-pixel shifts (``segmentation.MediapipeSegmenter``). Raises
     InvalidImageError (not an image, short side < 64 px) and NoPersonError.
     """
     t_start = time.perf_counter()
@@ -659,7 +662,7 @@ def preprocess(
         raise InvalidImageError(
             f"image is {W}x{H} px; its shorter side must be at least {MIN_IMAGE_SIDE} px"
         )
-    segmenter = segmenter if segmenter is not None else default_segmenter()
+    segmenter = segmenter if segmenter is not None else default_segmenter(segment_shifts)
     pose = pose if pose is not None else default_pose()
     use_alpha = alpha_is_meaningful(alpha)
     source = "alpha" if use_alpha else getattr(segmenter, "name", type(segmenter).__name__)
