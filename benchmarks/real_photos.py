@@ -336,10 +336,12 @@ def compare_markdown(before: dict, after: dict) -> str:
             return "-" if v is None else format(v * scale, spec) + suffix
         return lambda n: f"{cell(b.get(n))} → {cell(a[n])}"
 
-    def noise_cell(r, key, spec):
+    def noise_cell(r, key, spec, span=True):
         v = None if r is None else r.get(f"{key}_noise")
-        return "-" if v is None else (f"{format(v['mean'], spec)} [{format(v['min'], spec)}, "
-                                      f"{format(v['max'], spec)}]")
+        if v is None:
+            return "-"
+        mean = format(v["mean"], spec)
+        return f"{mean} [{format(v['min'], spec)}, {format(v['max'], spec)}]" if span else mean
 
     noisy = all("psnr_noise" in r for r in list(a.values()) + list(b.values()))
     runs = len(next(iter(a.values()))["noise_runs"]) if noisy and a else 0
@@ -349,8 +351,8 @@ def compare_markdown(before: dict, after: dict) -> str:
                  lambda n: f"{noise_cell(b.get(n), 'psnr', '.1f')} → "
                            f"{noise_cell(a[n], 'psnr', '.1f')}"),
                 (f"IoU, mean of {runs} runs",
-                 lambda n: f"{noise_cell(b.get(n), 'iou', '.3f').split(' ')[0]} → "
-                           f"{noise_cell(a[n], 'iou', '.3f').split(' ')[0]}")]
+                 lambda n: f"{noise_cell(b.get(n), 'iou', '.3f', span=False)} → "
+                           f"{noise_cell(a[n], 'iou', '.3f', span=False)}")]
     cols += [("PSNR (dB)", pair("psnr", ".1f")),
             ("PSNR where the masks agree", pair("psnr_both", ".1f")),
             ("SSIM", pair("ssim", ".3f")),

@@ -187,3 +187,17 @@ def _anny():
 
         _BODY.append(AnnyBody())
     return _BODY[0]
+
+
+def test_gaussian_blur_is_normalised_separable_and_zero_outside():
+    from humansplat.image_filters import gaussian_blur
+
+    x = torch.zeros(2, 21, 21)
+    x[:, 10, 10] = 1.0
+    y = gaussian_blur(x, 1.5)
+    assert y.shape == x.shape and torch.allclose(y.sum((1, 2)), torch.ones(2))
+    g = torch.exp(-0.5 * (torch.arange(-5, 6).float() / 1.5) ** 2)
+    g = g / g.sum()
+    assert torch.allclose(y[0, 5:16, 5:16], g[:, None] * g[None, :], atol=1e-6)
+    edge = gaussian_blur(torch.ones(1, 9, 9), 1.0)
+    assert edge[0, 4, 4] == pytest.approx(1.0) and edge[0, 0, 0] < 0.6  # zero beyond the edge

@@ -46,6 +46,7 @@ from ..cameras import Cameras
 from ..config import check_field_types
 from ..errors import ConfigError
 from ..geometry import mesh_adjacency, vertex_normals
+from ..image_filters import gaussian_blur
 
 __all__ = ["ClothingConfig", "ClothedBody", "clothe_body", "clothe_fit", "EXTREMITIES"]
 
@@ -267,11 +268,7 @@ def _rim_colours(image: Tensor, mask: Tensor, blur: float, uv: Tensor, direction
                         mode="area")
     if blur > 0:
         # within the mask only: the background must not tint the person's edge
-        r = max(1, int(np.ceil(3 * blur)))
-        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / blur) ** 2)
-        k = (k / k.sum()).reshape(1, 1, 1, -1).repeat(4, 1, 1, 1)
-        x = F.pad(torch.cat([img * mask, mask.expand(1, 1, R, R)], 1), (r, r, r, r))
-        x = F.conv2d(F.conv2d(x, k, groups=4), k.transpose(2, 3), groups=4)
+        x = gaussian_blur(torch.cat([img * mask, mask], 1)[0], blur)[None]
         img = torch.where(mask > 0, x[:, :3] / x[:, 3:].clamp(min=1e-6), img)
     img = img[0]
     ij = (uv - 2.0 * direction).floor().long().clamp(0, R - 1)

@@ -73,6 +73,7 @@ from torch import Tensor
 from ..cameras import Cameras, project_points
 from ..errors import ConfigError
 from ..gaussians import Gaussians
+from ..image_filters import gaussian_blur
 from .base import ProgressCallback, SynthInput, SynthOutput, ViewSynthesizer, same_angle
 from ..latent_space import LatentSpace, PixelSpace, resize_images
 
@@ -277,20 +278,12 @@ def part_lowpass(image: Tensor, labels: Tensor, mask: Tensor, sigma: float,
     img_s = small(img)
     lab_s = F.interpolate(labels[None, None].float(), size=(s, s), mode="nearest")[0, 0].long()
     sd = max(float(sigma) * s, 0.5)
-    r = max(1, int(math.ceil(3 * sd)))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sd) ** 2)
-    k = k / k.sum()
-
-    def blur(x: Tensor) -> Tensor:  # [C,s,s], separable, zero outside
-        c = x.shape[0]
-        x = F.conv2d(x[:, None], k.view(1, 1, 1, -1), padding=(0, r))
-        return F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0].reshape(c, s, s)
-
     # per part: the blur of its common pixels only
     w = torch.stack([small(((labels == p) & mask).float()[None] * common[None])[0]
                      for p in parts.tolist()])  # [P,s,s]
-    num = blur((img_s[None] * w[:, None]).reshape(-1, s, s)).reshape(len(parts), 3, s, s)
-    den = blur(w)  # [P,s,s]
+    num = gaussian_blur((img_s[None] * w[:, None]).reshape(-1, s, s), sd)
+    num = num.reshape(len(parts), 3, s, s)
+    den = gaussian_blur(w, sd)  # [P,s,s]
     fill_s = img_s.clone()
     for i, p in enumerate(parts.tolist()):
         at = (lab_s == p) & (den[i] > 1e-4)
