@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("humansplat._version", "humansplat.errors"),
     ("humansplat.runtime", "humansplat.logs", "humansplat.config", "humansplat.hub"),
     # maths and containers
-    ("humansplat.geometry", "humansplat.cameras"),
+    ("humansplat.geometry", "humansplat.cameras", "humansplat.image_filters"),
     ("humansplat.gaussians", "humansplat.metrics"),
     ("humansplat.render",),
     ("humansplat.io",),
