@@ -6,10 +6,14 @@ segmentation and landmarks (``preprocess`` timings), for the fit, and their tota
 Synthetic round trip: an Anny body in a random pose and shape (both genders, several
 azimuths) rendered by our renderer; the fitter sees the projected keypoints and the render's
 alpha; we report the median 2D keypoint error (fraction of the image size), the silhouette
-IoU and the 3D joint error after similarity alignment (PA-MPJPE over the 21 fitted joints).
+IoU, the 3D joint error after similarity alignment (PA-MPJPE over the 21 fitted joints) and
+the error of the body's lean in depth (degrees; ``--lean`` makes the true bodies lean toward
+the camera, as a raised camera sees them). Real photos: the fitted body's lean in depth
+(``fit.depth_lean``; a photo cannot show it, the prior decides).
 
     python benchmarks/body_fit.py [--out benchmarks/results/body_fit.json] [--threads 2]
                                   [--repeats 3] [--cases 12] [--images a.jpg b.png]
+                                  [--lean 0] [--cut-at-hips]
                                   [--set iters_pose=140 --set silhouette_res=96 ...]
 
 ``--set`` overrides a :class:`~humansplat.prior.fit.FitConfig` field (to compare settings).
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -31,8 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humansplat.prior.body import AnnyBody, anny_cache_dir, ensure_anny_cache  # noqa: E402
-from humansplat.prior.fit import (FitConfig, fit_body, fit_preprocessed,  # noqa: E402
-                                  procrustes_align, sample_pose, synthetic_view)
+from humansplat.prior.fit import (FitConfig, depth_lean, fit_body,  # noqa: E402
+                                  fit_preprocessed, procrustes_align, sample_pose,
+                                  synthetic_view)
 
 AZIMUTHS = (0.0, 45.0, -45.0, 90.0, 135.0, 180.0)
 GENDERS = (0.0, 1.0)
@@ -81,11 +87,17 @@ def _real(paths, repeats: int, body, cfg: FitConfig) -> list[dict]:
             "kp_err_frac": fit.diagnostics["kp_err_frac"],
             "silhouette_iou": fit.diagnostics["silhouette_iou"],
             "keypoints_used": int((pre.landmarks.keypoints()[1] >= cfg.min_confidence).sum()),
+            "lean_deg": _lean_deg(fit),
         })
     return rows
 
 
-def _synthetic(n_cases: int, size: int, body, cfg: FitConfig, kp_noise: float) -> list[dict]:
+def _lean_deg(fit) -> float:
+    return math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))
+
+
+def _synthetic(n_cases: int, size: int, body, cfg: FitConfig, kp_noise: float,
+               lean: float = 0.0, cut: bool = False) -> list[dict]:
     g = torch.Generator().manual_seed(2024)
     cases = [(a, s) for s in GENDERS for a in AZIMUTHS]
     rows = []
@@ -96,21 +108,26 @@ def _synthetic(n_cases: int, size: int, body, cfg: FitConfig, kp_noise: float) -
         shape = 0.2 + 0.6 * torch.rand(body.num_shape, generator=g)
         shape[0] = gender
         shape[1] = 0.5 + 0.4 * torch.rand((), generator=g)  # adults (age 0.5 .. 0.9)
-        view = synthetic_view(body, pose, shape, azimuth_deg=az, size=size)
+        view = synthetic_view(body, pose, shape, azimuth_deg=az, lean_deg=lean, size=size)
         kp = view.keypoints_xy + kp_noise * size * torch.randn(view.keypoints_xy.shape,
                                                                generator=g)
+        conf, mask, valid = torch.ones(len(kp)), view.mask, None
+        if cut:  # where the photo ends is passed on, as the pipeline does
+            conf, mask, valid = view.cut_at_hips()
         t0 = time.perf_counter()
-        fit = fit_body(body, kp, torch.ones(len(kp)), view.mask, config=cfg)
+        fit = fit_body(body, kp, conf, mask, config=cfg, valid=valid)
         secs = time.perf_counter() - t0
         gt_j, fit_j = view.joints[sj], fit.joints[sj]
         pa = float((procrustes_align(fit_j, gt_j) - gt_j).norm(dim=-1).mean()) * 1000
-        err = (fit.keypoints_2d - view.keypoints_xy).norm(dim=-1).median().item()
+        seen = conf > 0  # the keypoints the fitter was shown
+        err = (fit.keypoints_2d - view.keypoints_xy)[seen].norm(dim=-1).median().item()
         rows.append({"azimuth_deg": az, "gender": gender, "shape": shape.tolist(),
                      "fit_shape": fit.params["shape"].tolist(),
                      "kp_err_frac_vs_truth": err / size,
                      "kp_err_frac": fit.diagnostics["kp_err_frac"],
                      "silhouette_iou": fit.diagnostics["silhouette_iou"],
-                     "pa_mpjpe_mm": pa, "fit_s": secs,
+                     "pa_mpjpe_mm": pa, "fit_s": secs, "true_lean_deg": lean,
+                     "lean_deg": _lean_deg(fit), "lean_err_deg": abs(_lean_deg(fit) - lean),
                      "yaw_hypothesis_deg": fit.diagnostics["yaw_deg"]})
     return rows
 
@@ -125,6 +142,10 @@ def main() -> None:
     ap.add_argument("--kp-noise", type=float, default=0.0,
                     help="std of noise added to synthetic keypoints, fraction of the size")
     ap.add_argument("--images", nargs="*", default=[], help="more real photos")
+    ap.add_argument("--lean", type=float, default=0.0,
+                    help="synthetic bodies lean toward the camera by this many degrees")
+    ap.add_argument("--cut-at-hips", action="store_true",
+                    help="synthetic photos cut below the hips (keypoints and mask)")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a FitConfig field (repeatable)")
@@ -140,7 +161,9 @@ def main() -> None:
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        overrides[key] = type(getattr(FitConfig(), key))(value)
+        default = getattr(FitConfig(), key)
+        overrides[key] = (value.lower() in ("1", "true", "yes") if isinstance(default, bool)
+                          else type(default)(value))
     cfg = FitConfig(**overrides)
     machine = _machine(args.threads)
     print(f"machine: {machine}")
@@ -149,19 +172,22 @@ def main() -> None:
     real = [] if args.no_real else _real(args.images, args.repeats, body, cfg)
     if real:
         print(f"\n{'image':<14}{'seg s':>8}{'lmk s':>8}{'fit s':>8}{'sum s':>8}{'e2e s':>8}"
-              f"{'kp px':>8}{'IoU':>7}")
+              f"{'kp px':>8}{'IoU':>7}{'lean':>7}")
         for r in real:
             print(f"{r['image']:<14}{r['segmentation_s']:8.2f}{r['landmarks_s']:8.2f}"
                   f"{r['fit_s']:8.2f}{r['seg_landmarks_fit_s']:8.2f}{r['end_to_end_s']:8.2f}"
-                  f"{r['kp_err_px_median']:8.1f}{r['silhouette_iou']:7.3f}")
+                  f"{r['kp_err_px_median']:8.1f}{r['silhouette_iou']:7.3f}{r['lean_deg']:7.1f}")
 
-    syn = _synthetic(args.cases, args.size, body, cfg, args.kp_noise) if args.cases else []
+    syn = _synthetic(args.cases, args.size, body, cfg, args.kp_noise, args.lean,
+                     args.cut_at_hips) if args.cases else []
     summary = {}
     if syn:
-        print(f"\n{'az':>6}{'gender':>8}{'kp err %':>10}{'IoU':>7}{'PA-MPJPE mm':>13}{'fit s':>8}")
+        print(f"\n{'az':>6}{'gender':>8}{'kp err %':>10}{'IoU':>7}{'PA-MPJPE mm':>13}"
+              f"{'lean':>7}{'lean err':>10}{'fit s':>8}")
         for r in syn:
             print(f"{r['azimuth_deg']:6.0f}{r['gender']:8.0f}{100 * r['kp_err_frac']:10.2f}"
-                  f"{r['silhouette_iou']:7.3f}{r['pa_mpjpe_mm']:13.1f}{r['fit_s']:8.2f}")
+                  f"{r['silhouette_iou']:7.3f}{r['pa_mpjpe_mm']:13.1f}{r['lean_deg']:7.1f}"
+                  f"{r['lean_err_deg']:10.1f}{r['fit_s']:8.2f}")
         med = lambda k: statistics.median(r[k] for r in syn)  # noqa: E731
         summary = {"kp_err_frac_median": med("kp_err_frac"),
                    "kp_err_frac_max": max(r["kp_err_frac"] for r in syn),
@@ -169,6 +195,8 @@ def main() -> None:
                    "silhouette_iou_min": min(r["silhouette_iou"] for r in syn),
                    "pa_mpjpe_mm_median": med("pa_mpjpe_mm"),
                    "pa_mpjpe_mm_max": max(r["pa_mpjpe_mm"] for r in syn),
+                   "lean_err_deg_median": med("lean_err_deg"),
+                   "lean_err_deg_max": max(r["lean_err_deg"] for r in syn),
                    "fit_s_median": med("fit_s")}
         print("summary: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
     out = Path(args.out)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["quat_to_rotmat", "rotmat_to_quat", "quat_multiply", "quat_conjugate",
-           "axis_angle_to_matrix", "vertex_normals"]
+           "axis_angle_to_matrix", "quat_to_axis_angle", "vertex_normals"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -97,6 +97,19 @@ def axis_angle_to_matrix(aa: Tensor) -> Tensor:
     K = _skew(aa)
     eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(K)
     return eye + a * K + b * (K @ K)
+
+
+def quat_to_axis_angle(q: Tensor) -> Tensor:
+    """Axis-angle [...,3] (angle = norm, radians, at most pi) from quaternions [...,4]
+    (w, x, y, z), normalised first; the inverse of :func:`axis_angle_to_matrix` through
+    :func:`rotmat_to_quat`."""
+    q = F.normalize(q, dim=-1)
+    q = torch.where(q[..., :1] < 0, -q, q)  # the shorter way round
+    v = q[..., 1:]
+    s = v.norm(dim=-1, keepdim=True)
+    angle = 2.0 * torch.atan2(s, q[..., :1])
+    # angle / sin(angle / 2) -> 2 as s -> 0
+    return v * torch.where(s > 1e-8, angle / s.clamp_min(1e-12), torch.full_like(s, 2.0))
 
 
 # ----------------------------------------------------------------------------------------

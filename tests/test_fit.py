@@ -18,9 +18,9 @@ from humansplat.cameras import DEFAULT_FOVY_DEG, intrinsics_from_fov, project_po
 from humansplat.errors import ConfigError, NoPersonError
 from humansplat.geometry import axis_angle_to_matrix
 from humansplat.metrics import mask_iou
-from humansplat.prior.fit import (INPUT_CAMERA_RADIUS, FitConfig, _PosePrior, fit_body,
-                                  input_camera, procrustes_align, render_body, sample_pose,
-                                  surface_points, synthetic_view)
+from humansplat.prior.fit import (INPUT_CAMERA_RADIUS, QUICK_FIT, FitConfig, _PosePrior,
+                                  depth_lean, fit_body, input_camera, procrustes_align,
+                                  render_body, sample_pose, surface_points, synthetic_view)
 from humansplat.prior.overlay import mesh_silhouette, overlay_fit
 from humansplat.prior.parts import KEYPOINT_NAMES, PART_NAMES
 
@@ -69,6 +69,67 @@ def test_round_trip(anny_body, azimuth, gender, seed):
     R = axis_angle_to_matrix(fit.params["global_orient"])
     yaw = math.degrees(math.atan2(R[0, 2], R[2, 2]))
     assert abs((yaw + azimuth + 180) % 360 - 180) < 60, (yaw, azimuth)
+
+
+def _lean_deg(v: torch.Tensor) -> float:
+    """How far a world vector [3] leans toward the input camera (+z), degrees."""
+    return math.degrees(math.asin(float(v[2] / v.norm())))
+
+
+def _legs(fit) -> torch.Tensor:
+    k, n = fit.keypoints, list(KEYPOINT_NAMES)
+    mid = lambda a: 0.5 * (k[n.index("left_" + a)] + k[n.index("right_" + a)])  # noqa: E731
+    return mid("hip") - mid("ankle")
+
+
+@pytest.mark.parametrize("azimuth, gender, seed", [(0.0, 1.0, 1), (135.0, 0.0, 2)])
+def test_upper_body_photo_fits_a_body_standing_under_it(anny_body, azimuth, gender, seed):
+    """A photo cut below the hips shows neither the legs nor how the body leans in depth
+    (a lean only foreshortens it, which the scale absorbs): the fit keeps the body upright
+    and its legs under it, not folded toward the camera to stay inside the frame."""
+    view = _case(anny_body, azimuth, gender, seed)
+    conf, mask, valid = view.cut_at_hips()
+    fit = fit_body(anny_body, view.keypoints_xy, conf, mask, valid=valid,
+                   config=FitConfig(ignore_beyond_photo=True))
+    assert abs(math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))) < 10
+    assert abs(_lean_deg(_legs(fit))) < 20
+    seen = conf > 0
+    assert (fit.keypoints_2d - view.keypoints_xy)[seen].norm(dim=-1).median() / SIZE < 0.02
+    assert fit.diagnostics["silhouette_iou"] > 0.85  # scored inside the photo
+
+
+def test_keypoints_beyond_the_photo_are_guesses_and_ignored(anny_body):
+    """A detector places the joints a cut photo hides somewhere beyond its edge, often with
+    some confidence: the fit gives them no say (the same fit as without them), unless too
+    few body keypoints would be left to fit at all."""
+    view = _case(anny_body, 30.0, 1.0, seed=5)
+    conf, mask, valid = view.cut_at_hips()
+    cfg = FitConfig(ignore_beyond_photo=True, **QUICK_FIT)
+    guessed = view.keypoints_xy.clone()
+    hidden = conf == 0
+    guessed[hidden] = torch.tensor([SIZE * 0.5, SIZE - 2.0])  # all at the bottom, past the cut
+    a = fit_body(anny_body, view.keypoints_xy, conf, mask, valid=valid, config=cfg)
+    b = fit_body(anny_body, guessed, torch.where(hidden, 0.5, conf), mask, valid=valid,
+                 config=cfg)
+    assert torch.equal(a.vertices, b.vertices)
+    assert a.diagnostics["lower_body_hidden"] == b.diagnostics["lower_body_hidden"] == 10 / 12
+    # nothing of the body inside the photo: the detector's guesses are all there is
+    none = np.zeros_like(valid)
+    none[:4] = 1.0
+    c = fit_body(anny_body, view.keypoints_xy, torch.ones(23), mask * none, valid=none,
+                 config=cfg)
+    assert c.diagnostics["lower_body_hidden"] == 0.0
+
+
+def test_synthetic_view_leans_toward_the_camera(anny_body):
+    g = torch.Generator().manual_seed(3)
+    pose, shape = sample_pose(anny_body, g, 0.3), torch.full((anny_body.num_shape,), 0.5)
+    view = synthetic_view(anny_body, pose, shape, azimuth_deg=60.0, lean_deg=20.0, size=64)
+    assert math.isclose(float(depth_lean(view.params["global_orient"])),
+                        math.sin(math.radians(20.0)), abs_tol=1e-5)
+    R = axis_angle_to_matrix(view.params["global_orient"])
+    yaw = math.degrees(math.atan2(R[0, 2], R[2, 2]))  # the turn comes first, then the lean
+    assert abs(yaw + 60.0) < 3.0
 
 
 def test_fit_result_layout(anny_body, fitted):
@@ -130,6 +191,8 @@ def test_fit_input_errors(anny_body):
         fit_body(anny_body, kp, conf)
     with pytest.raises(ValueError, match="mask"):
         fit_body(anny_body, kp, conf, np.zeros((64, 64)), image_size=(SIZE, SIZE))
+    with pytest.raises(ValueError, match="valid"):
+        fit_body(anny_body, kp, conf, np.zeros((SIZE, SIZE)), valid=np.ones((64, 64)))
     few = torch.zeros(23)
     few[:5] = 1.0  # the face alone
     with pytest.raises(NoPersonError, match="keypoints"):

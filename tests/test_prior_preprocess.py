@@ -708,3 +708,17 @@ def test_shift_averaged_segmentation_moves_with_the_picture():
     for bad in (0, 5, True, 2.0):
         with pytest.raises(ConfigError, match="segment_shifts"):
             PipelineConfig(segment_shifts=bad)
+
+
+def test_inside_photo_marks_the_crop_beyond_the_photos_edges():
+    """The body fit ignores the mask where the crop reaches past the photo (a cut edge is no
+    silhouette): the crop knows which of its pixels lie in the photo, partly at the edge."""
+    pre = Preprocessed(rgb=np.zeros((100, 100, 3), np.uint8), rgb_raw=np.zeros((100, 100, 3), np.uint8),
+                       mask=np.zeros((100, 100), np.float32), landmarks=None,
+                       crop_box=(-10.5, 50.0, 89.5, 150.0), scale=1.0, n_people_detected=1,
+                       notes=[], original_size=(200, 120))
+    inside = pre.inside_photo()
+    assert inside.shape == (100, 100) and inside.dtype == np.float32
+    assert (inside[:70, 11:] == 1).all()  # photo rows 50..119, columns 0.5..
+    assert (inside[70:] == 0).all() and (inside[:, :10] == 0).all()
+    assert np.allclose(inside[:70, 10], 0.5)  # half of that column is in the photo

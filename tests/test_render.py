@@ -8,7 +8,8 @@ import torch
 
 from humansplat.cameras import orbit_cameras
 from humansplat.render import TorchRasterConfig, gsplat_available, rasterize
-from humansplat.geometry import quat_multiply, quat_to_rotmat, rotmat_to_quat
+from humansplat.geometry import (axis_angle_to_matrix, quat_multiply, quat_to_axis_angle,
+                                 quat_to_rotmat, rotmat_to_quat)
 from humansplat.render.ewa import eval_sh, project_gaussians
 from reference_render import render_reference
 
@@ -379,6 +380,12 @@ def test_quaternion_helpers():
     q2 = unit()
     assert torch.allclose(quat_to_rotmat(quat_multiply(q, q2)), R @ quat_to_rotmat(q2), atol=1e-12)
     assert torch.allclose(quat_to_rotmat(3.0 * q), R)  # any norm
+    # axis-angle from a quaternion: back to the same rotation, the shorter way round
+    aa = quat_to_axis_angle(q)
+    assert torch.allclose(axis_angle_to_matrix(aa), R, atol=1e-10)
+    assert (aa.norm(dim=-1) <= torch.pi + 1e-12).all()
+    assert torch.allclose(quat_to_axis_angle(-q), aa, atol=1e-12)
+    assert torch.equal(quat_to_axis_angle(torch.tensor([1.0, 0, 0, 0])), torch.zeros(3))
 
 
 def _emulated_rasterize_to_pixels(means2d, conics, colors, opacities, width, height, tile_size,

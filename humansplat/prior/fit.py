@@ -39,7 +39,7 @@ from torch import Tensor
 from ..cameras import DEFAULT_FOVY_DEG, Cameras, orbit_cameras, project_points
 from ..config import check_field_types
 from ..errors import ConfigError, NoPersonError
-from ..geometry import axis_angle_to_matrix
+from ..geometry import axis_angle_to_matrix, quat_multiply, quat_to_axis_angle
 from ..metrics import mask_iou
 from .body import BodyModel
 from .parts import KEYPOINT_NAMES, NUM_PARTS, PART_NAMES
@@ -49,6 +49,7 @@ __all__ = [
     "BodyFit",
     "fit_body",
     "fit_preprocessed",
+    "depth_lean",
     "input_camera",
     "SurfacePoints",
     "surface_points",
@@ -87,6 +88,20 @@ class FitConfig:
     w_pose_prior: float = 0.02
     w_limits: float = 10.0
     w_shape: float = 0.01
+    # the body's up axis leaning toward or away from the camera, w * sin^2(lean): from one
+    # photo such a lean only foreshortens the body, which the scale absorbs, so without a
+    # prior the legs an upper-body photo hides swing 20-55 degrees in depth
+    w_upright: float = 0.0
+    # the same prior times the share of the lower body's 12 keypoints (hips, knees, ankles,
+    # feet) the photo does not show: a full-body photo's foreshortened legs tell the lean,
+    # an upper-body photo's do not
+    w_upright_hidden: float = 0.0
+    # what lies beyond the photo's edge (``fit_body``'s ``valid``) is unknown, not
+    # background: the silhouette is not scored there (else the legs an upper-body photo
+    # cuts off fold toward the camera to stay inside it), and a keypoint the detector puts
+    # there is its guess at what the photo does not show, ignored (unless fewer than 4 body
+    # keypoints would remain)
+    ignore_beyond_photo: bool = True
     fit_shape: bool = True
 
     def __post_init__(self) -> None:
@@ -387,6 +402,12 @@ def _yaw_axis_angle(yaw: Tensor) -> Tensor:
     return torch.stack([torch.zeros_like(yaw), yaw, torch.zeros_like(yaw)], -1)
 
 
+def depth_lean(global_orient: Tensor) -> Tensor:
+    """sin of the angle by which the body's up axis leans toward the input camera (+z):
+    global_orient [...,3] axis-angle -> [...]. Negative: leaning away."""
+    return axis_angle_to_matrix(global_orient)[..., 2, 1]  # z of R @ (0, 1, 0)
+
+
 def _check_inputs(keypoints_xy, keypoint_conf, mask, image_size):
     kp = torch.as_tensor(np.asarray(keypoints_xy, np.float32) if not isinstance(
         keypoints_xy, Tensor) else keypoints_xy, dtype=torch.float32)
@@ -435,20 +456,42 @@ def _soft_iou_loss(alpha: Tensor, target: Tensor) -> Tensor:
 
 def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
              image_size: tuple[int, int] | None = None,
-             config: FitConfig | None = None) -> BodyFit:
+             config: FitConfig | None = None, valid=None) -> BodyFit:
     """Fit ``model`` to one image's keypoints and (optionally) person mask.
 
     keypoints_xy [23,2] pixels (pixel centres at +0.5) in ``parts.KEYPOINT_NAMES`` order,
     keypoint_conf [23] in [0,1] (0 = missing), mask [H,W] in [0,1] (or uint8) of the same
-    image, image_size (width, height) when no mask is given. Returns a :class:`BodyFit`.
+    image, image_size (width, height) when no mask is given; valid [H,W] in [0,1]: where
+    the mask is known (a crop reaching beyond a photo's cut edge: 0 there, so the body is
+    free to go on past it; None: everywhere). Returns a :class:`BodyFit`.
     Raises NoPersonError when fewer than 4 torso/limb keypoints are confident.
     """
     cfg = config or FitConfig()
     t_start = time.perf_counter()
     kp_t, conf, mask_t, (W, H) = _check_inputs(keypoints_xy, keypoint_conf, mask, image_size)
+    valid_t = None
+    if valid is not None and mask_t is not None:
+        valid_t = torch.as_tensor(np.asarray(valid, np.float32))
+        if valid_t.shape != mask_t.shape:
+            raise ValueError(f"valid must have the mask's shape {tuple(mask_t.shape)}, got "
+                             f"{tuple(valid_t.shape)}")
+        if not cfg.ignore_beyond_photo:
+            valid_t = None
+        else:
+            ij = kp_t.floor().long()
+            inside = (ij[:, 0] >= 0) & (ij[:, 0] < W) & (ij[:, 1] >= 0) & (ij[:, 1] < H)
+            seen = torch.zeros(len(kp_t), dtype=torch.bool)
+            seen[inside] = valid_t[ij[inside, 1], ij[inside, 0]] >= 0.5
+            kept = torch.where(seen, conf, torch.zeros_like(conf))
+            body_kp = [i for i, n in enumerate(KEYPOINT_NAMES) if n not in _FACE]
+            if int((kept[body_kp] >= cfg.min_confidence).sum()) >= 4:  # else guesses or nothing
+                conf = kept
     dt, dev = model.dtype, model.device
     size = float(max(W, H))
     conf = torch.where(conf >= cfg.min_confidence, conf, torch.zeros_like(conf))
+    lower = [KEYPOINT_NAMES.index(n) for n in _LOWER_BODY]
+    hidden = int((conf[lower] == 0).sum()) / len(lower)  # share of the lower body unseen
+    w_up = cfg.w_upright + cfg.w_upright_hidden * hidden
     body_kp = [i for i, n in enumerate(KEYPOINT_NAMES) if n not in _FACE]
     if int((conf[body_kp] > 0).sum()) < 4:
         raise NoPersonError("too few body keypoints were detected to fit a body "
@@ -506,7 +549,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         R = axis_angle_to_matrix(g_orient)
         kp3 = torch.exp(g_logs)[:, None, None] * rest_kp @ R.transpose(-1, -2) + \
             torch.cat([g_transl, zeros_z], 1)[:, None]
-        loss = kp_loss(kp3, w_global)
+        loss = kp_loss(kp3, w_global) + w_up * depth_lean(g_orient) ** 2
         loss.sum().backward()
         opt.step()
     iters += cfg.iters_global
@@ -547,7 +590,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
 
     def regularisers(shape):
         p, lim = prior(pose * active)
-        reg = cfg.w_pose_prior * p + cfg.w_limits * lim
+        reg = cfg.w_pose_prior * p + cfg.w_limits * lim + w_up * depth_lean(orient) ** 2
         if cfg.fit_shape:
             reg = reg + cfg.w_shape * shape_reg(shape)
         return reg
@@ -588,10 +631,14 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         res = cfg.silhouette_res
         sil_cam = cam.resized(res, res)
         target_mask = _resize_mask(mask_t.to(dev, dt), res)
+        known = None if valid_t is None else _resize_mask(valid_t.to(dev, dt), res)
 
         def silhouette_loss(out, i: int = 0) -> Tensor:
             _, alpha = render_body(model, out[i], pts, sil_cam, scale=torch.exp(log_scale[i]))
-            return _soft_iou_loss(alpha[0, ..., 0], target_mask)
+            alpha = alpha[0, ..., 0]
+            if known is not None:  # beyond the photo's edge the body may go on unseen
+                alpha = alpha * known
+            return _soft_iou_loss(alpha, target_mask)
 
     with torch.no_grad():
         # Keep the hypothesis that explains the keypoints best; the mask only breaks near
@@ -638,10 +685,12 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
             from .overlay import mesh_silhouette
 
             sil = mesh_silhouette(out.vertices[0], model.faces, viewmat[0], Kmat[0], W, H)
-            iou = mask_iou(torch.as_tensor(sil, dtype=torch.float32), mask_t)
+            sil = torch.as_tensor(sil, dtype=torch.float32)
+            iou = mask_iou(sil if valid_t is None else sil * (valid_t > 0.5), mask_t)
     diagnostics = {
         "kp_err_px_median": med,
         "kp_err_frac": med / size,
+        "lower_body_hidden": hidden,
         "silhouette_iou": iou,
         "iterations": iters,
         "seconds": time.perf_counter() - t_start,
@@ -671,7 +720,7 @@ def fit_preprocessed(pre, model: BodyModel | None = None,
 
         model = AnnyBody()
     xy, conf = pre.landmarks.keypoints(KEYPOINT_NAMES)
-    return fit_body(model, xy, conf, pre.mask, config=config)
+    return fit_body(model, xy, conf, pre.mask, config=config, valid=pre.inside_photo())
 
 
 def sample_pose(model: BodyModel, generator: torch.Generator | None = None,
@@ -700,17 +749,42 @@ class SyntheticView:
     keypoints: Tensor
     params: dict
 
+    def cut_at_hips(self, margin: float = 0.15) -> tuple[Tensor, np.ndarray, np.ndarray]:
+        """This view as an upper-body photo, the framing kept: the keypoints below the hips
+        unseen and the rows from ``margin`` x the shoulder-to-hip height below the hips down
+        beyond the photo. Returns keypoint confidences [23], the mask [S,S] (0 past the cut)
+        and where the photo is [S,S] (``fit_body``'s ``valid``)."""
+        names = list(KEYPOINT_NAMES)
+        conf = torch.ones(len(names))
+        conf[[i for i, n in enumerate(names) if n.split("_")[-1] in _BELOW_HIPS]] = 0.0
+        y = self.keypoints_xy[:, 1]
+        hip = 0.5 * float(y[names.index("left_hip")] + y[names.index("right_hip")])
+        shoulder = 0.5 * float(y[names.index("left_shoulder")] + y[names.index("right_shoulder")])
+        valid = np.ones_like(self.mask)
+        valid[int(hip + margin * (hip - shoulder)):] = 0.0
+        return conf, self.mask * valid, valid
+
+
+_BELOW_HIPS = ("knee", "ankle", "toe", "heel")
+_LOWER_BODY = tuple(n for n in KEYPOINT_NAMES if n.split("_")[-1] in ("hip",) + _BELOW_HIPS)
+
 
 def synthetic_view(model: BodyModel, smpl_pose: Tensor, shape: Tensor, *,
-                   azimuth_deg: float = 0.0, size: int = 512, scale: float = 0.95,
+                   azimuth_deg: float = 0.0, lean_deg: float = 0.0, size: int = 512,
+                   scale: float = 0.95,
                    transl=(0.0, 0.0, 0.0), fovy_deg: float = DEFAULT_FOVY_DEG,
                    radius: float = INPUT_CAMERA_RADIUS, n_points: int = 3000) -> SyntheticView:
     """Render ``model`` in ``smpl_pose`` [24,3] / ``shape`` [S] seen from ``azimuth_deg``
-    (an orbit camera there is the input camera with the body turned by -azimuth about +y).
-    For round-trip tests of the fitter and synthetic data."""
+    (an orbit camera there is the input camera with the body turned by -azimuth about +y),
+    the body then leaning toward the camera by ``lean_deg`` about the camera's x axis (as a
+    camera that far above sees an upright body, up to framing). For round-trip tests of
+    the fitter and synthetic data."""
     from .parts import PART_COLORS
 
-    orient = torch.tensor([[0.0, -math.radians(azimuth_deg), 0.0]], dtype=model.dtype)
+    half_yaw, half_lean = -0.5 * math.radians(azimuth_deg), 0.5 * math.radians(lean_deg)
+    q = quat_multiply(torch.tensor([math.cos(half_lean), math.sin(half_lean), 0.0, 0.0]),
+                      torch.tensor([math.cos(half_yaw), 0.0, math.sin(half_yaw), 0.0]))
+    orient = quat_to_axis_angle(q)[None].to(model.dtype)
     params = {"body_pose": model.body_pose_from_smpl(smpl_pose[None].to(model.dtype))[0],
               "shape": shape.to(model.dtype), "global_orient": orient[0],
               "transl": torch.as_tensor(transl, dtype=model.dtype),

@@ -124,6 +124,12 @@ class Preprocessed:
         xy = np.asarray(xy, dtype=np.float64)
         return (xy - np.array(self.crop_box[:2], dtype=np.float64)) * self.scale
 
+    def inside_photo(self) -> np.ndarray:
+        """float32 [S,S]: the fraction of each crop pixel inside the photo (0 beyond its
+        edges, where the mask says nothing about the person)."""
+        x0, y0, x1, _ = self.crop_box
+        return _inside_photo(_Square(x0, y0, x1 - x0, self.size), *self.original_size)
+
 
 # ----------------------------------------------------------------------------- crop geometry
 
