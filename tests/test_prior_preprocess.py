@@ -713,7 +713,8 @@ def test_shift_averaged_segmentation_moves_with_the_picture():
 def test_inside_photo_marks_the_crop_beyond_the_photos_edges():
     """The body fit ignores the mask where the crop reaches past the photo (a cut edge is no
     silhouette): the crop knows which of its pixels lie in the photo, partly at the edge."""
-    pre = Preprocessed(rgb=np.zeros((100, 100, 3), np.uint8), rgb_raw=np.zeros((100, 100, 3), np.uint8),
+    blank = np.zeros((100, 100, 3), np.uint8)
+    pre = Preprocessed(rgb=blank, rgb_raw=blank,
                        mask=np.zeros((100, 100), np.float32), landmarks=None,
                        crop_box=(-10.5, 50.0, 89.5, 150.0), scale=1.0, n_people_detected=1,
                        notes=[], original_size=(200, 120))
