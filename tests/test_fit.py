@@ -199,6 +199,8 @@ def test_fit_input_errors(anny_body):
         fit_body(anny_body, kp, few, image_size=(SIZE, SIZE))
     with pytest.raises(ConfigError, match="iters_pose"):
         FitConfig(iters_pose=-1)
+    with pytest.raises(ConfigError, match="w_upright_hidden"):
+        FitConfig(w_upright_hidden=-0.5)
 
 
 def test_sample_pose_respects_the_limits(anny_body):

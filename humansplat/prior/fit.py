@@ -5,7 +5,11 @@ optimise the body's global orientation, position, scale, pose and shape so that 
 keypoints project onto the detections (robust Geman-McClure loss, confidence weights) and
 its silhouette, rendered with our differentiable renderer, matches the mask; a pose prior
 (joint-angle limits: knees and elbows bend one way; an L2 pull toward a relaxed standing
-pose) and a shape prior keep the body plausible.
+pose) and a shape prior keep the body plausible. Where the crop reaches past the photo's
+edge (``fit_body``'s ``valid``, an upper-body photo's cut) nothing is known: the silhouette
+is not scored there and keypoints the detector places there are ignored. How far the body
+leans toward the camera a single photo cannot show (the scale absorbs the foreshortening);
+optional priors (``w_upright``, ``w_upright_hidden``) hold it upright.
 
 The camera is fixed and the body moves: the input camera is the orbit camera at azimuth 0,
 elevation 0 (on +z, looking at the origin) at ``FitConfig.camera_radius`` with the
@@ -108,7 +112,8 @@ class FitConfig:
         check_field_types(self, "FitConfig")  # settings also come from pipeline.json
         if self.prune_factor < 1.0:
             raise ConfigError(f"FitConfig.prune_factor must be >= 1, got {self.prune_factor}")
-        for name in ("iters_global", "iters_pose", "iters_silhouette", "prune_every"):
+        for name in ("iters_global", "iters_pose", "iters_silhouette", "prune_every",
+                     "w_upright", "w_upright_hidden"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 1.0 < self.fovy_deg < 170.0:
