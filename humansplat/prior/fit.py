@@ -100,6 +100,10 @@ class FitConfig:
     # feet) the photo does not show: a full-body photo's foreshortened legs tell the lean,
     # an upper-body photo's do not
     w_upright_hidden: float = 0.0
+    # a lean in depth past this many degrees costs like a joint past its limit (w_limits):
+    # people in photos stand, sit or bend, they do not lie toward the camera; within it
+    # nothing changes (90: no limit)
+    max_lean_deg: float = 90.0
     # what lies beyond the photo's edge (``fit_body``'s ``valid``) is unknown, not
     # background: the silhouette is not scored there (else the legs an upper-body photo
     # cuts off fold toward the camera to stay inside it), and a keypoint the detector puts
@@ -116,6 +120,9 @@ class FitConfig:
                      "w_upright", "w_upright_hidden"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.max_lean_deg <= 90.0:
+            raise ConfigError(f"FitConfig.max_lean_deg must be in (0, 90], got "
+                              f"{self.max_lean_deg}")
         if not 1.0 < self.fovy_deg < 170.0:
             raise ConfigError(f"FitConfig.fovy_deg must be in (1, 170), got {self.fovy_deg}")
         if self.camera_radius <= 0:
@@ -321,6 +328,8 @@ _LIMB_PRIOR = 0.2
 # Keypoint weights: the five face points share one head's worth of weight.
 _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+_BELOW_HIPS = ("knee", "ankle", "toe", "heel")
+_LOWER_BODY = tuple(n for n in KEYPOINT_NAMES if n.split("_")[-1] in ("hip",) + _BELOW_HIPS)
 
 
 class _PosePrior:
@@ -474,6 +483,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
     cfg = config or FitConfig()
     t_start = time.perf_counter()
     kp_t, conf, mask_t, (W, H) = _check_inputs(keypoints_xy, keypoint_conf, mask, image_size)
+    body_kp = [i for i, n in enumerate(KEYPOINT_NAMES) if n not in _FACE]
     valid_t = None
     if valid is not None and mask_t is not None:
         valid_t = torch.as_tensor(np.asarray(valid, np.float32))
@@ -488,7 +498,6 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
             seen = torch.zeros(len(kp_t), dtype=torch.bool)
             seen[inside] = valid_t[ij[inside, 1], ij[inside, 0]] >= 0.5
             kept = torch.where(seen, conf, torch.zeros_like(conf))
-            body_kp = [i for i, n in enumerate(KEYPOINT_NAMES) if n not in _FACE]
             if int((kept[body_kp] >= cfg.min_confidence).sum()) >= 4:  # else guesses or nothing
                 conf = kept
     dt, dev = model.dtype, model.device
@@ -497,7 +506,12 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
     lower = [KEYPOINT_NAMES.index(n) for n in _LOWER_BODY]
     hidden = int((conf[lower] == 0).sum()) / len(lower)  # share of the lower body unseen
     w_up = cfg.w_upright + cfg.w_upright_hidden * hidden
-    body_kp = [i for i, n in enumerate(KEYPOINT_NAMES) if n not in _FACE]
+    sin_max = math.sin(math.radians(cfg.max_lean_deg))
+
+    def lean_cost(orient_: Tensor) -> Tensor:  # [B,3] -> [B]
+        s = depth_lean(orient_)
+        return w_up * s ** 2 + cfg.w_limits * torch.relu(s.abs() - sin_max) ** 2
+
     if int((conf[body_kp] > 0).sum()) < 4:
         raise NoPersonError("too few body keypoints were detected to fit a body "
                             f"({int((conf[body_kp] > 0).sum())} of {len(body_kp)} above "
@@ -554,7 +568,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
         R = axis_angle_to_matrix(g_orient)
         kp3 = torch.exp(g_logs)[:, None, None] * rest_kp @ R.transpose(-1, -2) + \
             torch.cat([g_transl, zeros_z], 1)[:, None]
-        loss = kp_loss(kp3, w_global) + w_up * depth_lean(g_orient) ** 2
+        loss = kp_loss(kp3, w_global) + lean_cost(g_orient)
         loss.sum().backward()
         opt.step()
     iters += cfg.iters_global
@@ -595,7 +609,7 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
 
     def regularisers(shape):
         p, lim = prior(pose * active)
-        reg = cfg.w_pose_prior * p + cfg.w_limits * lim + w_up * depth_lean(orient) ** 2
+        reg = cfg.w_pose_prior * p + cfg.w_limits * lim + lean_cost(orient)
         if cfg.fit_shape:
             reg = reg + cfg.w_shape * shape_reg(shape)
         return reg
@@ -768,10 +782,6 @@ class SyntheticView:
         valid = np.ones_like(self.mask)
         valid[int(hip + margin * (hip - shoulder)):] = 0.0
         return conf, self.mask * valid, valid
-
-
-_BELOW_HIPS = ("knee", "ankle", "toe", "heel")
-_LOWER_BODY = tuple(n for n in KEYPOINT_NAMES if n.split("_")[-1] in ("hip",) + _BELOW_HIPS)
 
 
 def synthetic_view(model: BodyModel, smpl_pose: Tensor, shape: Tensor, *,
