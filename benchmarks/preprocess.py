@@ -10,7 +10,7 @@ whole-photo selfie mask for model_selection 0 and 1, and the final ``preprocess`
 on the astronaut photo, which flatters model 0 slightly at the silhouette edge.
 
     python benchmarks/preprocess.py [--out benchmarks/results/preprocess.json] [--repeats 10]
-                                    [--no-quality]
+                                    [--no-quality] [--colour-seeds 1]
 """
 
 from __future__ import annotations
@@ -99,11 +99,12 @@ def _time(fn, repeats: int) -> dict:
     return {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "repeats": repeats}
 
 
-def _preprocess_into(parts: list, photo, seg, pose) -> None:
-    parts.append(preprocess(photo, segmenter=seg, pose=pose).timings)
+def _preprocess_into(parts: list, photo, seg, pose, colour_seeds: int = 1) -> None:
+    parts.append(preprocess(photo, segmenter=seg, pose=pose, colour_seeds=colour_seeds).timings)
 
 
-def timings(repeats: int, seg: MediapipeSegmenter, pose: MediapipePose, cut) -> list[dict]:
+def timings(repeats: int, seg: MediapipeSegmenter, pose: MediapipePose, cut,
+            colour_seeds: int = 1) -> list[dict]:
     photos = {
         "astronaut 512x512": skdata.astronaut(),
         "portrait 2000x3000": _composite(cut, "grass", 3000, 2000, 3.0, 250)[0],
@@ -115,7 +116,8 @@ def timings(repeats: int, seg: MediapipeSegmenter, pose: MediapipePose, cut) -> 
             "photo": name,
             "segmentation": _time(partial(seg, photo), repeats),
             "landmarks": _time(partial(pose, photo), repeats),
-            "preprocess": _time(partial(_preprocess_into, parts, photo, seg, pose), repeats),
+            "preprocess": _time(partial(_preprocess_into, parts, photo, seg, pose, colour_seeds),
+                                repeats),
         }
         parts = parts[1:]  # drop the warm-up
         row["preprocess_breakdown_median_s"] = {
@@ -125,7 +127,7 @@ def timings(repeats: int, seg: MediapipeSegmenter, pose: MediapipePose, cut) -> 
     return rows
 
 
-def quality(cut) -> dict:
+def quality(cut, colour_seeds: int = 1) -> dict:
     segs = {m: MediapipeSegmenter(m) for m in (0, 1)}
     pose = MediapipePose()
     per: list[dict] = []
@@ -136,7 +138,7 @@ def quality(cut) -> dict:
             for m, seg in segs.items():
                 row[f"photo_mask_iou_model{m}"] = _iou(seg(photo), gt)
                 try:
-                    p = preprocess(photo, segmenter=seg, pose=pose)
+                    p = preprocess(photo, segmenter=seg, pose=pose, colour_seeds=colour_seeds)
                 except NoPersonError as err:
                     row[f"preprocess_iou_model{m}"] = 0.0
                     row[f"found_model{m}"] = False
@@ -174,6 +176,8 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/preprocess.json")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--no-quality", action="store_true", help="timings only")
+    ap.add_argument("--colour-seeds", type=int, default=1,
+                    help="the colour step's GrabCut seeds (PipelineConfig.colour_seeds)")
     args = ap.parse_args()
 
     seg, pose = MediapipeSegmenter(0), MediapipePose()
@@ -181,7 +185,8 @@ def main() -> None:
     import mediapipe
 
     result = {"machine": machine_info("cpu", mediapipe=mediapipe.__version__),
-              "timings": timings(args.repeats, seg, pose, cut)}
+              "colour_seeds": args.colour_seeds,
+              "timings": timings(args.repeats, seg, pose, cut, args.colour_seeds)}
 
     print(f"{'photo':<22}{'segmentation':>14}{'landmarks':>12}{'preprocess':>12}   "
           f"(median s of {args.repeats}; preprocess: seg {'+'} pose inside)")
@@ -190,7 +195,7 @@ def main() -> None:
         print(f"{r['photo']:<22}{r['segmentation']['median_s']:>14.4f}{r['landmarks']['median_s']:>12.4f}"
               f"{r['preprocess']['median_s']:>12.4f}   ({b['segmentation']:.4f} + {b['landmarks']:.4f})")
     if not args.no_quality:
-        q = quality(cut)
+        q = quality(cut, args.colour_seeds)
         result["quality"] = q
         print(f"\nmask IoU, mean over {len(q['per_composite'])} composites:")
         for k, v in q["summary_mean"].items():

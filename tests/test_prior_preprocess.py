@@ -539,6 +539,11 @@ def test_refine_with_colour_settles_the_unsure_coat():
     valid[:, :100] = 0
     out_v = refine_with_colour(rgb, prob, valid=valid)
     assert np.array_equal(out_v[:, :100], prob[:, :100]) and (out_v[130:220, 100:160] > 0.5).all()
+    # GrabCut from several seeds, most deciding: the same coat, still only added, repeatable
+    voted = refine_with_colour(rgb, prob, seeds=3)
+    kept_v = (prob > 0.5) | (voted <= 0.5)
+    assert iou(voted) > 0.95 and np.array_equal(voted[kept_v], prob[kept_v])
+    assert np.array_equal(voted, refine_with_colour(rgb, prob, seeds=3))
 
 
 def test_refine_with_colour_leaves_nothing_to_settle_alone():
@@ -551,6 +556,8 @@ def test_refine_with_colour_leaves_nothing_to_settle_alone():
         refine_with_colour(rgb, prob[:10])
     with pytest.raises(ValueError, match="sure"):
         refine_with_colour(rgb, prob, sure=(0.6, 0.9))
+    with pytest.raises(ValueError, match="seeds"):
+        refine_with_colour(rgb, prob, seeds=0)
 
 
 def test_colour_step_recovers_the_cameramans_coat(segmenter, pose):

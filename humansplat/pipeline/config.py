@@ -75,6 +75,8 @@ class PipelineConfig:
     segment_shifts: the person segmenter averaged over this many one-pixel shifts of its
         input (1-4; real-photos item 34): the same photo with a grey level of noise gives the
         same crop and mask.
+    colour_seeds: the colour step's GrabCut run from this many seeds, a pixel person where
+        most runs call it so (1: one run; real-photos item 37).
     min_opacity: Gaussians below this opacity never render and are dropped.
     part_labels: where each Gaussian's body-part label comes from: "body" (the part of the
         nearest point on the fitted body) or "model" (the transformer's part head). The
@@ -168,6 +170,7 @@ class PipelineConfig:
     landmark_head: bool = True
     landmark_limbs: bool = False
     segment_shifts: int = 4
+    colour_seeds: int = 1
     min_opacity: float = 1.0 / 255.0
     part_labels: str = "body"
     faithful: bool = True
@@ -232,6 +235,8 @@ class PipelineConfig:
             bad("colour_mask", f"must be true or false, got {self.colour_mask!r}")
         if type(self.segment_shifts) is not int or not 1 <= self.segment_shifts <= 4:
             bad("segment_shifts", f"must be an int in 1..4, got {self.segment_shifts!r}")
+        if type(self.colour_seeds) is not int or not 1 <= self.colour_seeds <= 16:
+            bad("colour_seeds", f"must be an int in 1..16, got {self.colour_seeds!r}")
         for name in ("landmark_head", "landmark_limbs"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, f"must be true or false, got {getattr(self, name)!r}")

@@ -282,7 +282,8 @@ class HumanSplatPipeline:
                          colour_refine=self.config.colour_mask,
                          landmark_head=self.config.landmark_head,
                          landmark_limbs=self.config.landmark_limbs,
-                         segment_shifts=self.config.segment_shifts)
+                         segment_shifts=self.config.segment_shifts,
+                         colour_seeds=self.config.colour_seeds)
         self._stage_done(1, t, timings, progress)
         t = time.perf_counter()
         fit = fit_preprocessed(pre, self.body_model, config=self.config.fit_config())

@@ -645,6 +645,7 @@ def preprocess(
     landmark_head: bool = True,
     landmark_limbs: bool = False,
     segment_shifts: int = 4,
+    colour_seeds: int = 1,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
@@ -656,6 +657,7 @@ def preprocess(
     ``landmark_head``: in that refinement, let colour decide the head the pose places where
     the segmenter saw background (``landmark_regions.likely_head``); ``landmark_limbs``: the
     same for the limbs the pose places (``landmark_regions.likely_limbs``).
+    ``colour_seeds``: that refinement's GrabCut run from this many seeds, most deciding.
     ``segment_shifts``: without a ``segmenter``, the default one averaged over this many
     one-pixel shifts (``segmentation.MediapipeSegmenter``). Raises
     InvalidImageError (not an image, short side < 64 px) and NoPersonError.
@@ -747,7 +749,8 @@ def preprocess(
                         likely |= likely_head(lm, prob.shape)
                     if landmark_limbs:
                         likely |= likely_limbs(lm, prob.shape)
-                prob = refine_with_colour(seen, prob, valid=inside, likely=likely)
+                prob = refine_with_colour(seen, prob, valid=inside, likely=likely,
+                                          seeds=colour_seeds)
         seg_s = time.perf_counter() - t0
         labels_crop = _warp_to_square(cand_labels, sq, src_scale=(fx, fy), interp=cv2.INTER_NEAREST, border=0)
         if chosen.reach is not None:

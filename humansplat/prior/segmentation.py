@@ -309,6 +309,7 @@ def refine_with_colour(
     sure: tuple[float, float] = (0.15, 0.85),
     work_px: int = 256,
     iterations: int = 5,
+    seeds: int = 1,
 ) -> np.ndarray:
     """Recover person pixels the segmenter left out, by colour (OpenCV GrabCut).
 
@@ -324,8 +325,11 @@ def refine_with_colour(
     where the pose says the person is (``landmark_regions.likely_head``): there GrabCut
     starts from "probably person" instead of the segmenter's "surely background" and decides
     by colour. ``work_px``: the long
-    side GrabCut runs at (time grows with pixels; the segmenter saw 256 px). Returns float32
-    [H,W] in [0,1]; ``prob`` itself when there is nothing to settle or no colour to learn from.
+    side GrabCut runs at (time grows with pixels; the segmenter saw 256 px). ``seeds``:
+    GrabCut run from this many k-means seeds, a pixel person where most runs call it so
+    (one run's colour models, seeded from the pixels, flip whole regions when a grey level
+    of the photo changes). Returns float32 [H,W] in [0,1]; ``prob`` itself when there is
+    nothing to settle or no colour to learn from.
     """
     _check_rgb(rgb)
     if prob.shape != rgb.shape[:2]:
@@ -333,8 +337,9 @@ def refine_with_colour(
     lo, hi = sure
     if not 0.0 <= lo < 0.5 < hi <= 1.0:
         raise ValueError(f"sure must satisfy 0 <= lo < 0.5 < hi <= 1, got {sure}")
-    if work_px < 16 or iterations < 1:
-        raise ValueError(f"work_px must be >= 16 and iterations >= 1, got {work_px}, {iterations}")
+    if work_px < 16 or iterations < 1 or seeds < 1:
+        raise ValueError(f"work_px must be >= 16, iterations and seeds >= 1, got {work_px}, "
+                         f"{iterations}, {seeds}")
     prob = np.clip(np.asarray(prob, np.float32), 0.0, 1.0)
     H, W = prob.shape
     f = min(1.0, work_px / max(H, W))
@@ -358,13 +363,17 @@ def refine_with_colour(
     undecided = np.count_nonzero((gc == cv2.GC_PR_FGD) | (gc == cv2.GC_PR_BGD))
     if n_fg < 16 or n_bg < 16 or undecided == 0:
         return prob  # GrabCut needs samples of both to learn colours from
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    # GrabCut seeds its colour models with k-means on OpenCV's RNG (one per thread): a fixed
-    # seed makes the same photo give the same mask on every call
-    cv2.setRNGSeed(0)
-    cv2.grabCut(np.ascontiguousarray(small_rgb), gc, None, bgd, fgd, iterations,
-                cv2.GC_INIT_WITH_MASK)
-    person = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.float32)
+    person = np.zeros(p.shape, np.float32)
+    for seed in range(seeds):
+        # GrabCut seeds its colour models with k-means on OpenCV's RNG (one per thread):
+        # fixed seeds make the same photo give the same mask on every call
+        cv2.setRNGSeed(seed)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        out = gc.copy()
+        cv2.grabCut(np.ascontiguousarray(small_rgb), out, None, bgd, fgd, iterations,
+                    cv2.GC_INIT_WITH_MASK)
+        person += ((out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)).astype(np.float32)
+    person = (person > 0.5 * seeds).astype(np.float32)  # most of the runs
     if f < 1:
         person = cv2.resize(person, (W, H), interpolation=cv2.INTER_LINEAR)
     if valid is not None:
