@@ -8,8 +8,9 @@ azimuths) rendered by our renderer; the fitter sees the projected keypoints and 
 alpha; we report the median 2D keypoint error (fraction of the image size), the silhouette
 IoU, the 3D joint error after similarity alignment (PA-MPJPE over the 21 fitted joints) and
 the error of the body's lean in depth (degrees; ``--lean`` makes the true bodies lean toward
-the camera, as a raised camera sees them). Real photos: the fitted body's lean in depth
-(``fit.depth_lean``; a photo cannot show it, the prior decides).
+the camera, as a raised camera sees them; ``--cut-at-hips``: upper-body photos, the
+keypoints below the hips unseen and the rows past the cut beyond the photo). Real photos:
+the fitted body's lean in depth (``fit.depth_lean``, degrees; a photo barely shows it).
 
     python benchmarks/body_fit.py [--out benchmarks/results/body_fit.json] [--threads 2]
                                   [--repeats 3] [--cases 12] [--images a.jpg b.png]

@@ -715,6 +715,9 @@ def test_shift_averaged_segmentation_moves_with_the_picture():
     for bad in (0, 5, True, 2.0):
         with pytest.raises(ConfigError, match="segment_shifts"):
             PipelineConfig(segment_shifts=bad)
+    for bad in (0, 17, True, 2.0):
+        with pytest.raises(ConfigError, match="colour_seeds"):
+            PipelineConfig(colour_seeds=bad)
 
 
 def test_inside_photo_marks_the_crop_beyond_the_photos_edges():
