@@ -163,8 +163,12 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         default = getattr(FitConfig(), key)
-        overrides[key] = (value.lower() in ("1", "true", "yes") if isinstance(default, bool)
-                          else type(default)(value))
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                ap.error(f"--set {key} takes true or false, got {value!r}")
+            overrides[key] = value.lower() in ("true", "1")
+        else:
+            overrides[key] = type(default)(value)
     cfg = FitConfig(**overrides)
     machine = _machine(args.threads)
     print(f"machine: {machine}")

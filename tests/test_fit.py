@@ -325,5 +325,6 @@ def test_fit_real_photo(anny_body):
     R = axis_angle_to_matrix(fit.params["global_orient"])
     assert R[1, 1] > 0.9 and R[2, 2] > 0.75
     # not leaning in depth: the detector's guesses at her knees below the photo's edge are
-    # ignored (with them the fit leaned 14 degrees back at this crop size, 23 at 256 px)
+    # ignored (with them the fit leaned 14 degrees toward the camera at this crop size, and
+    # 23 away from it in the pipeline's 256 px crop)
     assert abs(math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))) < 8

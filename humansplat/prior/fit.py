@@ -98,7 +98,8 @@ class FitConfig:
     w_upright: float = 0.0
     # the same prior times the share of the lower body's 12 keypoints (hips, knees, ankles,
     # feet) the photo does not show: a full-body photo's foreshortened legs tell the lean,
-    # an upper-body photo's do not
+    # an upper-body photo's do not (mediapipe has no small toes: a real photo's share is
+    # at least 2/12)
     w_upright_hidden: float = 0.0
     # a lean in depth past this many degrees costs like a joint past its limit (w_limits):
     # people in photos stand, sit or bend, they do not lie toward the camera; within it
@@ -107,8 +108,8 @@ class FitConfig:
     # what lies beyond the photo's edge (``fit_body``'s ``valid``) is unknown, not
     # background: the silhouette is not scored there (else the legs an upper-body photo
     # cuts off fold toward the camera to stay inside it), and a keypoint the detector puts
-    # there is its guess at what the photo does not show, ignored (unless fewer than 4 body
-    # keypoints would remain)
+    # there (or outside the crop the fit sees) is its guess at what the photo does not
+    # show, ignored (unless fewer than 4 body keypoints would remain)
     ignore_beyond_photo: bool = True
     fit_shape: bool = True
 
@@ -797,8 +798,9 @@ def synthetic_view(model: BodyModel, smpl_pose: Tensor, shape: Tensor, *,
     from .parts import PART_COLORS
 
     half_yaw, half_lean = -0.5 * math.radians(azimuth_deg), 0.5 * math.radians(lean_deg)
-    q = quat_multiply(torch.tensor([math.cos(half_lean), math.sin(half_lean), 0.0, 0.0]),
-                      torch.tensor([math.cos(half_yaw), 0.0, math.sin(half_yaw), 0.0]))
+    f64 = dict(dtype=torch.float64)  # so that lean 0 gives the yaw's own float32 value
+    q = quat_multiply(torch.tensor([math.cos(half_lean), math.sin(half_lean), 0.0, 0.0], **f64),
+                      torch.tensor([math.cos(half_yaw), 0.0, math.sin(half_yaw), 0.0], **f64))
     orient = quat_to_axis_angle(q)[None].to(model.dtype)
     params = {"body_pose": model.body_pose_from_smpl(smpl_pose[None].to(model.dtype))[0],
               "shape": shape.to(model.dtype), "global_orient": orient[0],
