@@ -93,6 +93,21 @@ def _real(paths, repeats: int, body, cfg: FitConfig) -> list[dict]:
     return rows
 
 
+def fit_config(items: list[str]) -> FitConfig:
+    """A FitConfig from ``--set FIELD=VALUE`` items (a bool field takes true or false)."""
+    overrides = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        default = getattr(FitConfig(), key)
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {key} takes true or false, got {value!r}")
+            overrides[key] = value.lower() in ("true", "1")
+        else:
+            overrides[key] = type(default)(value)
+    return FitConfig(**overrides)
+
+
 def _lean_deg(fit) -> float:
     return math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))
 
@@ -159,17 +174,10 @@ def main() -> None:
     t0 = time.perf_counter()
     body = AnnyBody()
     load_s = time.perf_counter() - t0
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        default = getattr(FitConfig(), key)
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                ap.error(f"--set {key} takes true or false, got {value!r}")
-            overrides[key] = value.lower() in ("true", "1")
-        else:
-            overrides[key] = type(default)(value)
-    cfg = FitConfig(**overrides)
+    try:
+        cfg = fit_config(args.set)
+    except ValueError as err:
+        ap.error(str(err))
     machine = _machine(args.threads)
     print(f"machine: {machine}")
     print(f"Anny cache {anny_cache_dir()} ready in {cache_s:.2f} s; AnnyBody() {load_s:.2f} s")

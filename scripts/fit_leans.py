@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from body_fit import fit_config  # noqa: E402
 from real_photos import CASES  # noqa: E402
 
 from humansplat.prior.body import AnnyBody  # noqa: E402
-from humansplat.prior.fit import FitConfig, depth_lean, fit_preprocessed  # noqa: E402
+from humansplat.prior.fit import depth_lean, fit_preprocessed  # noqa: E402
 from humansplat.prior.parts import KEYPOINT_NAMES  # noqa: E402
 from humansplat.prior.preprocess import preprocess  # noqa: E402
 
@@ -46,17 +47,11 @@ def main() -> None:
                     help="override a FitConfig field (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        default = getattr(FitConfig(), key)
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                ap.error(f"--set {key} takes true or false, got {value!r}")
-            overrides[key] = value.lower() in ("true", "1")
-        else:
-            overrides[key] = type(default)(value)
-    cfg, body = FitConfig(**overrides), AnnyBody()
+    try:
+        cfg = fit_config(args.set)
+    except ValueError as err:
+        ap.error(str(err))
+    body = AnnyBody()
     want = [c for c in args.cases.split(",") if c]
     names = list(KEYPOINT_NAMES)
     rows = []
