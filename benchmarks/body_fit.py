@@ -10,7 +10,7 @@ IoU, the 3D joint error after similarity alignment (PA-MPJPE over the 21 fitted 
 the error of the body's lean in depth (degrees; ``--lean`` makes the true bodies lean toward
 the camera, as a raised camera sees them; ``--cut-at-hips``: upper-body photos, the
 keypoints below the hips unseen and the rows past the cut beyond the photo). Real photos:
-the fitted body's lean in depth (``fit.depth_lean``, degrees; a photo barely shows it).
+the fitted body's lean in depth (``BodyFit.lean_deg``; a photo barely shows it).
 
     python benchmarks/body_fit.py [--out benchmarks/results/body_fit.json] [--threads 2]
                                   [--repeats 3] [--cases 12] [--images a.jpg b.png]
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -37,9 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humansplat.prior.body import AnnyBody, anny_cache_dir, ensure_anny_cache  # noqa: E402
-from humansplat.prior.fit import (FitConfig, depth_lean, fit_body,  # noqa: E402
-                                  fit_preprocessed, procrustes_align, sample_pose,
-                                  synthetic_view)
+from humansplat.prior.fit import (FitConfig, fit_body, fit_preprocessed,  # noqa: E402
+                                  procrustes_align, sample_pose, synthetic_view)
 
 AZIMUTHS = (0.0, 45.0, -45.0, 90.0, 135.0, 180.0)
 GENDERS = (0.0, 1.0)
@@ -88,7 +86,7 @@ def _real(paths, repeats: int, body, cfg: FitConfig) -> list[dict]:
             "kp_err_frac": fit.diagnostics["kp_err_frac"],
             "silhouette_iou": fit.diagnostics["silhouette_iou"],
             "keypoints_used": int((pre.landmarks.keypoints()[1] >= cfg.min_confidence).sum()),
-            "lean_deg": _lean_deg(fit),
+            "lean_deg": fit.lean_deg,
         })
     return rows
 
@@ -106,10 +104,6 @@ def fit_config(items: list[str]) -> FitConfig:
         else:
             overrides[key] = type(default)(value)
     return FitConfig(**overrides)
-
-
-def _lean_deg(fit) -> float:
-    return math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))
 
 
 def _synthetic(n_cases: int, size: int, body, cfg: FitConfig, kp_noise: float,
@@ -143,7 +137,7 @@ def _synthetic(n_cases: int, size: int, body, cfg: FitConfig, kp_noise: float,
                      "kp_err_frac": fit.diagnostics["kp_err_frac"],
                      "silhouette_iou": fit.diagnostics["silhouette_iou"],
                      "pa_mpjpe_mm": pa, "fit_s": secs, "true_lean_deg": lean,
-                     "lean_deg": _lean_deg(fit), "lean_err_deg": abs(_lean_deg(fit) - lean),
+                     "lean_deg": fit.lean_deg, "lean_err_deg": abs(fit.lean_deg - lean),
                      "yaw_hypothesis_deg": fit.diagnostics["yaw_deg"]})
     return rows
 

@@ -4,7 +4,7 @@ A single photo barely shows how far the body leans toward or away from the camer
 absorbs the foreshortening), so no score at the photo's camera sees it; from the side it is
 the difference between a person standing and one lying diagonally (real-photos item 35 in
 docs/faithful_splat.md). For each photo: preprocess at the pipeline's crop size, fit the
-body, print the lean of the body's up axis (``prior.fit.depth_lean``), of the legs (hips
+body, print the lean of the body's up axis (``BodyFit.lean_deg``), of the legs (hips
 above ankles) and of the torso (shoulders above hips), degrees, positive toward the camera.
 
     python scripts/fit_leans.py [--out benchmarks/results/fit_leans.json] [--size 256]
@@ -29,7 +29,7 @@ from body_fit import fit_config  # noqa: E402
 from real_photos import CASES  # noqa: E402
 
 from humansplat.prior.body import AnnyBody  # noqa: E402
-from humansplat.prior.fit import depth_lean, fit_preprocessed  # noqa: E402
+from humansplat.prior.fit import fit_preprocessed  # noqa: E402
 from humansplat.prior.parts import KEYPOINT_NAMES  # noqa: E402
 from humansplat.prior.preprocess import preprocess  # noqa: E402
 
@@ -63,8 +63,7 @@ def main() -> None:
         k = fit.keypoints
         mid = lambda a: 0.5 * (k[names.index("left_" + a)] + k[names.index("right_" + a)])  # noqa
         row = {"photo": case.name, "split": case.split,
-               "lean_deg": math.degrees(math.asin(float(depth_lean(
-                   fit.params["global_orient"])))),
+               "lean_deg": fit.lean_deg,
                "legs_lean_deg": _lean_deg(mid("hip") - mid("ankle")),
                "torso_lean_deg": _lean_deg(mid("shoulder") - mid("hip")),
                "kp_err_px_median": fit.diagnostics["kp_err_px_median"],

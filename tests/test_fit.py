@@ -91,7 +91,7 @@ def test_upper_body_photo_fits_a_body_standing_under_it(anny_body, azimuth, gend
     conf, mask, valid = view.cut_at_hips()
     fit = fit_body(anny_body, view.keypoints_xy, conf, mask, valid=valid,
                    config=FitConfig(ignore_beyond_photo=True))
-    assert abs(math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))) < 10
+    assert abs(fit.lean_deg) < 10
     assert abs(_lean_deg(_legs(fit))) < 20
     seen = conf > 0
     assert (fit.keypoints_2d - view.keypoints_xy)[seen].norm(dim=-1).median() / SIZE < 0.02
@@ -327,4 +327,4 @@ def test_fit_real_photo(anny_body):
     # not leaning in depth: the detector's guesses at her knees below the photo's edge are
     # ignored (with them the fit leaned 14 degrees toward the camera at this crop size, and
     # 23 away from it in the pipeline's 256 px crop)
-    assert abs(math.degrees(math.asin(float(depth_lean(fit.params["global_orient"]))))) < 8
+    assert abs(fit.lean_deg) < 8

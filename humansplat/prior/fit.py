@@ -167,6 +167,12 @@ class BodyFit:
     diagnostics: dict = field(default_factory=dict)
 
     @property
+    def lean_deg(self) -> float:
+        """How far the body's up axis leans toward the input camera, degrees (negative: away;
+        :func:`depth_lean`)."""
+        return math.degrees(math.asin(float(depth_lean(self.params["global_orient"]))))
+
+    @property
     def cameras(self) -> Cameras:
         """The input camera as a one-camera :class:`Cameras`."""
         w, h = self.image_size
