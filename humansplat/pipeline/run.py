@@ -282,6 +282,7 @@ class HumanSplatPipeline:
                          colour_refine=self.config.colour_mask,
                          landmark_head=self.config.landmark_head,
                          landmark_limbs=self.config.landmark_limbs,
+                         head_core=float(self.config.head_core),
                          segment_shifts=self.config.segment_shifts,
                          colour_seeds=self.config.colour_seeds)
         self._stage_done(1, t, timings, progress)

@@ -4,7 +4,11 @@ The selfie segmenter (a 256-px network) can drop the top of a head, under a cap 
 pixelated face, as surely background, while the pose detector still places the ears, eyes and
 mouth (real-photos item 30 in docs/faithful_splat.md). The head's ellipse drawn here is not a
 mask: inside it the colour refinement lets GrabCut decide by colour instead of taking the
-segmenter's "surely background" (``segmentation.refine_with_colour``).
+segmenter's "surely background" (``segmentation.refine_with_colour``). Its core
+(``HEAD_CORE``) is handed over as certainly person where the segmenter lost the head (it
+holds under half of the core), and the crop then frames the whole ellipse (real-photos item
+38): where the head's colours are the background's, colour alone cannot give it back, and a
+crop recentred on the mask alone would cut it off for good.
 
 Its size comes from the person's own landmarks: ``s``, the head's width (the ears' distance,
 or 2.5 x eyes-to-mouth when the head is turned). Face points the detector placed below the
@@ -23,7 +27,8 @@ import numpy as np
 
 from .landmarks import MEDIAPIPE_LANDMARK_NAMES, Landmarks
 
-__all__ = ["HEAD_REACH", "LIMB_RADII", "face_is_plausible", "likely_head", "likely_limbs"]
+__all__ = ["HEAD_CORE", "HEAD_REACH", "LIMB_RADII", "face_is_plausible", "likely_head",
+           "likely_limbs"]
 
 _I = {n: i for i, n in enumerate(MEDIAPIPE_LANDMARK_NAMES)}
 _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left", "mouth_right")
@@ -32,6 +37,10 @@ _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left",
 #: semi-axes along / across the neck; its top at (0.3 + 0.7) s above the ears, where a head
 #: (ear level to crown about 0.85 s) ends with some hair
 HEAD_REACH = (0.3, 0.7, 0.6)
+#: the ellipse's core (semi-axes x0.8): surely head where the pose placed a plausible face;
+#: where the segmenter lost the head, person even where colour cannot tell it from the wall
+#: behind (real-photos item 38: lab's blue cap and pixelated face)
+HEAD_CORE = 0.8
 
 
 #: capsule radii along each limb bone, in shoulder widths (an adult's ~0.4 m shoulders: upper
@@ -65,9 +74,10 @@ def face_is_plausible(lm: Landmarks) -> bool:
     return float(np.dot(face - shoulders, shoulders - hips)) > 0.0
 
 
-def likely_head(lm: Landmarks | None, shape: tuple[int, int]) -> np.ndarray:
+def likely_head(lm: Landmarks | None, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
     """bool [H,W] (``shape``): the head's ellipse from ``lm``'s visible face points (in the
-    same image's pixels); all False without landmarks, a face or a plausible one."""
+    same image's pixels), its semi-axes times ``scale`` (0.5: its core, surely head); all
+    False without landmarks, a face or a plausible one."""
     h, w = shape
     canvas = np.zeros((h, w), np.uint8)
     if lm is None or not face_is_plausible(lm):
@@ -93,7 +103,7 @@ def likely_head(lm: Landmarks | None, shape: tuple[int, int]) -> np.ndarray:
     along, a_len, a_across = HEAD_REACH
     c = np.clip(centre + along * s * up, -4 * max(h, w), 4 * max(h, w))  # cv2 wants ints
     cv2.ellipse(canvas, (int(round(c[0])), int(round(c[1]))),
-                (max(1, int(round(a_len * s))), max(1, int(round(a_across * s)))),
+                (max(1, int(round(scale * a_len * s))), max(1, int(round(scale * a_across * s)))),
                 float(np.degrees(np.arctan2(up[1], up[0]))), 0, 360, 1, -1)
     return canvas.astype(bool)
 

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError, NoPersonError
-from .landmark_regions import face_is_plausible, likely_head, likely_limbs
+from .landmark_regions import HEAD_CORE, face_is_plausible, likely_head, likely_limbs
 from .landmarks import MEDIAPIPE_BONES, Landmarks, PoseDetector, default_pose
 from .segmentation import (
     PersonSegmenter,
@@ -646,6 +646,7 @@ def preprocess(
     landmark_limbs: bool = False,
     segment_shifts: int = 4,
     colour_seeds: int = 1,
+    head_core: float = HEAD_CORE,
 ) -> Preprocessed:
     """Find the person in ``image`` and return a square ``size`` crop of them (see module doc).
 
@@ -657,6 +658,10 @@ def preprocess(
     ``landmark_head``: in that refinement, let colour decide the head the pose places where
     the segmenter saw background (``landmark_regions.likely_head``); ``landmark_limbs``: the
     same for the limbs the pose places (``landmark_regions.likely_limbs``).
+    ``head_core``: with ``landmark_head``, where the segmenter lost the head (it holds under
+    half of the ellipse's core, its semi-axes times this; 0: never), the core is person even
+    where colour cannot tell it from the background (a grey cap on a grey wall, a pixelated
+    face), and the crop frames the whole ellipse.
     ``colour_seeds``: that refinement's GrabCut run from this many seeds, most deciding.
     ``segment_shifts``: without a ``segmenter``, the default one averaged over this many
     one-pixel shifts (``segmentation.MediapipeSegmenter``). Raises
@@ -664,6 +669,9 @@ def preprocess(
     """
     t_start = time.perf_counter()
     bg = _check_args(size, foreground_ratio, background)
+    if isinstance(head_core, bool) or not isinstance(head_core, (int, float)) \
+            or not 0.0 <= head_core <= 1.0:
+        raise ValueError(f"head_core must be a number in [0, 1], got {head_core!r}")
     rgb, alpha = split_rgb_alpha(image)
     H, W = rgb.shape[:2]
     if min(H, W) < MIN_IMAGE_SIDE:
@@ -728,13 +736,14 @@ def preprocess(
         notes.append(f"{len(people)} people found; reconstructing the largest ({where}).")
 
     # --- 2. crop, segment the crop (finer), recentre on the finer mask (at most twice)
-    def crop_and_mask(sq: _Square) -> tuple[np.ndarray, np.ndarray, float]:
+    def crop_and_mask(sq: _Square) -> tuple[np.ndarray, np.ndarray, float, bool]:
         # the models always see the crop padded with white, so the caller's background
         # colour cannot change the mask or the landmarks
         seen = _warp_to_square(rgb, sq, interp=cv2.INTER_CUBIC, border=_MODEL_PAD)
         t0 = time.perf_counter()
         inside = _inside_photo(sq, W, H)  # outside the photo is background by definition
         lm = reach = None
+        head_lost = False
         if chosen.landmarks is not None:
             lm = chosen.landmarks.transformed(sq.scale, -np.array([sq.x0, sq.y0]) * sq.scale)
         if use_alpha:
@@ -749,23 +758,35 @@ def preprocess(
                         likely |= likely_head(lm, prob.shape)
                     if landmark_limbs:
                         likely |= likely_limbs(lm, prob.shape)
+                certain = None
+                if landmark_head and head_core > 0:
+                    core = likely_head(lm, prob.shape, head_core) & (inside > 0.5)
+                    # a head the segmenter lost (it holds under half of the core; whole
+                    # heads: 0.86 or more): colour cannot give it back where it shares the
+                    # background's colours, the pose's core can
+                    head_lost = bool(core.any()) and float((prob[core] > 0.5).mean()) < 0.5
+                    certain = core if head_lost else None
                 prob = refine_with_colour(seen, prob, valid=inside, likely=likely,
-                                          seeds=colour_seeds)
+                                          certain=certain, seeds=colour_seeds)
         seg_s = time.perf_counter() - t0
         labels_crop = _warp_to_square(cand_labels, sq, src_scale=(fx, fy), interp=cv2.INTER_NEAREST, border=0)
         if chosen.reach is not None:
             reach = (*sq.to_crop(chosen.reach[:2]), *sq.to_crop(chosen.reach[2:]))
         mask = _person_mask(prob * inside, labels_crop, chosen.ranks, others, lm, reach, use_alpha) * inside
-        return seen, mask, seg_s
+        return seen, mask, seg_s, head_lost
 
     sq = _Square.around(chosen.bbox, foreground_ratio, size)
     for attempt in range(3):
-        seen, mask, dt = crop_and_mask(sq)
+        seen, mask, dt, head_lost = crop_and_mask(sq)
         t_seg += dt
         fine = _mask_box(mask)
         if fine is None or attempt == 2:
             break
-        nxt = _Square.around((*sq.to_photo(fine[:2]), *sq.to_photo(fine[2:])), foreground_ratio, size)
+        frame = (*sq.to_photo(fine[:2]), *sq.to_photo(fine[2:]))
+        head = _mask_box(likely_head(chosen.landmarks, (H, W))) if head_lost else None
+        if head is not None:  # recentred on the mask alone, the crop would cut it off for good
+            frame = _box_union(frame, head)
+        nxt = _Square.around(frame, foreground_ratio, size)
         if max(abs(nxt.x0 - sq.x0), abs(nxt.y0 - sq.y0), abs(nxt.side - sq.side)) * sq.scale < 1.0:
             break  # moved by less than a crop pixel: done
         sq = nxt

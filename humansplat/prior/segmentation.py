@@ -306,6 +306,7 @@ def refine_with_colour(
     *,
     valid: np.ndarray | None = None,
     likely: np.ndarray | None = None,
+    certain: np.ndarray | None = None,
     sure: tuple[float, float] = (0.15, 0.85),
     work_px: int = 256,
     iterations: int = 5,
@@ -324,7 +325,8 @@ def refine_with_colour(
     photo; outside is background by definition), default everywhere. ``likely`` bool [H,W]:
     where the pose says the person is (``landmark_regions.likely_head``): there GrabCut
     starts from "probably person" instead of the segmenter's "surely background" and decides
-    by colour. ``work_px``: the long
+    by colour. ``certain`` bool [H,W]: where the pose is sure of the person (the head's core,
+    ``landmark_regions.HEAD_CORE``): person whatever the colour says. ``work_px``: the long
     side GrabCut runs at (time grows with pixels; the segmenter saw 256 px). ``seeds``:
     GrabCut run from this many k-means seeds, a pixel person where most runs call it so
     (one run's colour models, seeded from the pixels, flip whole regions when a grey level
@@ -354,6 +356,10 @@ def refine_with_colour(
         lk = np.asarray(likely, np.float32)
         lk = cv2.resize(lk, size, interpolation=cv2.INTER_AREA) if f < 1 else lk
         gc[(lk > 0.5) & (p <= 0.5)] = cv2.GC_PR_FGD
+    if certain is not None:
+        ck = np.asarray(certain, np.float32)
+        ck = cv2.resize(ck, size, interpolation=cv2.INTER_AREA) if f < 1 else ck
+        gc[(ck > 0.5) & (p <= 0.5)] = cv2.GC_FGD
     if valid is not None:
         v = np.asarray(valid, np.float32)
         v = cv2.resize(v, size, interpolation=cv2.INTER_AREA) if f < 1 else v
