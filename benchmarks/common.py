@@ -47,9 +47,9 @@ def machine_info(device: str = "cpu", **extra) -> dict:
     """Describe the machine a benchmark ran on, for its JSON result.
 
     Keys: platform, processor, cpu_count, python, torch, torch_threads, omp_wait_policy,
-    packages (versions of the libraries that move the figures), loadavg_1min (taken now: the CPU is shared, so say how busy it was), device, and gpu
-    (the CUDA device name) when ``device`` is a CUDA device. ``extra`` keys are added last
-    and may override these.
+    packages (versions of the libraries that can move the figures), loadavg_1min (taken
+    now: the CPU is shared, so say how busy it was), device, and gpu (the CUDA device name)
+    when ``device`` is a CUDA device. ``extra`` keys are added last and may override these.
     """
     import torch  # lazily: some scripts import torch only inside main()
 

@@ -129,6 +129,13 @@ def test_the_heads_core_is_person_where_colour_cannot_tell():
     assert (out[head] > 0.5).mean() > 0.5
     near = cv2.dilate((likely | body).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     assert (out[~near] > 0.5).sum() == 0
+    # with nothing left for colour to decide (a crisp mask, the core the whole ellipse),
+    # the core is still person
+    small = (slice(0, 200), slice(0, 200))  # GrabCut's own 256 px: no resampling
+    whole = likely_head(_upright(), (200, 200), 1.0)
+    crisp = refine_with_colour(rgb[small], prob[small], likely=whole, certain=whole)
+    assert (crisp[whole] == 1.0).all()
+    assert (crisp[~whole] == prob[small][~whole]).all()
     # where the segmenter already saw the person, nothing changes
     assert np.array_equal(refine_with_colour(rgb, np.maximum(prob, head), certain=core),
                           refine_with_colour(rgb, np.maximum(prob, head)))

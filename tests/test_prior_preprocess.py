@@ -807,3 +807,62 @@ def test_a_whole_head_changes_nothing(astronaut, segmenter, pose):
     off = preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, head_core=0.0)
     assert on.crop_box == off.crop_box
     assert np.array_equal(on.mask, off.mask)
+
+
+def test_the_crop_frames_a_lost_head_even_when_colour_drops_it(monkeypatch):
+    """The crop half of item 38 on its own: with the colour step unable to take any of the
+    head (``certain`` and ``likely`` dropped), a mask without the head must not pull the crop's top below
+    the crown the pose places; recentred on the mask alone it did (the crop top at the
+    shirt's top edge, 90 px below the crown)."""
+    import humansplat.prior.preprocess as pp
+
+    real = pp.refine_with_colour
+
+    def no_core(rgb, prob, **kw):  # colour may not touch the head at all
+        kw.pop("certain", None)
+        kw.pop("likely", None)
+        return real(rgb, prob, **kw)
+
+    monkeypatch.setattr(pp, "refine_with_colour", no_core)
+    wall, shirt, ear = (128, 128, 128), (40, 90, 200), (128, 128, 172)
+    canvas = np.full((900, 700, 3), wall, np.uint8)
+    canvas[300:800, 300:400] = shirt
+    for ex in (330, 370):
+        cv2.circle(canvas, (ex, 210), 3, ear, -1)
+    names = {n: i for i, n in enumerate(lmk.MEDIAPIPE_LANDMARK_NAMES)}
+
+    def find(rgb, colour, tol):
+        ys, xs = np.nonzero(np.abs(rgb.astype(int) - colour).sum(-1) < tol)
+        return xs, ys
+
+    class Segmenter:
+        name = "shirt-only"
+
+        def __call__(self, rgb):
+            xs, ys = find(rgb, shirt, 60)
+            prob = np.zeros(rgb.shape[:2], np.float32)
+            prob[ys, xs] = 1.0
+            return prob
+
+    def pose(rgb):
+        bx, by = find(rgb, shirt, 60)
+        ex, ey = find(rgb, ear, 25)
+        if len(bx) == 0 or len(ex) == 0:
+            return None
+        x0, x1, y0, y1 = bx.min(), bx.max(), by.min(), by.max()
+        left = ex < ex.mean()
+        r_ear, l_ear = (ex[left].mean(), ey[left].mean()), (ex[~left].mean(), ey[~left].mean())
+        xy, vis = np.zeros((33, 2), np.float32), np.zeros(33, np.float32)
+        pts = {"right_ear": r_ear, "left_ear": l_ear,
+               "right_eye": (0.7 * r_ear[0] + 0.3 * l_ear[0], r_ear[1]),
+               "left_eye": (0.3 * r_ear[0] + 0.7 * l_ear[0], l_ear[1]),
+               "right_shoulder": (x0 + 5, y0 + 5), "left_shoulder": (x1 - 5, y0 + 5),
+               "right_hip": (x0 + 15, y0 + 0.4 * (y1 - y0)),
+               "left_hip": (x1 - 15, y0 + 0.4 * (y1 - y0))}
+        for n, v in pts.items():
+            xy[names[n]], vis[names[n]] = v, 1.0
+        return Landmarks(xy, vis)
+
+    p = preprocess(canvas, size=256, segmenter=Segmenter(), pose=pose)
+    crown_y = 210 - 40  # the ears 40 px apart: the crown about that far above them
+    assert p.crop_box[1] <= crown_y

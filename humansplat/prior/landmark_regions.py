@@ -76,7 +76,7 @@ def face_is_plausible(lm: Landmarks) -> bool:
 
 def likely_head(lm: Landmarks | None, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
     """bool [H,W] (``shape``): the head's ellipse from ``lm``'s visible face points (in the
-    same image's pixels), its semi-axes times ``scale`` (0.5: its core, surely head); all
+    same image's pixels), its semi-axes times ``scale`` (``HEAD_CORE``: its core); all
     False without landmarks, a face or a plausible one."""
     h, w = shape
     canvas = np.zeros((h, w), np.uint8)

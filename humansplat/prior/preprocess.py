@@ -669,7 +669,8 @@ def preprocess(
     """
     t_start = time.perf_counter()
     bg = _check_args(size, foreground_ratio, background)
-    if isinstance(head_core, bool) or not isinstance(head_core, (int, float)) \
+    if isinstance(head_core, (bool, np.bool_)) \
+            or not isinstance(head_core, (int, float, np.integer, np.floating)) \
             or not 0.0 <= head_core <= 1.0:
         raise ValueError(f"head_core must be a number in [0, 1], got {head_core!r}")
     rgb, alpha = split_rgb_alpha(image)

@@ -368,7 +368,13 @@ def refine_with_colour(
     n_bg = np.count_nonzero(gc == cv2.GC_BGD)
     undecided = np.count_nonzero((gc == cv2.GC_PR_FGD) | (gc == cv2.GC_PR_BGD))
     if n_fg < 16 or n_bg < 16 or undecided == 0:
-        return prob  # GrabCut needs samples of both to learn colours from
+        # GrabCut needs samples of both to learn colours from; ``certain`` holds regardless
+        if certain is None:
+            return prob
+        sure = (np.asarray(certain, np.float32) > 0.5) & (prob <= 0.5)
+        if valid is not None:
+            sure &= np.asarray(valid, np.float32) > 0.5
+        return np.where(sure, np.float32(1.0), prob).astype(np.float32)
     person = np.zeros(p.shape, np.float32)
     for seed in range(seeds):
         # GrabCut seeds its colour models with k-means on OpenCV's RNG (one per thread):
