@@ -185,35 +185,49 @@ def error_by_region(rgb, view, pm: np.ndarray) -> dict:
     return out
 
 
+def photo_frame(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048):
+    """The whole photo's frame for one reconstruction ``rec`` of ``photo`` uint8 [H,W,3]:
+    (view: the photo and its independent ``mask`` there, cam: the input camera framing the
+    whole photo at its own resolution, the long side at most ``max_size``, pm: the pipeline's
+    own person mask float [h,w] in that frame, or None when ``rec`` has none)."""
+    from humansplat.eval.photo_fidelity import (
+        crop_to_frame,
+        input_camera_from_meta,
+        whole_photo_view,
+    )
+
+    crop_cam = input_camera_from_meta(rec.meta)
+    view, cam = whole_photo_view(photo, mask, crop_cam, max_size)
+    pipe_mask = getattr(rec, "mask", None)
+    pm = None
+    if pipe_mask is not None:
+        pm = np.clip(crop_to_frame(np.asarray(pipe_mask, np.float32), crop_cam, cam), 0, 1)
+    return view, cam, pm
+
+
 def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048) -> dict:
     """Scores of one reconstruction ``rec`` of ``photo`` uint8 [H,W,3] against its
     independent person ``mask`` float [H,W] (see the module docstring), in the input camera
     framing the whole photo at its own resolution (the long side at most ``max_size``)."""
     from humansplat.eval.photo_fidelity import (
         beyond_edge_fraction,
-        crop_to_frame,
         cut_edges,
         input_camera_from_meta,
         input_view_scores,
         render_at_camera,
-        whole_photo_view,
     )
 
     crop_cam = input_camera_from_meta(rec.meta)
-    view, cam = whole_photo_view(photo, mask, crop_cam, max_size)
+    view, cam, pm = photo_frame(rec, photo, mask, max_size)
     rgb, alpha = render_at_camera(rec.gaussians, cam.viewmat, cam.K, cam.width, cam.height)
-    # how far the pipeline's own person mask (selfie segmentation) agrees with the
-    # independent one: IoU against the independent mask is hard to push past this
-    pipe_mask = getattr(rec, "mask", None)
-    pm = None
-    if pipe_mask is not None:
-        pm = np.clip(crop_to_frame(np.asarray(pipe_mask, np.float32), crop_cam, cam), 0, 1)
     scores = input_view_scores(rgb, alpha, view,
                                own_mask=None if pm is None else torch.from_numpy(pm))
     if pm is not None:
         scores["error_by_region"] = error_by_region(rgb, view, pm)
         from humansplat.metrics import mask_iou as silhouette_iou
 
+        # how far the pipeline's own person mask (selfie segmentation) agrees with the
+        # independent one: IoU against the independent mask is hard to push past this
         scores["mask_agreement"] = silhouette_iou(torch.from_numpy(pm),
                                                   torch.from_numpy(view.mask))
     edges = cut_edges(mask)

@@ -532,3 +532,33 @@ def _micro_rec_box(g: Gaussians, cam: InputCamera, box) -> SimpleNamespace:
     return SimpleNamespace(gaussians=g, meta={
         "camera": {"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "image_size": [S, S]},
         "input": {"crop_box": list(box), "original_size": [W, H], "source": None}})
+
+
+def test_mask_overlay_paints_where_the_masks_disagree():
+    """scripts/mask_overlay.py: blue where only the pipeline's mask calls a pixel person,
+    red where only the independent one does, the photo unchanged beside it; the shares
+    counted; a held-out photo refused unless asked for."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "mask_overlay.py"
+    spec = importlib.util.spec_from_file_location("mask_overlay", path)
+    mo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mo)
+    rgb = np.full((4, 5, 3), 0.5, np.float32)
+    pipeline = np.zeros((4, 5), np.float32)
+    independent = np.zeros((4, 5), np.float32)
+    pipeline[0, :2] = 1.0  # pipeline only at (0, 0), both at (0, 1) ...
+    independent[0, 1:3] = 0.9  # ... independent only at (0, 2)
+    pipeline[3, 4] = 0.7  # pipeline only at (3, 4) too
+    pic, shares = mo.disagreement(rgb, pipeline, independent)
+    assert pic.shape == (4, 10, 3) and pic.dtype == np.uint8
+    assert (pic[:, :5] == 128).all()  # the photo as it is
+    assert tuple(pic[0, 5 + 2]) == (255, 0, 0)
+    assert tuple(pic[0, 5]) == tuple(pic[3, 5 + 4]) == (0, 0, 255)
+    assert tuple(pic[0, 5 + 1]) == tuple(pic[1, 5 + 1]) == (128, 128, 128)  # dimmed grey
+    assert shares == {"pipeline_only": 2 / 20, "independent_only": 1 / 20}
+    with pytest.raises(ValueError, match="differ"):
+        mo.disagreement(rgb, pipeline[:3], independent)
+    with pytest.raises(SystemExit):
+        mo.main(["--cases", "walk"])  # held out
