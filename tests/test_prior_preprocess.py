@@ -797,6 +797,7 @@ def test_the_crop_keeps_the_head_the_segmenter_lost():
     assert p.mask[cy - 3 : cy + 4, cx - 3 : cx + 4].min() > 0.5  # the head's core: person
     wx, wy = np.floor(p.from_original(np.array([250.0, ears_y]))).astype(int)
     assert p.mask[wy, wx] < 0.5  # the wall beside the head stays background
+    assert any("lost the head" in n for n in p.notes)  # said in meta.json's notes
 
 
 def test_a_whole_head_changes_nothing(astronaut, segmenter, pose):
@@ -807,6 +808,7 @@ def test_a_whole_head_changes_nothing(astronaut, segmenter, pose):
     off = preprocess(astronaut, size=256, segmenter=segmenter, pose=pose, head_core=0.0)
     assert on.crop_box == off.crop_box
     assert np.array_equal(on.mask, off.mask)
+    assert not any("lost the head" in n for n in on.notes)
 
 
 def test_the_crop_frames_a_lost_head_even_when_colour_drops_it(monkeypatch):

@@ -811,6 +811,10 @@ def preprocess(
             "photo; the hidden parts will be guessed."
         )
 
+    if head_lost:
+        notes.append("The person segmenter lost the head; it was kept where the pose detector "
+                     "places it.")
+
     # --- 3. landmarks on the final crop (finer than on the photo); check they are this person's
     t = time.perf_counter()
     crop_lm = pose(seen)
