@@ -813,9 +813,9 @@ def test_a_whole_head_changes_nothing(astronaut, segmenter, pose):
 
 def test_the_crop_frames_a_lost_head_even_when_colour_drops_it(monkeypatch):
     """The crop half of item 38 on its own: with the colour step unable to take any of the
-    head (``certain`` and ``likely`` dropped), a mask without the head must not pull the crop's top below
-    the crown the pose places; recentred on the mask alone it did (the crop top at the
-    shirt's top edge, 90 px below the crown)."""
+    head (``certain`` and ``likely`` dropped), a mask without the head must not pull the
+    crop's top below the crown the pose places; recentred on the mask alone it did (the crop
+    top 90 px below the crown)."""
     import humansplat.prior.preprocess as pp
 
     real = pp.refine_with_colour
