@@ -516,6 +516,8 @@ def fit_body(model: BodyModel, keypoints_xy, keypoint_conf, mask=None, *,
     sin_max = math.sin(math.radians(cfg.max_lean_deg))
 
     def lean_cost(orient_: Tensor) -> Tensor:  # [B,3] -> [B]
+        if w_up == 0.0 and cfg.max_lean_deg >= 90.0:  # no lean prior (the default): exactly 0
+            return orient_.new_zeros(orient_.shape[:-1])
         s = depth_lean(orient_)
         return w_up * s ** 2 + cfg.w_limits * torch.relu(s.abs() - sin_max) ** 2
 
