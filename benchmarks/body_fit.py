@@ -29,12 +29,14 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from humansplat.errors import ConfigError  # noqa: E402
 from humansplat.prior.body import AnnyBody, anny_cache_dir, ensure_anny_cache  # noqa: E402
 from humansplat.prior.fit import (FitConfig, fit_body, fit_preprocessed,  # noqa: E402
                                   procrustes_align, sample_pose, synthetic_view)
@@ -92,17 +94,15 @@ def _real(paths, repeats: int, body, cfg: FitConfig) -> list[dict]:
 
 
 def fit_config(items: list[str]) -> FitConfig:
-    """A FitConfig from ``--set FIELD=VALUE`` items (a bool field takes true or false)."""
-    overrides = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        default = getattr(FitConfig(), key)
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"--set {key} takes true or false, got {value!r}")
-            overrides[key] = value.lower() in ("true", "1")
-        else:
-            overrides[key] = type(default)(value)
+    """A FitConfig from ``--set FIELD=VALUE`` items, parsed as the pipeline's ``--set`` is
+    (JSON values; FitConfig checks each field's type: a bool takes true or false). Raises
+    ValueError (ConfigError) for a bad value or an unknown field."""
+    from humansplat.pipeline.config import parse_setting
+
+    overrides = dict(parse_setting(item) for item in items)
+    unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
+    if unknown:
+        raise ConfigError(f"unknown FitConfig field(s) {unknown}")
     return FitConfig(**overrides)
 
 

@@ -8,6 +8,7 @@ alignment). Two cases run by default, more with the slow marker."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -328,3 +329,24 @@ def test_fit_real_photo(anny_body):
     # ignored (with them the fit leaned 14 degrees toward the camera at this crop size, and
     # 23 away from it in the pipeline's 256 px crop)
     assert abs(fit.lean_deg) < 8
+
+
+def test_fit_config_from_set_items_is_the_pipelines_parser():
+    """benchmarks/body_fit.py and scripts/fit_leans.py take ``--set FIELD=VALUE`` as the
+    pipeline does (JSON values), and FitConfig refuses a wrong type, a typo or an unknown
+    field instead of guessing."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("body_fit_bench",
+                                                  root / "benchmarks" / "body_fit.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = bench.fit_config(["ignore_beyond_photo=false", "w_upright=0.3", "iters_pose=10"])
+    assert (cfg.ignore_beyond_photo, cfg.w_upright, cfg.iters_pose) == (False, 0.3, 10)
+    for bad in ("ignore_beyond_photo=1", "ignore_beyond_photo=flase", "nope=1",
+                "w_upright=abc", "iters_pose=1.5"):
+        with pytest.raises(ValueError):
+            bench.fit_config([bad])
