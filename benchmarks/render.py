@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common
 
 from humansplat.cameras import orbit_cameras  # noqa: E402
-from humansplat.render import rasterize  # noqa: E402
+from humansplat.render import TorchRasterConfig, rasterize  # noqa: E402
 from humansplat.geometry import rotmat_to_quat  # noqa: E402
 from common import machine_info, write_result  # noqa: E402
 
@@ -131,7 +131,7 @@ def _rss_mb() -> float:
 
 
 def run_one(n: int, size: int, backend: str, device: str, repeats: int,
-            feature_dim: int = 3, n_views: int = 1) -> dict:
+            feature_dim: int = 3, n_views: int = 1, tile_threads: int = 2) -> dict:
     """Time one configuration in this process; returns a result row."""
     rss0 = _rss_mb()
     means, quats, scales, opacities, colors = (t.to(device) for t in
@@ -142,11 +142,13 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
-    def fwd():
+    def fwd(config=None):
         with torch.no_grad():
-            out = rasterize(*args, backend=backend)
+            out = rasterize(*args, backend=backend, torch_config=config)
         sync()
         return out
+
+    tiles_cfg = TorchRasterConfig(threads=tile_threads) if backend == "torch" else None
 
     params = [means, quats, scales, opacities, colors]
 
@@ -164,11 +166,18 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
     fwd_bwd()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    t_f, t_fb = [], []
+    t_f, t_fb, t_ft = [], [], []
+    same = None
+    if tiles_cfg is not None:
+        same = bool(torch.equal(fwd(tiles_cfg)[0], c))  # warm-up, and the same bits?
     for _ in range(repeats):
         t0 = time.perf_counter()
         fwd()
         t_f.append(time.perf_counter() - t0)
+        if tiles_cfg is not None:
+            t0 = time.perf_counter()
+            fwd(tiles_cfg)
+            t_ft.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         fwd_bwd()
         t_fb.append(time.perf_counter() - t0)
@@ -177,6 +186,9 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
         "width": size, "height": size, "feature_dim": feature_dim, "n_views": n_views,
         "forward_s": statistics.median(t_f), "forward_min_s": min(t_f),
         "fwd_bwd_s": statistics.median(t_fb), "fwd_bwd_min_s": min(t_fb),
+        "tile_threads": tile_threads if t_ft else None,
+        "forward_tile_threads_s": statistics.median(t_ft) if t_ft else None,
+        "forward_tile_threads_same_bits": same,
         "repeats": repeats,
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2 ** 20 if cuda
                         else _rss_mb() - rss0),
@@ -198,6 +210,9 @@ def main() -> None:
                     help="torch CPU threads, comma-separated to compare (default: torch's)")
     ap.add_argument("--passive", action="store_true",
                     help="run with OMP_WAIT_POLICY=PASSIVE (see the module docstring)")
+    ap.add_argument("--tile-threads", type=int, default=2,
+                    help="also time the torch forward with its tiles on this many threads "
+                         "(TorchRasterConfig.threads; the same bits)")
     ap.add_argument("--no-training-row", action="store_true",
                     help="skip the training-like row (4 views, 27 channels, 256x256)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # n,size,backend,device,views
@@ -207,7 +222,7 @@ def main() -> None:
         n, size, backend, device, views = args.one.split(",")
         torch.set_num_threads(int(args.threads))
         print(json.dumps(run_one(int(n), int(size), backend, device, args.repeats,
-                                 args.feature_dim, int(views))))
+                                 args.feature_dim, int(views), args.tile_threads)))
         return
 
     configs = [("torch", "cpu", int(t)) for t in args.threads.split(",")]
@@ -224,16 +239,21 @@ def main() -> None:
         for n, size, dim, views in runs:
             cmd = [sys.executable, __file__, "--one", f"{n},{size},{backend},{device},{views}",
                    "--repeats", str(args.repeats), "--feature-dim", str(dim),
-                   "--threads", str(threads)]
+                   "--threads", str(threads), "--tile-threads", str(args.tile_threads)]
             load = os.getloadavg()[0]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             r = rows[-1]
             r.update(threads=threads, omp_wait_policy=env.get("OMP_WAIT_POLICY", "default"),
                      load_avg_1min_before=load)
+            tiles = ""
+            if r["forward_tile_threads_s"] is not None:
+                tiles = (f"(tiles on {r['tile_threads']} threads "
+                         f"{r['forward_tile_threads_s'] * 1e3:6.1f} ms, same bits: "
+                         f"{r['forward_tile_threads_same_bits']})  ")
             print(f"{r['backend']:>6} {r['device']:>4} thr={threads} N={r['n_gaussians']:>6} "
                   f"C={views} D={dim:>2} "
-                  f"{r['width']}x{r['height']}: fwd {r['forward_s'] * 1e3:8.1f} ms  "
+                  f"{r['width']}x{r['height']}: fwd {r['forward_s'] * 1e3:8.1f} ms  {tiles}"
                   f"fwd+bwd {r['fwd_bwd_s'] * 1e3:8.1f} ms  peak {r['peak_mem_mb']:7.1f} MB  "
                   f"cover {r['coverage']:.2f}  isects {r['n_isects']}  "
                   f"max/tile {r['max_per_tile']}  load {load:.1f}", flush=True)

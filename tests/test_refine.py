@@ -383,6 +383,10 @@ def test_pipeline_settings_validate():
     with pytest.raises(ConfigError, match="deblur_interior_passes"):
         PipelineConfig(deblur_interior_passes=-1)
     assert PipelineConfig(deblur_interior_passes=3).faithful_config().deblur_interior_passes == 3
+    assert PipelineConfig(render_threads=3).faithful_config().render_threads == 3
+    for bad in (0, 2.0, True, "2"):
+        with pytest.raises(ConfigError, match="render_threads"):
+            PipelineConfig(render_threads=bad)
     # the refinement runs only when asked: on a GPU ("cuda") or everywhere ("always");
     # off by default on every device (docs/faithful_splat.md, item 3)
     assert fc.refine_seconds == 0 == cfg.faithful_config("cuda").refine_seconds
@@ -390,6 +394,37 @@ def test_pipeline_settings_validate():
     assert cuda.faithful_config().refine_seconds == 0 < cuda.faithful_config("cuda").refine_seconds
     assert PipelineConfig(refine="always").faithful_config().refine_seconds > 0
     assert PipelineConfig.from_dict({"body_model": "anny"}).faithful  # old files: defaults
+
+
+@pytest.mark.parametrize("threads", [None, 1, 3])
+def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, threads):
+    """``FaithfulConfig.render_threads`` is the rasterizer's tile threads in both of the
+    step's forward renders (None: 2 on a CPU of 2 cores or more); the splat does not depend
+    on it (the rasterizer's threads give the same bits: tests/test_render.py)."""
+    import os
+
+    from humansplat.refine import deblur, sheet_depth
+
+    seen = []
+    for mod, name in ((deblur, "deblur_colours"), (sheet_depth, "choose_recede")):
+        real = getattr(mod, name)
+
+        def spy(*a, _real=real, _name=name, **kw):
+            seen.append((_name, kw["torch_config"].threads))
+            return _real(*a, **kw)
+        monkeypatch.setattr(mod, name, spy)
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    cfg = FaithfulConfig(resolution=64, refine_seconds=0, render_threads=threads)
+    res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
+    want = threads if threads is not None else min(2, os.cpu_count() or 1)
+    assert sorted(seen) == [("choose_recede", want), ("deblur_colours", want)]
+    base = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
+                         config=FaithfulConfig(resolution=64, refine_seconds=0, render_threads=1))
+    assert torch.equal(res.gaussians.means, base.gaussians.means)
+    assert torch.equal(res.gaussians.sh if res.gaussians.sh is not None else res.gaussians.colors,
+                       base.gaussians.sh if base.gaussians.sh is not None
+                       else base.gaussians.colors)
 
 
 def test_generated_views_make_the_back_a_back_and_leave_the_input_view_alone():

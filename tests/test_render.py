@@ -321,7 +321,49 @@ def test_bad_input_names_the_argument(changes, name):
         _render(_bad(**changes), backend="torch")
 
 
-@pytest.mark.parametrize("field", ["tile_size", "depth_chunk", "chunk_elems"])
+def test_tiles_on_threads_render_the_same_bits():
+    """``TorchRasterConfig.threads``: a render without gradients large enough to be split
+    (>= 512 busy tiles) is the one-thread image to the bit, SH colours, clamped alphas and
+    early stops included; with gradients the setting changes nothing either."""
+    scene = _scene(5, "sh3", True, dtype=torch.float32, n=3000)
+    cams = orbit_cameras([10.0, 100.0], [5.0, -15.0], 2.0, width=256, height=224, fovy_deg=50.0)
+    scene.update(viewmats=cams.viewmats, Ks=cams.Ks, width=256, height=224)
+    with torch.no_grad():
+        c1, a1, _ = _render(scene, backend="torch")
+        c2, a2, _ = _render(scene, backend="torch", torch_config=TorchRasterConfig(threads=2))
+        c3, a3, _ = _render(scene, backend="torch", torch_config=TorchRasterConfig(threads=3))
+    assert torch.equal(c1, c2) and torch.equal(a1, a2)
+    assert torch.equal(c1, c3) and torch.equal(a1, a3)
+    means = scene["means"].clone().requires_grad_(True)
+    c4, _, _ = _render({**scene, "means": means}, backend="torch",
+                       torch_config=TorchRasterConfig(threads=2))
+    assert torch.equal(c4.detach(), c1)
+    (g,) = torch.autograd.grad(c4.sum(), [means])
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_tiles_on_threads_split_the_work(monkeypatch):
+    """The split is real: the threaded path runs (and only where it pays: a small render
+    composites on one thread)."""
+    from humansplat.render import torch_backend
+
+    calls = []
+    real = torch_backend._composite_forward_threaded
+    monkeypatch.setattr(torch_backend, "_composite_forward_threaded",
+                        lambda *a: calls.append(a[2].start.numel()) or real(*a))
+    big = _scene(5, "rgb", False, dtype=torch.float32, n=3000)
+    cams = orbit_cameras([10.0, 100.0], [5.0, -15.0], 2.0, width=256, height=224, fovy_deg=50.0)
+    big.update(viewmats=cams.viewmats, Ks=cams.Ks, width=256, height=224)
+    with torch.no_grad():
+        _render(big, backend="torch", torch_config=TorchRasterConfig(threads=2))
+        assert calls and calls[0] >= torch_backend._MIN_THREADED_TILES
+        calls.clear()
+        _render(_scene(5, "rgb", False, dtype=torch.float32), backend="torch",
+                torch_config=TorchRasterConfig(threads=2))  # 37 x 29 px: a few tiles
+    assert not calls
+
+
+@pytest.mark.parametrize("field", ["tile_size", "depth_chunk", "chunk_elems", "threads"])
 def test_bad_torch_config(field):
     with pytest.raises(ValueError, match=field):
         TorchRasterConfig(**{field: 0})

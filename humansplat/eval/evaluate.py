@@ -147,9 +147,10 @@ class _Prior:
 
 def _render_gaussians(g, cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
     """(rgb [T,3,R,R], alpha [T,R,R]) of Gaussians (RGB or SH) on white."""
-    from ..render import render_gaussians
+    from ..render import TorchRasterConfig, render_gaussians, tile_threads
 
-    img, alpha = render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height)
+    img, alpha = render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height,
+                                  torch_config=TorchRasterConfig(threads=tile_threads()))
     return img.permute(0, 3, 1, 2).clamp(0, 1), alpha
 
 

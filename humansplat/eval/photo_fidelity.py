@@ -204,12 +204,13 @@ def render_at_camera(gaussians: Gaussians, viewmat: Tensor, K: Tensor, width: in
                      background: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[Tensor, Tensor]:
     """Render the splat (with its view-dependent colour when it has SH) in one camera.
     Returns (rgb [H,W,3], alpha [H,W]) float32 CPU tensors."""
-    from ..render import render_gaussians
+    from ..render import TorchRasterConfig, render_gaussians, tile_threads
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with torch.no_grad():
         img, alpha = render_gaussians(gaussians.to(dev, torch.float32), viewmat, K, width,
-                                      height, background)
+                                      height, background,
+                                      torch_config=TorchRasterConfig(threads=tile_threads()))
     return img[0].clamp(0, 1).float().cpu(), alpha[0].float().cpu()
 
 

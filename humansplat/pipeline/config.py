@@ -25,7 +25,8 @@ FAITHFUL_FIELDS = {
         "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
         "side_opacity_scale", "photo_recede", "photo_recede_search",
         "photo_recede_search_resolution", "depth_split", "deblur_passes",
-        "deblur_interior_passes", "frame_band", "correction_lobe", "correction_lobe_shape",
+        "deblur_interior_passes", "render_threads", "frame_band", "correction_lobe",
+        "correction_lobe_shape",
         "refine_seconds", "refine_steps", "beyond_edge")},
 }
 _FAITHFUL = FaithfulConfig()
@@ -135,6 +136,9 @@ class PipelineConfig:
         Gaussians' colours for the splat's own blur (``refine.deblur``; 0 = off);
     deblur_interior_passes: further such passes on the person's solid interior only
         (``refine.deblur.deblur_colours``; the soft rim keeps the first passes' colours);
+    render_threads: threads those renders (and the photo depth search's) composite their
+        tiles on: the same splat to the bit, only sooner (``refine.FaithfulConfig``; None:
+        2 on a CPU with 2 cores or more);
     frame_band: px beside an edge of the photo that cuts the person that count as inside
         the person when the model's Gaussians are moved behind what the photo shows
         (``refine.FaithfulConfig``; None: off);
@@ -196,6 +200,7 @@ class PipelineConfig:
     depth_split: float | None = _FAITHFUL.depth_split
     deblur_passes: int = _FAITHFUL.deblur_passes
     deblur_interior_passes: int = _FAITHFUL.deblur_interior_passes
+    render_threads: int | None = _FAITHFUL.render_threads
     frame_band: int | None = _FAITHFUL.frame_band
     correction_lobe: bool = _FAITHFUL.correction_lobe
     correction_lobe_shape: str = _FAITHFUL.correction_lobe_shape

@@ -48,7 +48,7 @@ __all__ = ["LOBE_SHAPES", "correction_lobe", "deblur_colours"]
 def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Gaussians,
                    ev: PhotoEvidence, *, passes: int = 1, min_mask: float = 0.5,
                    interior_passes: int = 0, interior_px: int = 2,
-                   device=None) -> tuple[Gaussians, list[float]]:
+                   device=None, torch_config=None) -> tuple[Gaussians, list[float]]:
     """``photo`` with corrected colours (module docs) and the mean absolute colour error
     inside the mask before each pass (no render is spent on measuring after the last).
 
@@ -61,7 +61,8 @@ def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Ga
     whose mask is at least 0.99 everywhere within ``interior_px`` px. Passes on the soft rim
     over-correct it (what shows through there is the background and the rest of the splat):
     on the dev photos 4 passes in all took the interior +0.6 to +1.4 dB and the rim -0.2 to
-    -1.3 dB."""
+    -1.3 dB. torch_config: the torch rasterizer's :class:`~humansplat.render.TorchRasterConfig`
+    (its ``threads``: the same colours, sooner)."""
     if passes < 0:
         raise ValueError(f"passes must be >= 0, got {passes}")
     if interior_passes < 0:
@@ -92,7 +93,8 @@ def deblur_colours(photo: Gaussians, pixels: Tensor, resolution: int, others: Ga
             if k == passes:
                 sel = sel_in
             img, _, _ = rasterize(g.means, g.quats, g.scales, g.opacities, colours,
-                                  cam.viewmats, cam.Ks, R, R, backgrounds=bg)
+                                  cam.viewmats, cam.Ks, R, R, backgrounds=bg,
+                                  torch_config=torch_config)
             resid = target - img[0]  # [R,R,3]
             errors.append(float(resid[inside].abs().mean()) if bool(inside.any()) else 0.0)
             step = resid[rows, cols]  # [N,3] at each Gaussian's own pixel

@@ -43,6 +43,7 @@ from ..cameras import Cameras, camera_centers, pixel_rays, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from ..geometry import vertex_normals
+from ..render import TorchRasterConfig, tile_threads
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_silhouette,
                        opacity_beyond_frame, projected_sigma, push_behind,
                        push_behind_footprint, recede, shown_depth, wholly_inside)
@@ -91,6 +92,10 @@ class FaithfulConfig:
         within 2 px; :func:`.deblur.deblur_colours`). More passes everywhere lifted the
         interior and over-corrected the soft rim (4 in all on the dev photos: astronaut
         +0.37 dB, zidane -0.29);
+    render_threads: the colour correction's and the depth search's renders (no gradients)
+        composite their tiles on this many threads (``TorchRasterConfig.threads``: the same
+        bits, only faster); None: :func:`humansplat.render.tile_threads` (2 on a CPU of 2
+        cores or more);
     refine_seconds: the test-time refinement's time budget (0 = off);
     refine_steps: its most steps; refine_size: side of its input-view render (None: the
         crop's); refine_lr: Adam's base rate; reg_weight: weight of the other views'
@@ -199,6 +204,7 @@ class FaithfulConfig:
     view_min_azimuth: float = 135.0
     deblur_passes: int = 2
     deblur_interior_passes: int = 4
+    render_threads: int | None = None
     refine_seconds: float = 2.0
     refine_steps: int = 30
     refine_size: int | None = None
@@ -234,6 +240,11 @@ class FaithfulConfig:
             bad("beyond_edge", f"must be one of {BEYOND_EDGE}, got {self.beyond_edge!r}")
         if not float(self.refine_seconds) >= 0:
             bad("refine_seconds", f"must be >= 0, got {self.refine_seconds!r}")
+        if self.render_threads is not None and (
+                isinstance(self.render_threads, bool) or not isinstance(self.render_threads, int)
+                or not 1 <= self.render_threads <= 64):
+            bad("render_threads", f"must be None or an int in [1, 64], got "
+                f"{self.render_threads!r}")
         if not isinstance(self.view_resolution, int) or not (
                 self.view_resolution == 0 or 8 <= self.view_resolution <= 2048):
             bad("view_resolution", f"must be 0 or an int in [8, 2048], got "
@@ -529,6 +540,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         raise ValueError(f"{len(model_gaussians)} model Gaussians for {n_views} views of "
                          f"{grid}x{grid}")
     g = model_gaussians.detach().to("cpu", torch.float32).with_rgb()
+    raster = TorchRasterConfig(threads=cfg.render_threads or tile_threads())
     body = _surface(body)  # rasterised once per camera for the anchor and the surfels
     front = input_view_ids(view_cameras, ev.camera)
     if not front:
@@ -653,7 +665,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         t = time.perf_counter()
         photo, errs = deblur_colours(photo, pg.pixels, pg.resolution, others, ev,
                                      passes=cfg.deblur_passes,
-                                     interior_passes=cfg.deblur_interior_passes)
+                                     interior_passes=cfg.deblur_interior_passes,
+                                     torch_config=raster)
         info["deblur"] = {"passes": cfg.deblur_passes,
                           "interior_passes": cfg.deblur_interior_passes,
                           "mean_abs_error_before": errs,
@@ -700,7 +713,7 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
             return Gaussians.cat([recede(coarse, centre, m), others])
 
         metres, errs = choose_recede(splat_at, g, view_cameras[torch.tensor(away)],
-                                     cfg.photo_recede_search)
+                                     cfg.photo_recede_search, torch_config=raster)
         # the photo alone: moving the Gaussians near it along with it kept its picture
         # exactly but lost the gain (docs/faithful_splat.md, item 31)
         photo = recede(photo, centre, metres)

@@ -28,18 +28,22 @@ __all__ = ["choose_recede"]
 
 @torch.no_grad()
 def choose_recede(splat_at: Callable[[float], Gaussians], model: Gaussians, cams: Cameras,
-                  candidates: Sequence[float]) -> tuple[float, dict[float, float]]:
+                  candidates: Sequence[float], *, torch_config=None
+                  ) -> tuple[float, dict[float, float]]:
     """The candidate recede (metres along the photo camera's rays) whose splat
     ``splat_at(metres)`` renders closest (mean squared error over every pixel) to the
     model's own Gaussians ``model`` at ``cams`` (the model's views away from the photo's
     camera). The error is smooth and has one minimum over a centimetre or two, so the
     search walks from the middle candidate toward the lower error and stops when it rises
-    (3-4 renders instead of all). Returns (metres, the error of each candidate tried)."""
+    (3-4 renders instead of all). ``torch_config``: the torch rasterizer's settings
+    (:class:`~humansplat.render.TorchRasterConfig`). Returns (metres, the error of each
+    candidate tried)."""
     cands = sorted(float(m) for m in candidates)
     if not cands:
         raise ValueError("no candidate depths to choose from")
     def render(g: Gaussians) -> Tensor:  # [C,H,W,3] over white
-        return render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height)[0]
+        return render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height,
+                                torch_config=torch_config)[0]
 
     target = render(model)  # n_views x grid^2: 20k for the tiny model
     errs: dict[float, float] = {}

@@ -13,6 +13,7 @@ CUDA tensors when gsplat's CUDA extension loads, else torch.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "BACKENDS",
     "gsplat_available",
     "TorchRasterConfig",
+    "tile_threads",
     "Projected",
     "project_gaussians",
     "covariance_3d",
@@ -37,6 +39,13 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "torch", "gsplat")
+
+
+def tile_threads() -> int:
+    """Threads a render without gradients composites its tiles on when the caller has no
+    reason to choose (``TorchRasterConfig.threads``: the same bits on any count): 2 on a CPU
+    with 2 cores or more (what the project's 2-core machines gain from), else 1."""
+    return min(2, os.cpu_count() or 1)
 
 
 def gsplat_available() -> bool:
@@ -164,11 +173,12 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
 
 
 def render_gaussians(g, viewmats: Tensor, Ks: Tensor, width: int, height: int,
-                     background=(1.0, 1.0, 1.0)) -> tuple[Tensor, Tensor]:
+                     background=(1.0, 1.0, 1.0),
+                     torch_config: TorchRasterConfig | None = None) -> tuple[Tensor, Tensor]:
     """A splat ``g`` (a ``humansplat.gaussians.Gaussians``: RGB or SH colours, the SH seen from
     each camera) rendered at C cameras (viewmats [C,4,4], Ks [C,3,3]) over ``background``
     (3 floats), on ``g``'s device in float32. Returns (rgb [C,H,W,3], alpha [C,H,W]),
-    unclamped (SH colours can leave [0, 1])."""
+    unclamped (SH colours can leave [0, 1]). ``torch_config`` as in :func:`rasterize`."""
     dev = g.means.device
     vm = torch.as_tensor(viewmats, dtype=torch.float32, device=dev).reshape(-1, 4, 4)
     K = torch.as_tensor(Ks, dtype=torch.float32, device=dev).reshape(-1, 3, 3)
@@ -176,5 +186,6 @@ def render_gaussians(g, viewmats: Tensor, Ks: Tensor, width: int, height: int,
     colors = g.colors if g.sh is None else g.sh
     img, alpha, _ = rasterize(g.means.float(), g.quats.float(), g.scales.float(),
                               g.opacities.float(), colors.float(), vm, K, int(width),
-                              int(height), backgrounds=bg, sh_degree=g.sh_degree)
+                              int(height), backgrounds=bg, sh_degree=g.sh_degree,
+                              torch_config=torch_config)
     return img, alpha[..., 0]
