@@ -399,11 +399,11 @@ def test_pipeline_settings_validate():
 @pytest.mark.parametrize("threads", [None, 1, 3])
 def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, threads):
     """``FaithfulConfig.render_threads`` is the rasterizer's tile threads in both of the
-    step's forward renders (None: 2 on a CPU of 2 cores or more); the splat does not depend
-    on it (the rasterizer's threads give the same bits: tests/test_render.py)."""
-    import os
-
+    step's forward renders (None: ``render.tile_threads()``, 2 on a CPU of 2 cores or more);
+    the splat does not depend on it (the rasterizer's threads give the same bits:
+    tests/test_render.py)."""
     from humansplat.refine import deblur, sheet_depth
+    from humansplat.render import tile_threads
 
     seen = []
     for mod, name in ((deblur, "deblur_colours"), (sheet_depth, "choose_recede")):
@@ -417,7 +417,7 @@ def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, t
     g, cams = _model_like(ev)
     cfg = FaithfulConfig(resolution=64, refine_seconds=0, render_threads=threads)
     res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
-    want = threads if threads is not None else min(2, os.cpu_count() or 1)
+    want = threads if threads is not None else tile_threads()
     assert sorted(seen) == [("choose_recede", want), ("deblur_colours", want)]
     base = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
                          config=FaithfulConfig(resolution=64, refine_seconds=0, render_threads=1))
