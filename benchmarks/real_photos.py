@@ -4,6 +4,7 @@
                                      [--save-dir DIR] [--checkpoint SRC] [--out PATH]
                                      [--noise-seeds N]
     python benchmarks/real_photos.py --compare BEFORE.json AFTER.json [--markdown OUT.md]
+    python benchmarks/real_photos.py --masks-only [--split dev] [--noise-seeds N] [--set F=V]
 
 Every case runs ``HumanSplatPipeline.from_pretrained()`` (the bundled checkpoint unless
 ``--checkpoint``) with default settings and seed 0, then renders the splat with the
@@ -31,6 +32,11 @@ px), and scores it against the photo's own pixels (``humansplat.eval.photo_fidel
   band 3 px wide just outside it, farther out), each region's share of the pixels and of
   the squared error, and its PSNR.
 Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
+
+``--masks-only`` scores the pipeline's person mask alone (``HumanSplatPipeline.preprocess``:
+seconds a photo, no reconstruction) against the independent mask: the masks column above to
+the bit, and the shares of the photo that only one of the two calls person
+(``real_photos_masks_<label>.json``), for trying a change to the mask before a full run.
 
 Photos (examples/README.md has their licences): the files in examples/, two photos of the
 pinned ``ultralytics`` wheel and one frame each of two demo videos (sports2d, pose2sim)
@@ -203,6 +209,65 @@ def photo_frame(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048):
     if pipe_mask is not None:
         pm = np.clip(crop_to_frame(np.asarray(pipe_mask, np.float32), crop_cam, cam), 0, 1)
     return view, cam, pm
+
+
+def mask_case(pipe, case: Case, noise_seeds: int = 0, max_size: int = 2048) -> dict:
+    """``--masks-only``: the pipeline's person mask alone (``pipe.preprocess``, no body fit,
+    model or splat: seconds instead of a minute) against the independent one in the whole
+    photo's frame, as the full run's ``mask_agreement`` (the same crop warp), with the
+    shares of the photo that only the pipeline's mask (``pipeline_only``) or only the
+    independent one (``independent_only``) calls person; over the photo and its
+    ``noise_seeds`` noisy copies (``grey_level_noise``), their mean and range."""
+    from humansplat.eval.photo_fidelity import InputCamera, crop_to_frame, whole_photo_view
+    from humansplat.metrics import mask_iou
+
+    photo = case.load()
+    mask = case.independent_mask()
+    runs = []
+    for k in range(noise_seeds + 1):
+        t0 = time.perf_counter()
+        pre = pipe.preprocess(photo if k == 0 else grey_level_noise(photo, k))
+        seconds = time.perf_counter() - t0
+        size = int(np.asarray(pre.mask).shape[0])
+        # only the crop box and size place the mask: the camera's pose plays no part
+        crop_cam = InputCamera(torch.eye(4), torch.eye(3), size, size,
+                               tuple(float(v) for v in pre.crop_box))
+        view, cam = whole_photo_view(photo, mask, crop_cam, max_size)
+        pm = np.clip(crop_to_frame(np.asarray(pre.mask, np.float32), crop_cam, cam), 0, 1)
+        mine, theirs = pm > 0.5, view.mask > 0.5
+        runs.append({"mask_agreement": float(mask_iou(torch.from_numpy(pm),
+                                                       torch.from_numpy(view.mask))),
+                     "pipeline_only": float((mine & ~theirs).mean()),
+                     "independent_only": float((theirs & ~mine).mean()), "seconds": seconds})
+    row = {"case": case.name, "split": case.split, **runs[0]}
+    if noise_seeds:
+        row["noise_runs"] = runs
+        v = [r["mask_agreement"] for r in runs]
+        row["mask_agreement_noise"] = {"mean": float(np.mean(v)), "min": float(min(v)),
+                                       "max": float(max(v))}
+    return row
+
+
+def masks_table(rows: list[dict]) -> str:
+    """The ``--masks-only`` table: IoU of the two masks (mean and range over the runs when
+    there are noisy copies) and the shares of the photo only one of them holds."""
+    lines = [f"{'case':<24} {'split':<9} {'masks IoU':>18} {'pipeline only':>14} "
+             f"{'indep. only':>12}", "-" * 81]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['case']:<24} {r.get('split', ''):<9} error: {r['error']}")
+            continue
+        n = r.get("mask_agreement_noise")
+        iou = (f"{n['mean']:.3f} [{n['min']:.3f},{n['max']:.3f}]" if n
+               else f"{r['mask_agreement']:.3f}")
+        lines.append(f"{r['case']:<24} {r['split']:<9} {iou:>18} {r['pipeline_only']:>13.1%} "
+                     f"{r['independent_only']:>12.1%}")
+    ok = [r for r in rows if "error" not in r]
+    if ok:
+        m = np.mean([(r.get("mask_agreement_noise") or {}).get("mean", r["mask_agreement"])
+                     for r in ok])
+        lines.append(f"{'mean':<34} {m:>8.3f}")
+    return "\n".join(lines)
 
 
 def evaluate_case(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048) -> dict:
@@ -408,6 +473,33 @@ def compare_markdown(before: dict, after: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def masks_only(pipe, cases: list[Case], args, changes: dict, load_s: float) -> int:
+    """``--masks-only``: :func:`mask_case` for every case, a table and a JSON."""
+    from humansplat.errors import HumanSplatError
+    from humansplat.eval.independent_mask import INDEPENDENT_MASK_NAME
+
+    rows, skipped = [], []
+    for c in cases:
+        try:
+            rows.append(mask_case(pipe, c, noise_seeds=args.noise_seeds))
+        except HumanSplatError as err:
+            rows.append({"case": c.name, "split": c.split, "error": str(err)})
+        except PhotoUnavailable as err:
+            print(f"{c.name}: skipped, {err}", flush=True)
+            skipped.append({"case": c.name, "reason": str(err)})
+            continue
+        print(masks_table(rows[-1:]).splitlines()[2], flush=True)
+    print()
+    print(masks_table(rows))
+    result = {"benchmark": "real_photos_masks", "label": args.label,
+              "independent_mask": INDEPENDENT_MASK_NAME, "settings_changed": changes,
+              "load_pipeline_s": load_s, "rows": rows, "skipped": skipped,
+              "machine": machine_info(str(pipe.device))}
+    out = args.out or ROOT / "benchmarks" / "results" / f"real_photos_masks_{args.label}.json"
+    write_result(result, out)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", default="run", help="tag stored in the JSON (e.g. before, after)")
@@ -426,6 +518,9 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a pipeline.json field for this run (JSON value, else "
                          "text), e.g. --set input_resolution=256")
+    ap.add_argument("--masks-only", action="store_true",
+                    help="score only the pipeline's person mask against the independent one "
+                         "(its preprocessing: seconds a photo; JSON real_photos_masks_<label>)")
     ap.add_argument("--noise-seeds", type=int, default=0, metavar="N",
                     help="also run each photo N more times with a grey level of seeded noise "
                          "(seeds 1..N) and report the mean and range over the N + 1 runs")
@@ -464,6 +559,8 @@ def main(argv=None) -> int:
         changes = dict(parse_setting(kv) for kv in args.set)
         pipe.config = pipe.config.replace(**changes)
     load_s = time.perf_counter() - t0
+    if args.masks_only:
+        return masks_only(pipe, cases, args, changes, load_s)
     save_dir = Path(args.save_dir) if args.save_dir else None
     rows, skipped = [], []
     for c in cases:

@@ -203,6 +203,38 @@ def test_benchmark_evaluate_case_on_a_micro_reconstruction():
     assert sum(r["error"] for r in regions.values()) == pytest.approx(1.0)
 
 
+def test_masks_only_scores_the_masks_as_the_full_run_does():
+    """``--masks-only`` (``mask_case``): the pipeline's mask from its preprocessing alone,
+    placed in the whole photo by the crop box, scores the full run's ``mask_agreement`` to
+    the bit; the shares each mask alone holds are measured, noisy copies are preprocessed
+    too, and the table prints every case and the mean."""
+    photo, mask = _photo()
+    cam = _camera()
+    rec = _micro_rec(_unprojected_splat(photo, mask, cam), cam)
+    own = photo_at_input_camera(photo, mask, cam).mask.copy()
+    own[: S // 2] = 0.0  # the pipeline's mask loses the top half of the person
+    rec.mask = own
+    seen = []
+
+    class Pipe:
+        def preprocess(self, p):
+            seen.append(p)
+            return SimpleNamespace(mask=own, crop_box=CROP_BOX)
+
+    case = SimpleNamespace(name="micro", split="dev", load=lambda: photo,
+                           independent_mask=lambda: mask)
+    row = rp.mask_case(Pipe(), case, noise_seeds=2)
+    full = rp.evaluate_case(rec, photo, mask)
+    assert row["mask_agreement"] == full["mask_agreement"] < 0.8
+    assert row["independent_only"] > 0.05 and row["pipeline_only"] < 0.01
+    assert len(seen) == 3 and seen[0] is photo
+    assert np.array_equal(seen[2], rp.grey_level_noise(photo, 2))
+    n = row["mask_agreement_noise"]
+    assert n["min"] == n["max"] == row["mask_agreement"]  # the stub's mask ignores the noise
+    text = rp.masks_table([row, {"case": "gone", "split": "dev", "error": "no person"}])
+    assert "micro" in text and "error: no person" in text and "mean" in text
+
+
 def test_benchmark_noise_runs_score_the_photo_saved_again():
     """``--noise-seeds``: the pipeline also sees the photo with a grey level of seeded noise
     (never more than one level off), every run is scored against the photo itself, and the

@@ -104,6 +104,16 @@ def test_reconstruction_holds_what_the_contract_says(run):
     assert len(meta["input"]["crop_box"]) == 4 and meta["camera"]["image_size"] == [256, 256]
 
 
+def test_preprocess_is_the_runs_first_stage(run):
+    """``pipe.preprocess`` (what ``benchmarks/real_photos.py --masks-only`` scores) is the
+    run's own preprocessing: the same crop and mask to the bit."""
+    pipe, prepared, rec, _ = run
+    pre = pipe.preprocess(PHOTO)
+    assert pre.crop_box == prepared.pre.crop_box
+    assert np.array_equal(np.asarray(pre.mask), np.asarray(prepared.pre.mask))
+    assert np.array_equal(np.asarray(pre.mask, np.float32), rec.mask)
+
+
 def test_a_run_leaves_process_state_alone(run):
     """No global RNG draws or reseeding, no thread-count or model-config swaps: whatever the
     global RNGs hold, the same seed gives the same Gaussians, and the process's state is as

@@ -267,7 +267,6 @@ class HumanSplatPipeline:
         """The front half of :meth:`__call__` (load .. model_inputs) for one photo."""
         from ..io import load_image
         from ..prior.fit import fit_preprocessed
-        from ..prior.preprocess import preprocess
 
         seed, prior = self._check_run(seed, prior_only)
         fg = self.config.foreground_ratio if foreground_ratio is None else float(foreground_ratio)
@@ -277,14 +276,7 @@ class HumanSplatPipeline:
             else load_image(image)
         self._stage_done(0, t, timings, progress)
         t = time.perf_counter()
-        pre = preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
-                         remove_background=remove_background,
-                         colour_refine=self.config.colour_mask,
-                         landmark_head=self.config.landmark_head,
-                         landmark_limbs=self.config.landmark_limbs,
-                         head_core=float(self.config.head_core),
-                         segment_shifts=self.config.segment_shifts,
-                         colour_seeds=self.config.colour_seeds)
+        pre = self.preprocess(loaded, foreground_ratio=fg, remove_background=remove_background)
         self._stage_done(1, t, timings, progress)
         t = time.perf_counter()
         fit = fit_preprocessed(pre, self.body_model, config=self.config.fit_config())
@@ -294,6 +286,26 @@ class HumanSplatPipeline:
         return self._views_and_inputs(loaded, pre, fit, settings, timings, seed=seed,
                                       num_steps=num_steps, guidance=guidance,
                                       progress=progress, prior=prior)
+
+    def preprocess(self, image, *, foreground_ratio: float | None = None,
+                   remove_background: bool = True):
+        """The person cut out and cropped with this pipeline's settings (its first stage):
+        a :class:`humansplat.prior.preprocess.Preprocessed` (crop, person mask, landmarks).
+        ``image``: anything :func:`humansplat.io.load_image` takes, or its result."""
+        from ..io import load_image
+        from ..prior.preprocess import preprocess
+
+        loaded = image if hasattr(image, "rgb") and hasattr(image, "alpha") \
+            else load_image(image)
+        fg = self.config.foreground_ratio if foreground_ratio is None else float(foreground_ratio)
+        return preprocess(loaded, size=self.config.crop_size, foreground_ratio=fg,
+                          remove_background=remove_background,
+                          colour_refine=self.config.colour_mask,
+                          landmark_head=self.config.landmark_head,
+                          landmark_limbs=self.config.landmark_limbs,
+                          head_core=float(self.config.head_core),
+                          segment_shifts=self.config.segment_shifts,
+                          colour_seeds=self.config.colour_seeds)
 
     def resynthesize(self, prepared: Prepared, *, seed: int | None = None,
                      num_steps: int | None = None, guidance=None,
