@@ -37,6 +37,8 @@ Targets (issue 15): PSNR >= 25 dB and IoU >= 0.92 on every photo; beyond < 2 %.
 seconds a photo, no reconstruction) against the independent mask: the masks column above to
 the bit, and the shares of the photo that only one of the two calls person
 (``real_photos_masks_<label>.json``), for trying a change to the mask before a full run.
+Agreement with the other segmenter is not correctness: ``benchmarks/preprocess.py``'s
+composites, whose true mask is known, are the check that goes with it.
 
 Photos (examples/README.md has their licences): the files in examples/, two photos of the
 pinned ``ultralytics`` wheel and one frame each of two demo videos (sports2d, pose2sim)
