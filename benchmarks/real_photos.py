@@ -213,14 +213,34 @@ def photo_frame(rec, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048):
     return view, cam, pm
 
 
+def preprocessed_frame(pre, photo: np.ndarray, mask: np.ndarray, max_size: int = 2048):
+    """:func:`photo_frame` from the pipeline's preprocessing alone (``pre``: a
+    ``Preprocessed``, its mask and crop box; the camera's pose plays no part in placing a
+    mask): (view, pm), the pipeline's mask in the whole photo's frame, the same pixels as a
+    full run's."""
+    from humansplat.eval.photo_fidelity import InputCamera, crop_to_frame, whole_photo_view
+
+    own = np.asarray(pre.mask, np.float32)
+    crop_cam = InputCamera(torch.eye(4), torch.eye(3), own.shape[1], own.shape[0],
+                           tuple(float(v) for v in pre.crop_box))
+    view, cam = whole_photo_view(photo, mask, crop_cam, max_size)
+    return view, np.clip(crop_to_frame(own, crop_cam, cam), 0, 1)
+
+
+def mask_shares(pipeline: np.ndarray, independent: np.ndarray) -> dict:
+    """The shares of the photo's pixels only the pipeline's mask (``pipeline_only``) or only
+    the independent one (``independent_only``) calls person (> 0.5); masks [H,W]."""
+    pm, im = np.asarray(pipeline) > 0.5, np.asarray(independent) > 0.5
+    return {"pipeline_only": float((pm & ~im).mean()),
+            "independent_only": float((im & ~pm).mean())}
+
+
 def mask_case(pipe, case: Case, noise_seeds: int = 0, max_size: int = 2048) -> dict:
     """``--masks-only``: the pipeline's person mask alone (``pipe.preprocess``, no body fit,
     model or splat: seconds instead of a minute) against the independent one in the whole
-    photo's frame, as the full run's ``mask_agreement`` (the same crop warp), with the
-    shares of the photo that only the pipeline's mask (``pipeline_only``) or only the
-    independent one (``independent_only``) calls person; over the photo and its
-    ``noise_seeds`` noisy copies (``grey_level_noise``), their mean and range."""
-    from humansplat.eval.photo_fidelity import InputCamera, crop_to_frame, whole_photo_view
+    photo's frame, as the full run's ``mask_agreement`` (the same crop warp), with
+    :func:`mask_shares`; over the photo and its ``noise_seeds`` noisy copies
+    (``grey_level_noise``), their mean and range."""
     from humansplat.metrics import mask_iou
 
     photo = case.load()
@@ -230,17 +250,10 @@ def mask_case(pipe, case: Case, noise_seeds: int = 0, max_size: int = 2048) -> d
         t0 = time.perf_counter()
         pre = pipe.preprocess(photo if k == 0 else grey_level_noise(photo, k))
         seconds = time.perf_counter() - t0
-        size = int(np.asarray(pre.mask).shape[0])
-        # only the crop box and size place the mask: the camera's pose plays no part
-        crop_cam = InputCamera(torch.eye(4), torch.eye(3), size, size,
-                               tuple(float(v) for v in pre.crop_box))
-        view, cam = whole_photo_view(photo, mask, crop_cam, max_size)
-        pm = np.clip(crop_to_frame(np.asarray(pre.mask, np.float32), crop_cam, cam), 0, 1)
-        mine, theirs = pm > 0.5, view.mask > 0.5
+        view, pm = preprocessed_frame(pre, photo, mask, max_size)
         runs.append({"mask_agreement": float(mask_iou(torch.from_numpy(pm),
                                                        torch.from_numpy(view.mask))),
-                     "pipeline_only": float((mine & ~theirs).mean()),
-                     "independent_only": float((theirs & ~mine).mean()), "seconds": seconds})
+                     **mask_shares(pm, view.mask), "seconds": seconds})
     row = {"case": case.name, "split": case.split, **runs[0]}
     if noise_seeds:
         row["noise_runs"] = runs

@@ -2,7 +2,8 @@
 
 For each real photo of ``benchmarks/real_photos.py`` (dev photos only, unless
 ``--allow-held-out``: looking at a held-out photo spends its held-out status), run the default
-pipeline and write OUT/NAME.png: the photo | the photo dimmed, blue where only the pipeline's
+pipeline's preprocessing (``HumanSplatPipeline.preprocess``: the mask a whole run uses, in a
+second) and write OUT/NAME.png: the photo | the photo dimmed, blue where only the pipeline's
 mask calls a pixel person, red where only the independent mask does (mediapipe Pose's
 segmentation head; the benchmark's reference). The benchmark's misses sit in those two
 colours (its "where the error sits" table counts them); this shows what they are: a
@@ -37,6 +38,8 @@ def disagreement(rgb: np.ndarray, pipeline: np.ndarray, independent: np.ndarray
     """rgb float [H,W,3] in [0,1], the two masks [H,W] (> 0.5: person) -> the picture uint8
     [H,2W,3] (the photo | dimmed, blue pipeline-only, red independent-only) and the shares of
     the photo's pixels each colour covers."""
+    from real_photos import mask_shares
+
     pm, im = np.asarray(pipeline) > 0.5, np.asarray(independent) > 0.5
     if pm.shape != im.shape or rgb.shape[:2] != pm.shape:
         raise ValueError(f"photo {rgb.shape[:2]} and masks {pm.shape}, {im.shape} differ")
@@ -44,8 +47,7 @@ def disagreement(rgb: np.ndarray, pipeline: np.ndarray, independent: np.ndarray
     over[pm & ~im] = PIPELINE_ONLY
     over[im & ~pm] = INDEPENDENT_ONLY
     pic = (np.concatenate([np.clip(rgb, 0, 1), over], axis=1) * 255).round().astype(np.uint8)
-    return pic, {"pipeline_only": float((pm & ~im).mean()),
-                 "independent_only": float((im & ~pm).mean())}
+    return pic, mask_shares(pm, im)
 
 
 def main(argv=None) -> int:
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     import torch
     from PIL import Image
 
-    from real_photos import CASES, grey_level_noise, photo_frame
+    from real_photos import CASES, grey_level_noise, preprocessed_frame
 
     from humansplat.pipeline import HumanSplatPipeline
 
@@ -79,9 +81,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for case in cases:
         photo = case.load()
-        rec = pipe(grey_level_noise(photo, args.noise_seed) if args.noise_seed else photo,
-                   seed=0)
-        view, _, pm = photo_frame(rec, photo, case.independent_mask(), args.max_size)
+        # the run's first stage alone: the mask a whole run would use, in a second
+        pre = pipe.preprocess(grey_level_noise(photo, args.noise_seed) if args.noise_seed
+                              else photo)
+        view, pm = preprocessed_frame(pre, photo, case.independent_mask(), args.max_size)
         pic, shares = disagreement(view.rgb, pm, view.mask)
         path = out / f"{case.name}.png"
         Image.fromarray(pic).save(path)
