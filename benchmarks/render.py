@@ -5,8 +5,10 @@ memory. Prints a table and writes JSON.
     python benchmarks/render.py [--out benchmarks/results/render.json] [--repeats 3]
                                 [--threads 1,2] [--passive]
 
-A further row times a training-like render: 65,536 Gaussians, 4 orthogonal views at 256x256,
-27 channels (RGB + 24 part labels) in one pass.
+The forward is timed with the default compositor (numba's on CPU when installed), its tiles
+on ``--tile-threads`` threads, and the pure-torch compositor (the reference; the largest
+difference from it is recorded). A further row times a training-like render: 65,536
+Gaussians, 4 orthogonal views at 256x256, 27 channels (RGB + 24 part labels) in one pass.
 
 Threads: on a 2-core machine shared with other busy processes, torch's second OpenMP thread
 spends its time waiting for a core (libgomp spins at every op's barrier), which made renders
@@ -149,6 +151,8 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
         return out
 
     tiles_cfg = TorchRasterConfig(threads=tile_threads) if backend == "torch" else None
+    # the pure-torch compositor, the reference the compiled one ("auto" on CPU) is checked on
+    ref_cfg = TorchRasterConfig(compositor="torch") if backend == "torch" else None
 
     params = [means, quats, scales, opacities, colors]
 
@@ -166,10 +170,11 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
     fwd_bwd()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    t_f, t_fb, t_ft = [], [], []
-    same = None
+    t_f, t_fb, t_ft, t_fr = [], [], [], []
+    same = diff = None
     if tiles_cfg is not None:
         same = bool(torch.equal(fwd(tiles_cfg)[0], c))  # warm-up, and the same bits?
+        diff = float((fwd(ref_cfg)[0] - c).abs().max())
     for _ in range(repeats):
         t0 = time.perf_counter()
         fwd()
@@ -178,6 +183,9 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
             t0 = time.perf_counter()
             fwd(tiles_cfg)
             t_ft.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fwd(ref_cfg)
+            t_fr.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         fwd_bwd()
         t_fb.append(time.perf_counter() - t0)
@@ -189,6 +197,10 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
         "tile_threads": tile_threads if t_ft else None,
         "forward_tile_threads_s": statistics.median(t_ft) if t_ft else None,
         "forward_tile_threads_same_bits": same,
+        "compositor": (("numba" if TorchRasterConfig().use_numba(torch.device(device))
+                        else "torch") if backend == "torch" else None),
+        "forward_torch_compositor_s": statistics.median(t_fr) if t_fr else None,
+        "max_abs_diff_vs_torch_compositor": diff,
         "repeats": repeats,
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2 ** 20 if cuda
                         else _rss_mb() - rss0),
@@ -251,9 +263,13 @@ def main() -> None:
                 tiles = (f"(tiles on {r['tile_threads']} threads "
                          f"{r['forward_tile_threads_s'] * 1e3:6.1f} ms, same bits: "
                          f"{r['forward_tile_threads_same_bits']})  ")
+            if r["forward_torch_compositor_s"] is not None:
+                tiles += (f"(torch compositor {r['forward_torch_compositor_s'] * 1e3:6.1f} ms, "
+                          f"max diff {r['max_abs_diff_vs_torch_compositor']:.1e})  ")
             print(f"{r['backend']:>6} {r['device']:>4} thr={threads} N={r['n_gaussians']:>6} "
                   f"C={views} D={dim:>2} "
-                  f"{r['width']}x{r['height']}: fwd {r['forward_s'] * 1e3:8.1f} ms  {tiles}"
+                  f"{r['width']}x{r['height']}: fwd {r['forward_s'] * 1e3:8.1f} ms "
+                  f"({r['compositor']})  {tiles}"
                   f"fwd+bwd {r['fwd_bwd_s'] * 1e3:8.1f} ms  peak {r['peak_mem_mb']:7.1f} MB  "
                   f"cover {r['coverage']:.2f}  isects {r['n_isects']}  "
                   f"max/tile {r['max_per_tile']}  load {load:.1f}", flush=True)

@@ -1355,3 +1355,24 @@ def test_grown_matches_scipy_dilation_and_erosion():
     ref = binary_erosion(m.numpy(), sq, border_value=1)
     assert torch.equal(grown(m, -2), torch.from_numpy(ref))
     assert torch.equal(grown(m, 0), m)
+
+
+@pytest.mark.parametrize("shape, r", [((40, 33), 3), ((586, 586), 64), ((7, 10), 12),
+                                      ((2, 9, 5), 1)])
+def test_max_filter_matches_scipy_maximum_filter(shape, r):
+    """The O(1)-per-pixel square max against scipy's (nothing beyond the image: scipy's
+    'constant' mode with -inf), exactly, large windows and windows wider than the image
+    included."""
+    import numpy as np
+    from scipy.ndimage import maximum_filter
+
+    from humansplat.image_filters import max_filter
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(r))
+    x[x > 1.5] = -1e9  # like deepest_within's "not shown" cells
+    size = (1,) * (len(shape) - 2) + (2 * r + 1, 2 * r + 1)
+    ref = maximum_filter(x.numpy(), size=size, mode="constant", cval=-np.inf)
+    assert torch.equal(max_filter(x, r), torch.from_numpy(ref))
+    assert torch.equal(max_filter(x, 0), x)
+    with pytest.raises(TypeError, match="floating"):
+        max_filter(x > 0, 2)

@@ -77,12 +77,17 @@ def _reference(scene, stats=None):
 # ------------------------------------------------------------------------------------
 # forward against the brute-force reference
 # ------------------------------------------------------------------------------------
+COMPOSITORS = ["torch", "numba"]  # the reference and the compiled one (renders w/o grad)
+
+
+@pytest.mark.parametrize("compositor", COMPOSITORS)
 @pytest.mark.parametrize("background", [False, True])
 @pytest.mark.parametrize("mode", list(COLOR_MODES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_float32_matches_reference(seed, mode, background):
+def test_float32_matches_reference(seed, mode, background, compositor):
     ref_c, ref_a = _reference(_scene(seed, mode, background))
-    c, a, meta = _render(_scene(seed, mode, background, torch.float32), backend="torch")
+    c, a, meta = _render(_scene(seed, mode, background, torch.float32), backend="torch",
+                         torch_config=TorchRasterConfig(compositor=compositor))
     assert c.shape == ref_c.shape and a.shape == (2, H, W, 1) and c.dtype == torch.float32
     assert (c.double() - ref_c).abs().mean() < 1e-4  # the issue asks < 1e-3
     assert (a.double() - ref_a).abs().mean() < 1e-4
@@ -97,13 +102,13 @@ def test_reference_scenes_exercise_every_rule():
     assert stats["clamped"] > 0 and stats["stopped"] > 0 and stats["skipped"] > 0
 
 
+@pytest.mark.parametrize("compositor", COMPOSITORS)
 @pytest.mark.parametrize("mode", ["feat5", "sh3"])
-@pytest.mark.parametrize("config", [TorchRasterConfig(),
-                                    TorchRasterConfig(tile_size=16, depth_chunk=3),
-                                    TorchRasterConfig(tile_size=4, depth_chunk=1,
-                                                      chunk_elems=512)])
-def test_float64_equals_reference(mode, config):
+@pytest.mark.parametrize("config", [dict(), dict(tile_size=16, depth_chunk=3),
+                                    dict(tile_size=4, depth_chunk=1, chunk_elems=512)])
+def test_float64_equals_reference(mode, config, compositor):
     """In float64 the only differences are rounding: the algorithm is the same."""
+    config = TorchRasterConfig(**config, compositor=compositor)
     scene = _scene(3, mode, True)
     ref_c, ref_a = _reference(scene)
     c, a, _ = _render(scene, backend="torch", torch_config=config)
@@ -197,12 +202,38 @@ def test_gradcheck(sh_degree):
 
 
 def test_no_grad_path_equals_grad_path():
+    """The torch compositor without gradients is its autograd forward to the bit."""
     scene = _scene(0, "rgb", True, torch.float32)
+    ref = TorchRasterConfig(compositor="torch")
     with torch.no_grad():
-        c0, a0, _ = _render(scene, backend="torch")
+        c0, a0, _ = _render(scene, backend="torch", torch_config=ref)
     scene["means"] = scene["means"].clone().requires_grad_(True)
-    c1, a1, _ = _render(scene, backend="torch")
+    c1, a1, _ = _render(scene, backend="torch", torch_config=ref)
     assert c1.requires_grad and torch.equal(c0, c1.detach()) and torch.equal(a0, a1.detach())
+
+
+def _big_scene(seed: int, mode: str, n: int = 3000):
+    scene = _scene(seed, mode, True, dtype=torch.float32, n=n)
+    cams = orbit_cameras([10.0, 100.0], [5.0, -15.0], 2.0, width=256, height=224, fovy_deg=50.0)
+    scene.update(viewmats=cams.viewmats, Ks=cams.Ks, width=256, height=224)
+    return scene
+
+
+def test_numba_compositor_matches_torch_compositor_at_size():
+    """The compiled compositor against the torch one on a 256 x 224 render of 3,000
+    Gaussians (SH3, clamps, skips, early stops): rounding-level differences only, and the
+    default ("auto") picks it on the CPU."""
+    scene = _big_scene(6, "sh3")
+    with torch.no_grad():
+        c0, a0, _ = _render(scene, backend="torch",
+                            torch_config=TorchRasterConfig(compositor="torch"))
+        c1, a1, _ = _render(scene, backend="torch",
+                            torch_config=TorchRasterConfig(compositor="numba"))
+        c2, a2, _ = _render(scene, backend="torch")
+    assert torch.equal(c1, c2) and torch.equal(a1, a2)
+    assert (c1 - c0).abs().mean() < 1e-6 and (a1 - a0).abs().mean() < 1e-6
+    assert (c1 - c0).abs().max() < 2e-2 and (a1 - a0).abs().max() < 2e-2
+    assert (a0 > 0.5).float().mean() > 0.2  # a real scene, not an empty image
 
 
 # ------------------------------------------------------------------------------------
@@ -321,25 +352,47 @@ def test_bad_input_names_the_argument(changes, name):
         _render(_bad(**changes), backend="torch")
 
 
-def test_tiles_on_threads_render_the_same_bits():
+@pytest.mark.parametrize("compositor", COMPOSITORS)
+def test_tiles_on_threads_render_the_same_bits(compositor):
     """``TorchRasterConfig.threads``: a render without gradients large enough to be split
     (>= 512 busy tiles) is the one-thread image to the bit, SH colours, clamped alphas and
     early stops included; with gradients the setting changes nothing either."""
-    scene = _scene(5, "sh3", True, dtype=torch.float32, n=3000)
-    cams = orbit_cameras([10.0, 100.0], [5.0, -15.0], 2.0, width=256, height=224, fovy_deg=50.0)
-    scene.update(viewmats=cams.viewmats, Ks=cams.Ks, width=256, height=224)
+    scene = _big_scene(5, "sh3")
+    cfg = lambda n: TorchRasterConfig(threads=n, compositor=compositor)  # noqa: E731
     with torch.no_grad():
-        c1, a1, _ = _render(scene, backend="torch")
-        c2, a2, _ = _render(scene, backend="torch", torch_config=TorchRasterConfig(threads=2))
-        c3, a3, _ = _render(scene, backend="torch", torch_config=TorchRasterConfig(threads=3))
+        c1, a1, _ = _render(scene, backend="torch", torch_config=cfg(1))
+        c2, a2, _ = _render(scene, backend="torch", torch_config=cfg(2))
+        c3, a3, _ = _render(scene, backend="torch", torch_config=cfg(3))
     assert torch.equal(c1, c2) and torch.equal(a1, a2)
     assert torch.equal(c1, c3) and torch.equal(a1, a3)
     means = scene["means"].clone().requires_grad_(True)
-    c4, _, _ = _render({**scene, "means": means}, backend="torch",
-                       torch_config=TorchRasterConfig(threads=2))
-    assert torch.equal(c4.detach(), c1)
+    c4, _, _ = _render({**scene, "means": means}, backend="torch", torch_config=cfg(2))
+    # with gradients the torch compositor runs, the numba one differs by rounding only
+    assert (c4.detach() - c1).abs().max() <= (0 if compositor == "torch" else 2e-2)
     (g,) = torch.autograd.grad(c4.sum(), [means])
     assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("tile_size", [8, 16, 5])
+def test_compiled_binning_equals_torch_binning(tile_size):
+    """The counting sort (numba) gives the torch sort's tile lists exactly: three cameras,
+    Gaussians off the image and behind a camera, and many equal depths (ties keep the
+    (camera, Gaussian) order)."""
+    from humansplat.render.torch_backend import bin_gaussians
+
+    scene = _scene(7, "rgb", False, dtype=torch.float32, n=2000)
+    scene["means"][::3, 2] = 0.25  # equal depths for a third of them in the first camera
+    cams = orbit_cameras([0.0, 10.0, 100.0], [0.0, 5.0, -15.0], 2.0, width=101, height=77,
+                         fovy_deg=50.0)
+    proj = project_gaussians(scene["means"], scene["quats"], scene["scales"], cams.viewmats,
+                             cams.Ks, 101, 77, opacities=scene["opacities"])
+    a = bin_gaussians(proj.means2d, proj.radii, proj.depths, 101, 77, tile_size)
+    b = bin_gaussians(proj.means2d, proj.radii, proj.depths, 101, 77, tile_size,
+                      compiled=True)
+    assert a.isect_vis.numel() > a.vis_ids.numel() > 1000
+    for f in ("vis_ids", "isect_vis", "tiles", "tile_start", "tile_count"):
+        assert torch.equal(getattr(a, f), getattr(b, f)), f
+    assert (a.tiles_x, a.tiles_y, a.tile_size) == (b.tiles_x, b.tiles_y, b.tile_size)
 
 
 def test_tiles_on_threads_split_the_work(monkeypatch):
@@ -351,22 +404,54 @@ def test_tiles_on_threads_split_the_work(monkeypatch):
     real = torch_backend._composite_forward_threaded
     monkeypatch.setattr(torch_backend, "_composite_forward_threaded",
                         lambda *a: calls.append(a[2].start.numel()) or real(*a))
-    big = _scene(5, "rgb", False, dtype=torch.float32, n=3000)
-    cams = orbit_cameras([10.0, 100.0], [5.0, -15.0], 2.0, width=256, height=224, fovy_deg=50.0)
-    big.update(viewmats=cams.viewmats, Ks=cams.Ks, width=256, height=224)
+    cfg = TorchRasterConfig(threads=2, compositor="torch")
     with torch.no_grad():
-        _render(big, backend="torch", torch_config=TorchRasterConfig(threads=2))
+        _render(_big_scene(5, "rgb"), backend="torch", torch_config=cfg)
         assert calls and calls[0] >= torch_backend._MIN_THREADED_TILES
         calls.clear()
         _render(_scene(5, "rgb", False, dtype=torch.float32), backend="torch",
-                torch_config=TorchRasterConfig(threads=2))  # 37 x 29 px: a few tiles
+                torch_config=cfg)  # 37 x 29 px: a few tiles
     assert not calls
+
+
+def test_numba_tiles_on_threads_split_the_work(monkeypatch):
+    """The compiled compositor runs each thread's share of the tiles (all of them, once)."""
+    from humansplat.render import numba_composite
+
+    shares = []
+    real = numba_composite._composite_tiles
+    monkeypatch.setattr(numba_composite, "_composite_tiles",
+                        lambda *a: shares.append(a[7].copy()) or real(*a))
+    with torch.no_grad():
+        _render(_big_scene(5, "rgb"), backend="torch",
+                torch_config=TorchRasterConfig(threads=2, compositor="numba"))
+    assert len(shares) == 2 and all(len(s) > 100 for s in shares)
+    tiles = sorted(int(t) for s in shares for t in s)
+    assert tiles == list(range(len(tiles)))
+
+
+def test_compositor_falls_back_without_numba(monkeypatch):
+    """Without numba "auto" renders with the torch compositor (the same bits as asking for
+    it) and asking for numba is a clear error."""
+    from humansplat.render import numba_composite
+
+    scene = _scene(1, "sh1", True, torch.float32)
+    with torch.no_grad():
+        ref = _render(scene, backend="torch", torch_config=TorchRasterConfig(compositor="torch"))
+        monkeypatch.setattr(numba_composite, "numba", None)
+        monkeypatch.setattr(numba_composite, "_composite_tiles", None)
+        auto = _render(scene, backend="torch")
+    assert torch.equal(ref[0], auto[0]) and torch.equal(ref[1], auto[1])
+    with pytest.raises(ValueError, match="needs numba"):
+        TorchRasterConfig(compositor="numba")
 
 
 @pytest.mark.parametrize("field", ["tile_size", "depth_chunk", "chunk_elems", "threads"])
 def test_bad_torch_config(field):
     with pytest.raises(ValueError, match=field):
         TorchRasterConfig(**{field: 0})
+    with pytest.raises(ValueError, match="compositor"):
+        TorchRasterConfig(compositor="cuda")
 
 
 def test_bad_backend():

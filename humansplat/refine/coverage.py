@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..cameras import camera_centers
 from ..gaussians import Gaussians
+from ..image_filters import max_filter
 from .evidence import PhotoEvidence, nearest_pixel
 
 __all__ = ["BEYOND_EDGE", "carve_by_mask", "cut_band", "deepest_within", "narrow_at_silhouette",
@@ -55,11 +56,8 @@ def grown(mask: Tensor, px: int) -> Tensor:
     (a pixel stays only if every pixel within -``px`` is in the mask)."""
     if px == 0:
         return mask.clone()
-    k = abs(int(px))
-    m = mask.float()[None, None] * (1.0 if px > 0 else -1.0)
-    # separable: a row max then a column max (a 17 x 17 pool on 768 px took 0.07 s)
-    m = F.max_pool2d(F.max_pool2d(m, (1, 2 * k + 1), 1, (0, k)), (2 * k + 1, 1), 1, (k, 0))
-    return (m if px > 0 else -m)[0, 0] > 0
+    m = max_filter(mask.float() * (1.0 if px > 0 else -1.0), abs(int(px)))
+    return (m if px > 0 else -m) > 0
 
 
 def carve_by_mask(g: Gaussians, ev: PhotoEvidence, *, grow_px: int = 4,
@@ -133,11 +131,10 @@ def recede(g: Gaussians, centre: Tensor, metres: float) -> Gaussians:
 
 def deepest_within(depth: Tensor, r: int) -> Tensor:
     """depth [R,R] -> the deepest value within ``r`` cells (a square window) of each cell
-    [R,R]. Separable: two 1-D max pools (at r = 64 on 586 px, 0.08 s against 2.1 s)."""
+    [R,R] (:func:`humansplat.image_filters.max_filter`)."""
     if r <= 0:
         return depth
-    d = F.max_pool2d(depth[None, None].float(), (1, 2 * r + 1), 1, (0, r))
-    return F.max_pool2d(d, (2 * r + 1, 1), 1, (r, 0))[0, 0]
+    return max_filter(depth.float(), r)
 
 
 def shown_depth(surface: Tensor, ev: PhotoEvidence, threshold: float = 0.5) -> Tensor:

@@ -5,7 +5,9 @@ pinhole, unpacked): EWA projection with an ``eps2d`` px dilation, opacity-aware 
 boxes, near/far culling, alpha = min(0.999, opacity exp(-power)) skipped below 1/255,
 front-to-back compositing by depth that stops before transmittance would reach 1e-4,
 ``colors + (1 - alpha) * background``, and SH colours from the camera centre when
-``sh_degree`` is given. Backends: ``"torch"`` (ours, any device, see ``torch_backend``) and
+``sh_degree`` is given. Backends: ``"torch"`` (ours, any device, see ``torch_backend``; on
+the CPU its tile lists and its renders without gradients run compiled numba kernels,
+``numba_composite``, checked against its pure-torch code) and
 ``"gsplat"`` (CUDA kernels, see ``gsplat_backend``); ``"auto"`` picks gsplat for float32
 CUDA tensors when gsplat's CUDA extension loads, else torch.
 """
