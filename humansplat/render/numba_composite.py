@@ -1,17 +1,19 @@
-"""The torch backend's forward compositing, compiled for the CPU with numba.
+"""The torch backend's tile binning and compositing, compiled for the CPU with numba.
 
-Renders without gradients (turntables, the faithful step's colour correction and depth
-search, evaluation) spend most of their time compositing tiles. This module does that one
-step per pixel as gsplat's CUDA kernel does: walk the tile's front-to-back list, skip
-alpha < 1/255, stop before the Gaussian that would bring the transmittance to <= 1e-4. The
-pure-torch compositor (``torch_backend._composite_forward``) stays the reference: the tests
-check this one against it, and it is used whenever numba is missing, a gradient is needed or
+Renders spend most of their time compositing tiles. Here each pixel is composited as
+gsplat's CUDA kernel does it: walk the tile's front-to-back list, skip alpha < 1/255, stop
+before the Gaussian that would bring the transmittance to <= 1e-4; the backward walks each
+pixel again the same way (:class:`CompositeNumba`). The tile lists come from a counting
+sort (:func:`bin_tiles_numba`), the same lists as the torch sort. The pure-torch code
+(``torch_backend``) stays the reference: the tests check these kernels against it and
+against a brute-force renderer, and it runs whenever numba is missing or
 ``TorchRasterConfig.compositor == "torch"``.
 
 Differences from the torch compositor are rounding only: the power is evaluated directly
 (the torch path expands it around the tile centre, ~1e-5 relative in alpha) in float64, so a
 pixel whose alpha or transmittance sits on a threshold may take one Gaussian more or less.
-The kernel releases the GIL; tiles split over threads give the same bits as one thread.
+The kernels release the GIL: tiles split over threads give the same image as one thread
+(gradients: the same up to the order the threads' sums are added).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from torch import Tensor
 
 from .ewa import ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS
 
-__all__ = ["numba_available", "composite_forward_numba", "bin_tiles_numba"]
+__all__ = ["numba_available", "composite_forward_numba", "composite_backward_numba",
+           "CompositeNumba", "bin_tiles_numba"]
 
 try:  # an optional speed-up: everything works (slower) without it
     import numba
@@ -82,6 +85,62 @@ def _composite_tiles_py(params, colors, isect_vis, tile_start, tile_count, tile_
                 out[t, c, p] = acc[c]
 
 
+def _composite_backward_tiles_py(params, colors, isect_vis, tile_start, tile_count, tile_x0,
+                                 tile_y0, tiles, tile_size, out, g_out, g_params, g_colors):
+    """Add the gradients of the busy tiles ``tiles`` to g_params [V,6] and g_colors [V,D1]
+    (numba compiles this), given the forward's ``out`` and its gradient ``g_out`` [A,D1,P].
+
+    Each pixel is walked front to back again with the forward's arithmetic (so it skips and
+    stops at the same Gaussians). With S_i the light behind Gaussian i dotted with the
+    output gradient, S_i = out.g minus the running prefix of w_j c_j.g, and
+    dL/d alpha_i = T_i c_i.g - S_i / (1 - alpha_i); a clamped alpha (0.999) passes none."""
+    d1 = colors.shape[1]
+    for k in range(tiles.shape[0]):
+        t = tiles[k]
+        s = tile_start[t]
+        e = s + tile_count[t]
+        for p in range(tile_size * tile_size):
+            px = tile_x0[t] + (p % tile_size) + 0.5
+            py = tile_y0[t] + (p // tile_size) + 0.5
+            total = 0.0
+            for c in range(d1):
+                total += out[t, c, p] * g_out[t, c, p]
+            T = 1.0
+            prefix = 0.0
+            for j in range(s, e):
+                v = isect_vis[j]
+                dx = px - params[v, 0]
+                dy = py - params[v, 1]
+                log_alpha = params[v, 5] - (0.5 * (params[v, 2] * dx * dx
+                                                   + params[v, 4] * dy * dy)
+                                            + params[v, 3] * dx * dy)
+                if log_alpha < _LOG_THRESHOLD:
+                    continue
+                raw = math.exp(log_alpha)
+                alpha = min(MAX_ALPHA, raw)
+                if alpha < ALPHA_THRESHOLD:
+                    continue
+                t_next = T * (1.0 - alpha)
+                if t_next <= TRANSMITTANCE_EPS:
+                    break
+                w = alpha * T
+                cg = 0.0
+                for c in range(d1):
+                    g = g_out[t, c, p]
+                    g_colors[v, c] += w * g
+                    cg += colors[v, c] * g
+                prefix += w * cg
+                if raw <= MAX_ALPHA:
+                    d_log = (T * cg - (total - prefix) / (1.0 - alpha)) * alpha
+                    g_params[v, 0] += d_log * (params[v, 2] * dx + params[v, 3] * dy)
+                    g_params[v, 1] += d_log * (params[v, 3] * dx + params[v, 4] * dy)
+                    g_params[v, 2] -= d_log * 0.5 * dx * dx
+                    g_params[v, 3] -= d_log * dx * dy
+                    g_params[v, 4] -= d_log * 0.5 * dy * dy
+                    g_params[v, 5] += d_log
+                T = t_next
+
+
 def _compile(fn):
     """numba's compiled ``fn``, cached on disk where numba finds a writable place (a
     read-only install with no writable cache folder compiles per process, ~1 s)."""
@@ -94,6 +153,7 @@ def _compile(fn):
 
 
 _composite_tiles = _compile(_composite_tiles_py)
+_composite_backward_tiles = _compile(_composite_backward_tiles_py)
 
 
 def _bin_tiles_py(order, cam, x0, x1, y0, y1, n_cams, tiles_x, tiles_y):
@@ -140,34 +200,102 @@ def bin_tiles_numba(order: Tensor, cam: Tensor, x0: Tensor, x1: Tensor, y0: Tens
     return torch.from_numpy(isect), torch.from_numpy(counts)
 
 
+def _tile_groups(tile_count: Tensor, threads: int) -> list[np.ndarray]:
+    """The busy tiles split into ``threads`` shares of about equal intersections (longest
+    lists dealt round first), each in increasing order; one share for one thread."""
+    A = tile_count.numel()
+    if threads <= 1 or A < 2:
+        return [np.arange(A, dtype=np.int64)]
+    order = np.argsort(-tile_count.cpu().numpy(), kind="stable")
+    return [np.sort(order[i::threads]) for i in range(min(threads, A))]
+
+
+def _on_threads(fn, groups: list[np.ndarray]) -> list:
+    """``fn(group)`` for every group, on a thread each when there are several."""
+    if len(groups) == 1:
+        return [fn(groups[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="composite") as pool:
+        return list(pool.map(fn, groups))
+
+
+def _kernel_args(params, colors, isect_vis, tile_start, tile_count, tile_xy, tile_size):
+    np_ = lambda t: t.detach().cpu().contiguous().numpy()  # noqa: E731
+    return (np_(params), np_(colors), np_(isect_vis), np_(tile_start), np_(tile_count),
+            np_(tile_xy[:, 0] * tile_size), np_(tile_xy[:, 1] * tile_size))
+
+
 def composite_forward_numba(params: Tensor, colors: Tensor, isect_vis: Tensor,
                             tile_start: Tensor, tile_count: Tensor, tile_xy: Tensor,
                             tile_size: int, threads: int = 1) -> Tensor:
     """Tiles' colour channels [A,D1,P] (P = tile_size^2, row-major) from per-visible params
     [V,6] and colours [V,D1] (CPU tensors), the tile lists ``isect_vis`` [I] with
     ``tile_start``/``tile_count`` [A], and the tiles' column/row ``tile_xy`` [A,2].
-    ``threads`` > 1 splits the tiles (equal intersections per thread, longest lists dealt
-    first); the result is the same bits."""
+    ``threads`` > 1 splits the tiles (:func:`_tile_groups`); the result is the same bits.
+    No gradient: :class:`CompositeNumba` is the differentiable one."""
     if numba is None:
         raise RuntimeError("composite_forward_numba needs numba (pip install numba)")
     A, D1 = tile_start.numel(), colors.shape[1]
     out = torch.zeros(A, D1, tile_size * tile_size, dtype=params.dtype)
     if A == 0:
         return out
-    args = (params.detach().cpu().contiguous().numpy(),
-            colors.detach().cpu().contiguous().numpy(),
-            isect_vis.cpu().contiguous().numpy(), tile_start.cpu().contiguous().numpy(),
-            tile_count.cpu().contiguous().numpy(),
-            (tile_xy[:, 0] * tile_size).cpu().contiguous().numpy(),
-            (tile_xy[:, 1] * tile_size).cpu().contiguous().numpy())
+    args = _kernel_args(params, colors, isect_vis, tile_start, tile_count, tile_xy, tile_size)
     out_np = out.numpy()
-    if threads <= 1 or A < 2:
-        _composite_tiles(*args, np.arange(A, dtype=np.int64), tile_size, out_np)
-        return out
-    from concurrent.futures import ThreadPoolExecutor
-
-    order = np.argsort(-tile_count.cpu().numpy(), kind="stable")
-    groups = [np.sort(order[i::threads]) for i in range(min(threads, A))]
-    with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="composite") as pool:
-        list(pool.map(lambda g: _composite_tiles(*args, g, tile_size, out_np), groups))
+    _on_threads(lambda g: _composite_tiles(*args, g, tile_size, out_np),
+                _tile_groups(tile_count, threads))
     return out
+
+
+def composite_backward_numba(params: Tensor, colors: Tensor, isect_vis: Tensor,
+                             tile_start: Tensor, tile_count: Tensor, tile_xy: Tensor,
+                             tile_size: int, out: Tensor, g_out: Tensor, threads: int = 1
+                             ) -> tuple[Tensor, Tensor]:
+    """Gradients (params [V,6], colours [V,D1]) of :func:`composite_forward_numba` given its
+    ``out`` and ``g_out`` [A,D1,P]. Summed in float64; with ``threads`` > 1 each thread sums
+    its share of the tiles and the shares are added in a fixed order (deterministic; the
+    last bits depend on the thread count)."""
+    if numba is None:
+        raise RuntimeError("composite_backward_numba needs numba (pip install numba)")
+    V, D1 = params.shape[0], colors.shape[1]
+    args = _kernel_args(params, colors, isect_vis, tile_start, tile_count, tile_xy, tile_size)
+    out_np = out.detach().cpu().contiguous().numpy()
+    g_np = g_out.detach().cpu().contiguous().numpy()
+
+    def run(group: np.ndarray):
+        gp = np.zeros((V, 6), dtype=np.float64)
+        gc = np.zeros((V, D1), dtype=np.float64)
+        if group.size:
+            _composite_backward_tiles(*args, group, tile_size, out_np, g_np, gp, gc)
+        return gp, gc
+
+    parts = _on_threads(run, _tile_groups(tile_count, threads))
+    gp, gc = parts[0]
+    for p_, c_ in parts[1:]:
+        gp += p_
+        gc += c_
+    return (torch.from_numpy(gp).to(params.dtype), torch.from_numpy(gc).to(colors.dtype))
+
+
+class CompositeNumba(torch.autograd.Function):
+    """Tiles' colour+alpha [A,D1,P] from per-visible params [V,6] and colours [V,D1], with
+    the compiled forward and backward (CPU tensors)."""
+
+    @staticmethod
+    def forward(ctx, params: Tensor, colors: Tensor, isect_vis: Tensor, tile_start: Tensor,
+                tile_count: Tensor, tile_xy: Tensor, tile_size: int, threads: int):
+        out = composite_forward_numba(params, colors, isect_vis, tile_start, tile_count,
+                                      tile_xy, tile_size, threads)
+        ctx.save_for_backward(params, colors, isect_vis, tile_start, tile_count, tile_xy, out)
+        ctx.tile_size, ctx.threads = tile_size, threads
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out: Tensor):
+        params, colors, isect_vis, tile_start, tile_count, tile_xy, out = ctx.saved_tensors
+        g_params, g_colors = composite_backward_numba(
+            params, colors, isect_vis, tile_start, tile_count, tile_xy, ctx.tile_size, out,
+            g_out, ctx.threads)
+        need_p, need_c = ctx.needs_input_grad[:2]
+        return ((g_params if need_p else None), (g_colors if need_c else None),
+                None, None, None, None, None, None)

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from .ewa import (ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS, project_gaussians,
                          render_meta, view_colors)
-from .numba_composite import bin_tiles_numba, composite_forward_numba, numba_available
+from .numba_composite import CompositeNumba, bin_tiles_numba, numba_available
 
 __all__ = ["TorchRasterConfig", "TileBins", "bin_gaussians", "rasterize_torch", "COMPOSITORS"]
 
@@ -67,16 +67,16 @@ class TorchRasterConfig:
     depth_chunk: Gaussians per tile composited per step (K).
     chunk_elems: pixel x Gaussian evaluations per batch of tiles (bounds temporaries:
                  about 40 bytes each in the backward).
-    threads:     a render without gradients composites its tiles on this many threads
-                 (the torch compositor only with at least 512 busy 8 x 8 px tiles). Tiles
-                 are independent and each is composited as on one thread, so the image is
-                 the same to the bit. Renders with gradients use one thread.
+    threads:     composite the tiles on this many threads. Tiles are independent and each
+                 is composited as on one thread, so the image is the same to the bit. The
+                 torch compositor splits only renders without gradients with at least 512
+                 busy 8 x 8 px tiles; the compiled one also its backward (each thread sums
+                 its tiles' gradients, added in a fixed order).
     compositor:  "numba": compiled CPU kernels (``numba_composite``): the tile lists by a
-                 counting sort (the same lists), and a render without gradients composited
-                 per pixel like gsplat's kernel (~5x sooner; rounding-level differences
-                 from the torch compositor); "torch": this module's pure-torch code, the
-                 reference (renders with gradients always composite with it); "auto":
-                 numba for CPU tensors when it is installed.
+                 counting sort (the same lists), each pixel composited (and its gradient
+                 walked) as gsplat's kernels do: forward ~5x sooner than the torch
+                 compositor, rounding-level differences; "torch": this module's pure-torch
+                 code, the reference; "auto": numba for CPU tensors when it is installed.
     """
 
     tile_size: int = 8
@@ -98,8 +98,7 @@ class TorchRasterConfig:
                              "(pip install numba); 'auto' falls back to the torch compositor")
 
     def use_numba(self, device: torch.device) -> bool:
-        """Whether renders of tensors on ``device`` run the compiled kernels (the tile lists
-        always, the compositing when no gradient is needed)."""
+        """Whether renders of tensors on ``device`` run the compiled kernels."""
         if self.compositor == "numba" and device.type != "cpu":
             raise ValueError(f"compositor='numba' runs on the CPU; the tensors are on {device}")
         return self.compositor != "torch" and device.type == "cpu" and numba_available()
@@ -495,10 +494,10 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
     params = torch.cat([proj.means2d.reshape(-1, 2)[vis], proj.conics.reshape(-1, 3)[vis],
                         torch.log(opac)[:, None]], dim=1)
     grad = torch.is_grad_enabled() and (params.requires_grad or cols.requires_grad)
-    if not grad and cfg.use_numba(dev):
-        tile_out = composite_forward_numba(params, cols, bins.isect_vis, bins.tile_start,
-                                           bins.tile_count, _tile_xy(bins), cfg.tile_size,
-                                           threads=cfg.threads)
+    if cfg.use_numba(dev):
+        tile_out = CompositeNumba.apply(params, cols, bins.isect_vis, bins.tile_start,
+                                        bins.tile_count, _tile_xy(bins), cfg.tile_size,
+                                        cfg.threads)
     else:
         plan = _Plan(bins, cfg, _pixel_features(cfg.tile_size, dt, dev),
                      opac.detach() > MAX_ALPHA)
