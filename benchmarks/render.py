@@ -7,7 +7,7 @@ memory. Prints a table and writes JSON.
 
 The forward is timed with the default compositor (numba's on CPU when installed), its tiles
 on ``--tile-threads`` threads, and the pure-torch compositor (the reference; the largest
-difference from it is recorded). A further row times a training-like render: 65,536
+difference from it is recorded); forward+backward with both compositors. A further row times a training-like render: 65,536
 Gaussians, 4 orthogonal views at 256x256, 27 channels (RGB + 24 part labels) in one pass.
 
 Threads: on a 2-core machine shared with other busy processes, torch's second OpenMP thread
@@ -156,11 +156,11 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
 
     params = [means, quats, scales, opacities, colors]
 
-    def fwd_bwd():
+    def fwd_bwd(config=None):
         for p in params:
             p.requires_grad_(True)
             p.grad = None
-        c, a, _ = rasterize(*args, backend=backend)
+        c, a, _ = rasterize(*args, backend=backend, torch_config=config)
         (c.square().sum() + a.sum()).backward()
         sync()
         for p in params:
@@ -170,7 +170,7 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
     fwd_bwd()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    t_f, t_fb, t_ft, t_fr = [], [], [], []
+    t_f, t_fb, t_ft, t_fr, t_fbr = [], [], [], [], []
     same = diff = None
     if tiles_cfg is not None:
         same = bool(torch.equal(fwd(tiles_cfg)[0], c))  # warm-up, and the same bits?
@@ -189,6 +189,10 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
         t0 = time.perf_counter()
         fwd_bwd()
         t_fb.append(time.perf_counter() - t0)
+        if ref_cfg is not None:
+            t0 = time.perf_counter()
+            fwd_bwd(ref_cfg)
+            t_fbr.append(time.perf_counter() - t0)
     return {
         "backend": meta["backend"], "device": device, "n_gaussians": n,
         "width": size, "height": size, "feature_dim": feature_dim, "n_views": n_views,
@@ -201,6 +205,7 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
                         else "torch") if backend == "torch" else None),
         "forward_torch_compositor_s": statistics.median(t_fr) if t_fr else None,
         "max_abs_diff_vs_torch_compositor": diff,
+        "fwd_bwd_torch_compositor_s": statistics.median(t_fbr) if t_fbr else None,
         "repeats": repeats,
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2 ** 20 if cuda
                         else _rss_mb() - rss0),
@@ -270,7 +275,10 @@ def main() -> None:
                   f"C={views} D={dim:>2} "
                   f"{r['width']}x{r['height']}: fwd {r['forward_s'] * 1e3:8.1f} ms "
                   f"({r['compositor']})  {tiles}"
-                  f"fwd+bwd {r['fwd_bwd_s'] * 1e3:8.1f} ms  peak {r['peak_mem_mb']:7.1f} MB  "
+                  f"fwd+bwd {r['fwd_bwd_s'] * 1e3:8.1f} ms"
+                  + (f" (torch compositor {r['fwd_bwd_torch_compositor_s'] * 1e3:.1f} ms)"
+                     if r["fwd_bwd_torch_compositor_s"] is not None else "")
+                  + f"  peak {r['peak_mem_mb']:7.1f} MB  "
                   f"cover {r['coverage']:.2f}  isects {r['n_isects']}  "
                   f"max/tile {r['max_per_tile']}  load {load:.1f}", flush=True)
     machine = machine_info("cuda" if torch.cuda.is_available() else "cpu")
