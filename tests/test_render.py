@@ -439,6 +439,28 @@ def test_numba_tiles_on_threads_split_the_work(monkeypatch):
     assert tiles == list(range(len(tiles)))
 
 
+def _plus_one(x):
+    return x + 1
+
+
+def test_kernels_compile_without_a_disk_cache(monkeypatch):
+    """Where numba finds no writable cache folder (a read-only install, no writable home) it
+    refuses ``cache=True``; the kernels are then compiled per process instead."""
+    import numba
+
+    from humansplat.render import numba_composite
+
+    real = numba.njit
+
+    def njit(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_plus_one': no locator available")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    assert numba_composite._compile(_plus_one)(2) == 3
+
+
 def test_compositor_falls_back_without_numba(monkeypatch):
     """Without numba "auto" renders with the torch compositor (the same bits as asking for
     it) and asking for numba is a clear error."""
