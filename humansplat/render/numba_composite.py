@@ -43,6 +43,21 @@ def numba_available() -> bool:
     return numba is not None
 
 
+def _alpha_py(params, v, px, py):
+    """(dx, dy, raw, alpha) of visible Gaussian ``v`` at the pixel centre (px, py): the
+    offset from its mean, opacity x exp(-power) and alpha = min(0.999, that), 0 when it is
+    skipped (below 1/255). The one place both kernels evaluate a Gaussian."""
+    dx = px - params[v, 0]
+    dy = py - params[v, 1]
+    log_alpha = params[v, 5] - (0.5 * (params[v, 2] * dx * dx + params[v, 4] * dy * dy)
+                                + params[v, 3] * dx * dy)
+    if log_alpha < _LOG_THRESHOLD:  # decided without calling exp
+        return dx, dy, 0.0, 0.0
+    raw = math.exp(log_alpha)
+    alpha = min(MAX_ALPHA, raw)
+    return dx, dy, raw, (alpha if alpha >= ALPHA_THRESHOLD else 0.0)
+
+
 def _composite_tiles_py(params, colors, isect_vis, tile_start, tile_count, tile_x0, tile_y0,
                         tiles, tile_size, out):
     """Composite the busy tiles ``tiles`` [a] into ``out`` [A,D1,P] (numba compiles this).
@@ -64,15 +79,8 @@ def _composite_tiles_py(params, colors, isect_vis, tile_start, tile_count, tile_
                 acc[c] = 0.0
             for j in range(s, e):
                 v = isect_vis[j]
-                dx = px - params[v, 0]
-                dy = py - params[v, 1]
-                log_alpha = params[v, 5] - (0.5 * (params[v, 2] * dx * dx
-                                                   + params[v, 4] * dy * dy)
-                                            + params[v, 3] * dx * dy)
-                if log_alpha < _LOG_THRESHOLD:
-                    continue
-                alpha = min(MAX_ALPHA, math.exp(log_alpha))
-                if alpha < ALPHA_THRESHOLD:
+                _, _, _, alpha = _alpha(params, v, px, py)
+                if alpha == 0.0:
                     continue
                 t_next = T * (1.0 - alpha)
                 if t_next <= TRANSMITTANCE_EPS:
@@ -109,16 +117,8 @@ def _composite_backward_tiles_py(params, colors, isect_vis, tile_start, tile_cou
             prefix = 0.0
             for j in range(s, e):
                 v = isect_vis[j]
-                dx = px - params[v, 0]
-                dy = py - params[v, 1]
-                log_alpha = params[v, 5] - (0.5 * (params[v, 2] * dx * dx
-                                                   + params[v, 4] * dy * dy)
-                                            + params[v, 3] * dx * dy)
-                if log_alpha < _LOG_THRESHOLD:
-                    continue
-                raw = math.exp(log_alpha)
-                alpha = min(MAX_ALPHA, raw)
-                if alpha < ALPHA_THRESHOLD:
+                dx, dy, raw, alpha = _alpha(params, v, px, py)
+                if alpha == 0.0:
                     continue
                 t_next = T * (1.0 - alpha)
                 if t_next <= TRANSMITTANCE_EPS:
@@ -141,17 +141,19 @@ def _composite_backward_tiles_py(params, colors, isect_vis, tile_start, tile_cou
                 T = t_next
 
 
-def _compile(fn):
+def _compile(fn, **options):
     """numba's compiled ``fn``, cached on disk where numba finds a writable place (a
     read-only install with no writable cache folder compiles per process, ~1 s)."""
     if numba is None:
         return None
     try:
-        return numba.njit(nogil=True, cache=True)(fn)
+        return numba.njit(nogil=True, cache=True, **options)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, **options)(fn)
 
 
+# the kernels call it by this name; compiled into them (a Python fallback would be slow)
+_alpha = _compile(_alpha_py, inline="always")
 _composite_tiles = _compile(_composite_tiles_py)
 _composite_backward_tiles = _compile(_composite_backward_tiles_py)
 
