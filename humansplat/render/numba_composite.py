@@ -190,14 +190,18 @@ def _bin_tiles_py(order, cam, x0, x1, y0, y1, n_cams, tiles_x, tiles_y):
 _bin_tiles = _compile(_bin_tiles_py)
 
 
+def _np(t: Tensor) -> np.ndarray:
+    """A CPU tensor's data as a contiguous numpy array (shared, not copied, when it can)."""
+    return t.detach().cpu().contiguous().numpy()
+
+
 def bin_tiles_numba(order: Tensor, cam: Tensor, x0: Tensor, x1: Tensor, y0: Tensor,
                     y1: Tensor, n_cams: int, tiles_x: int, tiles_y: int
                     ) -> tuple[Tensor, Tensor]:
     """:func:`_bin_tiles_py` on CPU tensors: (isect_vis [I], per-tile counts)."""
     if numba is None:
         raise RuntimeError("bin_tiles_numba needs numba (pip install numba)")
-    np_ = lambda t: t.cpu().contiguous().numpy()  # noqa: E731
-    isect, counts = _bin_tiles(np_(order), np_(cam), np_(x0), np_(x1), np_(y0), np_(y1),
+    isect, counts = _bin_tiles(_np(order), _np(cam), _np(x0), _np(x1), _np(y0), _np(y1),
                                n_cams, tiles_x, tiles_y)
     return torch.from_numpy(isect), torch.from_numpy(counts)
 
@@ -223,9 +227,9 @@ def _on_threads(fn, groups: list[np.ndarray]) -> list:
 
 
 def _kernel_args(params, colors, isect_vis, tile_start, tile_count, tile_xy, tile_size):
-    np_ = lambda t: t.detach().cpu().contiguous().numpy()  # noqa: E731
-    return (np_(params), np_(colors), np_(isect_vis), np_(tile_start), np_(tile_count),
-            np_(tile_xy[:, 0] * tile_size), np_(tile_xy[:, 1] * tile_size))
+    """The compositing kernels' leading arguments as numpy arrays."""
+    return (_np(params), _np(colors), _np(isect_vis), _np(tile_start), _np(tile_count),
+            _np(tile_xy[:, 0] * tile_size), _np(tile_xy[:, 1] * tile_size))
 
 
 def composite_forward_numba(params: Tensor, colors: Tensor, isect_vis: Tensor,
