@@ -26,9 +26,9 @@ Methods compared in the same run:
 - ``NAME+faithful`` for each checkpoint (``EvalConfig.faithful``): the splat the app ships
   for that model, made by the same ``refine.make_faithful`` step with the checkpoint's own
   ``pipeline.json`` (else the defaults; ``pipeline_overrides`` on top) and its CPU settings:
-  the input photo's own Gaussians at its resolution and the generated back view's, both on
-  the sample's clothed body, the model's others carved by the photo's mask, then pruned at
-  the pipeline's ``min_opacity``.
+  the input photo's own Gaussians at its resolution on the sample's clothed body (and the
+  generated back view's where ``view_resolution`` asks for them; off by default), the
+  model's others carved by the photo's mask, then pruned at the pipeline's ``min_opacity``.
 
 Writes ``results.json`` (per subject, per level, per method), ``results.md`` (a table) and
 ``grids/<subject>.png`` (ground truth and every method at 4 azimuths).

@@ -102,8 +102,8 @@ class PipelineConfig:
         of half-transparent Gaussians round the person, the background blended into them).
     view_resolution: the unseen sides: Gaussians per side of each generated view (back,
         left, right; capped at the synthesizer's view size), coloured from that view and
-        opaque where it shows the person, beside the model's sparse ones (so the front
-        never shows through the back); 0: the model's alone.
+        opaque where it shows the person, beside the model's own; 0 (the default, real-photos
+        item 39): the model's alone, which the bundled model makes opaque itself.
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135, the default: the back alone; 0: every one).
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
