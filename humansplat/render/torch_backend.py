@@ -1,5 +1,9 @@
 """Our differentiable Gaussian rasterizer in plain PyTorch (any device; built for the CPU).
 
+On the CPU its tile binning and compositing run as compiled numba kernels by default
+(``TorchRasterConfig.compositor``, ``numba_composite``); the pure-torch code below is the
+reference they are tested against, and what runs without numba or on other devices.
+
 Same semantics as gsplat 1.5.3's ``rasterization`` in classic mode (see ``projection.py``
 for the projection): per pixel, Gaussians front to back by depth, alpha =
 min(0.999, opacity * exp(-power)), alpha < 1/255 skipped, and a pixel stops *before* the
