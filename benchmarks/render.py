@@ -7,8 +7,10 @@ memory. Prints a table and writes JSON.
 
 The forward is timed with the default compositor (numba's on CPU when installed), its tiles
 on ``--tile-threads`` threads, and the pure-torch compositor (the reference; the largest
-difference from it is recorded); forward+backward with both compositors. A further row times a training-like render: 65,536
-Gaussians, 4 orthogonal views at 256x256, 27 channels (RGB + 24 part labels) in one pass.
+difference from it is recorded); forward+backward with both compositors; and each fresh
+process's first render (``first_forward_s``: the kernels' compile or cache load). A further
+row times a training-like render: 65,536 Gaussians, 4 orthogonal views at 256x256, 27
+channels (RGB + 24 part labels) in one pass.
 
 Threads: on a 2-core machine shared with other busy processes, torch's second OpenMP thread
 spends its time waiting for a core (libgomp spins at every op's barrier), which made renders
@@ -166,7 +168,11 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
         for p in params:
             p.requires_grad_(False)
 
+    t0 = time.perf_counter()
     c, a, meta = fwd()  # warm-up, scene statistics
+    # the process's first render: compiles the numba kernels, or loads them from numba's
+    # on-disk cache (delete humansplat/render/__pycache__/numba_composite* to see a compile)
+    first_s = time.perf_counter() - t0
     fwd_bwd()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -196,6 +202,7 @@ def run_one(n: int, size: int, backend: str, device: str, repeats: int,
     return {
         "backend": meta["backend"], "device": device, "n_gaussians": n,
         "width": size, "height": size, "feature_dim": feature_dim, "n_views": n_views,
+        "first_forward_s": first_s,
         "forward_s": statistics.median(t_f), "forward_min_s": min(t_f),
         "fwd_bwd_s": statistics.median(t_fb), "fwd_bwd_min_s": min(t_fb),
         "tile_threads": tile_threads if t_ft else None,
