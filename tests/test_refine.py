@@ -398,7 +398,7 @@ def test_pipeline_settings_validate():
 
 @pytest.mark.parametrize("threads", [None, 1, 3])
 def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, threads):
-    """``FaithfulConfig.render_threads`` is the rasterizer's tile threads in both of the
+    """``FaithfulConfig.render_threads`` is the rasterizer's tile threads in each of the
     step's forward renders (None: ``render.tile_threads()``, 2 on a CPU of 2 cores or more);
     the splat does not depend on it (the rasterizer's threads give the same bits:
     tests/test_render.py)."""
@@ -406,7 +406,8 @@ def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, t
     from humansplat.render import tile_threads
 
     seen = []
-    for mod, name in ((deblur, "deblur_colours"), (sheet_depth, "choose_recede")):
+    for mod, name in ((deblur, "deblur_colours"), (sheet_depth, "choose_recede"),
+                      (sheet_depth, "into_silhouettes")):
         real = getattr(mod, name)
 
         def spy(*a, _real=real, _name=name, **kw):
@@ -418,7 +419,8 @@ def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, t
     cfg = FaithfulConfig(resolution=64, refine_seconds=0, render_threads=threads)
     res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
     want = threads if threads is not None else tile_threads()
-    assert sorted(seen) == [("choose_recede", want), ("deblur_colours", want)]
+    assert sorted(seen) == [("choose_recede", want), ("deblur_colours", want),
+                            ("into_silhouettes", want)]
     base = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
                          config=FaithfulConfig(resolution=64, refine_seconds=0, render_threads=1))
     assert torch.equal(res.gaussians.means, base.gaussians.means)
@@ -645,9 +647,10 @@ def test_push_behind_moves_a_too_thin_back_and_keeps_its_projection():
 
 
 def recede_pair(**change):
-    """The toy scene made faithful with the photo where its depth put it, and with
-    ``change`` (FaithfulConfig fields): (evidence, unmoved, changed, the photo's Gaussian
-    count, each photo Gaussian's distance from the photo's camera in both [n])."""
+    """The toy scene made faithful with the photo where its depth put it (no recede, no
+    move into the side silhouettes), and with ``change`` (FaithfulConfig fields):
+    (evidence, unmoved, changed, the photo's Gaussian count, each photo Gaussian's distance
+    from the photo's camera in both [n])."""
     from dataclasses import replace
 
     from humansplat.cameras import camera_centers
@@ -655,7 +658,7 @@ def recede_pair(**change):
     ev = _toy_evidence()
     g, cams = _model_like(ev)
     cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
-                         photo_recede_search=())
+                         photo_recede_search=(), hull_reach=0.0)
     a = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
     b = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=replace(cfg, **change))
     n = a.info["photo_gaussians"]

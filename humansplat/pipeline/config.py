@@ -26,7 +26,7 @@ FAITHFUL_FIELDS = {
         "side_opacity_scale", "photo_recede", "photo_recede_search",
         "photo_recede_search_resolution", "depth_split", "deblur_passes",
         "deblur_interior_passes", "render_threads", "frame_band", "correction_lobe",
-        "correction_lobe_shape",
+        "correction_lobe_shape", "hull_reach", "hull_alpha",
         "refine_seconds", "refine_steps", "beyond_edge")},
 }
 _FAITHFUL = FaithfulConfig()
@@ -147,6 +147,9 @@ class PipelineConfig:
         .splat keeps the colours the photo's camera sees; ``refine.FaithfulConfig``);
     correction_lobe_shape: how much of it shows in between ("symmetric": half at 45 and
         135 degrees; "front": the first shape, 85 % at 45; ``refine.deblur.LOBE_SHAPES``);
+    hull_reach / hull_alpha: metres the photo's Gaussians may move along its camera's rays
+        into the model's own silhouettes seen from the side, and the alpha that counts as
+        inside (``refine.sheet_depth.into_silhouettes``; real-photos item 40; 0: off);
     refine: when the test-time refinement (``refine.test_time``) runs: "off" (the
         default), "cuda" (only on a GPU) or "always". Off on every device: its 30 steps
         (what a GPU runs in its 2 s) lowered the real photos' re-render on 7 of the 8 dev
@@ -204,6 +207,8 @@ class PipelineConfig:
     frame_band: int | None = _FAITHFUL.frame_band
     correction_lobe: bool = _FAITHFUL.correction_lobe
     correction_lobe_shape: str = _FAITHFUL.correction_lobe_shape
+    hull_reach: float = _FAITHFUL.hull_reach
+    hull_alpha: float = _FAITHFUL.hull_alpha
     refine: str = "off"
     refine_seconds: float = _FAITHFUL.refine_seconds
     refine_steps: int = _FAITHFUL.refine_steps

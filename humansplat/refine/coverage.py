@@ -115,16 +115,27 @@ def _along_rays(g: Gaussians, ev: PhotoEvidence, move: Tensor, z: Tensor, goal: 
     return replace(g, means=means.to(g.means.device, g.means.dtype))
 
 
-def recede(g: Gaussians, centre: Tensor, metres: float) -> Gaussians:
+def recede(g: Gaussians, centre: Tensor, metres: float | Tensor) -> Gaussians:
     """``g`` scaled about the camera ``centre`` [3] so that each Gaussian lies ``metres``
-    further along its ray (scales grown by the same factor): the camera's picture of it is
-    unchanged, every other view sees it that much deeper. metres 0: ``g`` itself."""
-    if metres == 0 or len(g) == 0:
+    (a float, or [N] one per Gaussian) further along its ray (scales grown by the same
+    factor): the camera's picture of it is unchanged, every other view sees it that much
+    deeper. metres 0: ``g`` itself."""
+    if isinstance(metres, Tensor):
+        m = metres.to(g.means.device, torch.float32).reshape(-1, 1)  # [N,1]
+        if len(m) != len(g):
+            raise ValueError(f"{len(m)} recedes for {len(g)} Gaussians")
+        if not bool((m != 0).any()):
+            return g
+    elif metres == 0:
+        return g
+    else:
+        m = float(metres)
+    if len(g) == 0:
         return g
     c = centre.to(g.means.device, torch.float32)
     rel = g.means.float() - c
     dist = rel.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-    f = (dist + float(metres)).clamp(min=1e-6) / dist  # [N,1]
+    f = (dist + m).clamp(min=1e-6) / dist  # [N,1]
     return replace(g, means=(c + rel * f).to(g.means.dtype),
                    scales=(g.scales.float() * f).to(g.scales.dtype))
 

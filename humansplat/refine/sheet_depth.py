@@ -10,6 +10,11 @@ cameras and the one whose render is closest to the model's own splat there is ke
 +0.02 to +0.10 dB; docs/faithful_splat.md, item 31). Only the photo moves: where it passes
 the model's Gaussians lying just behind it, those show at its camera a little (real photos
 -0.02 dB on average); moving them along kept the picture but lost the gain.
+
+The same views then check each Gaussian on its own (:func:`into_silhouettes`): one that
+falls outside the model's silhouette seen from the side (a foot, a hand, the hem of a shirt
+where the input view's coarse depth was the body's behind it) is moved along its photo ray
+to the nearest depth those silhouettes hold (real-photos item 40).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..cameras import Cameras
+import torch.nn.functional as F
+
+from ..cameras import Cameras, project_points
 from ..gaussians import Gaussians
 from ..render import render_gaussians
+from .coverage import recede
 
-__all__ = ["choose_recede"]
+__all__ = ["choose_recede", "into_silhouettes"]
 
 
 @torch.no_grad()
@@ -61,3 +69,48 @@ def choose_recede(splat_at: Callable[[float], Gaussians], model: Gaussians, cams
         if j == i or err(j) >= err(i):
             return cands[i], errs
         i = j
+
+
+def _alpha_at(points: Tensor, alphas: Tensor, cams: Cameras) -> Tensor:
+    """points [N,3] world -> [N] the least of ``alphas`` [C,H,W] (bilinear; 0 outside the
+    image or behind the camera) where they project at ``cams``."""
+    uv, z = project_points(points, cams.viewmats.float(), cams.Ks.float())  # [C,N,2], [C,N]
+    size = torch.tensor([cams.width, cams.height], dtype=uv.dtype)
+    grid = (uv / size * 2 - 1)[:, None]  # [C,1,N,2] in [-1,1]
+    a = F.grid_sample(alphas[:, None].float(), grid, align_corners=False)[:, 0, 0]  # [C,N]
+    return torch.where(z > 0, a, torch.zeros_like(a)).min(0).values
+
+
+@torch.no_grad()
+def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: Tensor, *,
+                     threshold: float = 0.3, step: float = 0.01, reach: float = 0.1,
+                     torch_config=None) -> tuple[Gaussians, Tensor]:
+    """``photo`` with each Gaussian whose centre the model's own splat ``model`` does not
+    cover at one of ``cams`` (alpha below ``threshold``: outside its silhouette there) moved
+    along its ray from the photo's camera ``centre`` [3] to the nearest depth, in ``step``
+    metres up to ``reach`` either way, where every one of them covers it; one with no such
+    depth stays. Scaled about ``centre`` (:func:`.coverage.recede`): its picture there is
+    unchanged, as long as nothing else lies between (``make_faithful`` moves the photo's
+    sheet before it places anything behind it). cams: the model's views from the side (seen
+    from the front or the back, a silhouette says nothing about depth). Returns (the
+    Gaussians, [N] the metres each moved, positive: away from the camera)."""
+    moved = torch.zeros(len(photo))
+    if len(photo) == 0 or len(cams) == 0 or reach <= 0:
+        return photo, moved
+    alphas = render_gaussians(model, cams.viewmats, cams.Ks, cams.width, cams.height,
+                              torch_config=torch_config)[1]  # [C,H,W]
+    means = photo.means.detach().float().cpu()
+    out = _alpha_at(means, alphas.cpu(), cams) < threshold
+    if not bool(out.any()):
+        return photo, moved
+    k = torch.arange(1, int(round(reach / step)) + 1, dtype=torch.float32) * step
+    offsets = torch.stack([k, -k], 1).reshape(-1)  # nearest first: +1, -1, +2, -2, ... steps
+    c = centre.detach().float().cpu()
+    rel = means[out] - c
+    dist = rel.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    tries = c + (rel / dist)[:, None] * (dist + offsets)[..., None]  # [B,K,3]
+    inside = _alpha_at(tries.reshape(-1, 3), alphas.cpu(), cams).reshape(tries.shape[:2]) \
+        >= threshold  # [B,K]
+    first = inside.float().argmax(1)  # the nearest candidate inside (0 when none is)
+    moved[out] = torch.where(inside.any(1), offsets[first], torch.zeros_like(dist[:, 0]))
+    return recede(photo, centre, moved), moved
