@@ -123,7 +123,7 @@ def test_into_silhouettes_brings_what_stands_out_of_the_profile_back_to_the_body
     wrong = recede(model, centre, torch.where(top, -0.08, 0.0))
     # ~7 mm a pixel (a model's 128 px views of a person: ~16 mm)
     sides = orbit_cameras([90.0, 270.0], 0.0, RADIUS, width=256, height=256)
-    fixed, moved = into_silhouettes(wrong, model, sides, centre)
+    fixed, moved = into_silhouettes(wrong, model, sides, centre, reach=0.1)
     assert bool((moved[top] >= 0.015).all()) and bool((moved[~top] == 0).all())
     # to the nearest depth inside: the profile's edge (the slab +-1.5 cm, its Gaussians'
     # tails 2-3 cm more at alpha 0.3), from 6.5-9.5 cm out

@@ -13,7 +13,7 @@ the model's Gaussians lying just behind it, those show at its camera a little (r
 
 The same views then check each Gaussian on its own (:func:`into_silhouettes`): one that
 falls outside the model's silhouette seen from the side (a foot, a hand, the hem of a shirt
-where the input view's coarse depth was the body's behind it) is moved along its photo ray
+that the input view's coarse depth put in front of the body) is moved along its photo ray
 to the nearest depth those silhouettes hold (real-photos item 40).
 """
 
@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor
-
 import torch.nn.functional as F
+from torch import Tensor
 
 from ..cameras import Cameras, project_points
 from ..gaussians import Gaussians
@@ -83,7 +82,7 @@ def _alpha_at(points: Tensor, alphas: Tensor, cams: Cameras) -> Tensor:
 
 @torch.no_grad()
 def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: Tensor, *,
-                     threshold: float = 0.3, step: float = 0.01, reach: float = 0.1,
+                     threshold: float = 0.3, step: float = 0.01, reach: float = 0.05,
                      torch_config=None) -> tuple[Gaussians, Tensor]:
     """``photo`` with each Gaussian whose centre the model's own splat ``model`` does not
     cover at one of ``cams`` (alpha below ``threshold``: outside its silhouette there) moved
