@@ -205,13 +205,13 @@ class FaithfulConfig:
     hull_reach: metres the photo's Gaussians may move along the photo camera's rays so
         that the model's own splat, seen from its side views (45-135 degrees around),
         covers them (:func:`.sheet_depth.into_silhouettes`): one the model's side
-        silhouette leaves out (a foot, a hand, a shirt's hem whose coarse depth was the body
-        behind it) stood out of the profile, a smear beside the person from the side; 0:
-        off. Moved right after the sheet is built, so everything placed behind it follows
-        (real-photos item 40: tuning seed 7, 128 and 256 px, `test` and `hard`, PSNR +0.03
-        to +0.05 dB, perceptual -0.001 to -0.0025, side IoU +0.002, the input view
-        unchanged). Dropping them instead gained more from the side but lost 0.5-0.8 dB at
-        the photo's camera; 10 cm cost a real photo's re-render 0.6 dB (zidane), 5 cm none;
+        silhouette leaves out (a foot, a hand, a shirt's hem that the coarse depth put in
+        front of the body) stood out of the profile, a smear beside the person from the
+        side; 0: off. Moved right after the sheet is built, so everything placed behind it
+        follows (real-photos item 40: held out, all eight splits PSNR +0.009 to +0.053 dB,
+        perceptual -0.0024 to -0.0005, the input view unchanged). Dropping them instead
+        gained more from the side but lost 0.5-0.8 dB at the photo's camera; 10 cm cost a
+        real photo's re-render 0.6 dB (zidane), 5 cm none;
     hull_alpha: the model's alpha below which a Gaussian counts as outside a silhouette.
     """
 
