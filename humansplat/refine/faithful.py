@@ -754,6 +754,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # the search renders the model's 128-px views: a coarser sheet decides about as
         # well as a photo's full one, at a fraction of its Gaussians
         r = cfg.photo_recede_search_resolution
+        # (a rebuilt sheet lacks item 40's moves into the side silhouettes; whether they
+        # would change the chosen recede on the real photos is not measured)
         coarse = photo if res <= r else sheet(r).gaussians
         if others.sh is not None and coarse.sh is None:  # one colour layout to concatenate
             coarse = coarse.with_sh(others.sh_degree)
