@@ -407,7 +407,7 @@ def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, t
 
     seen = []
     for mod, name in ((deblur, "deblur_colours"), (sheet_depth, "choose_recede"),
-                      (sheet_depth, "into_silhouettes")):
+                      (sheet_depth, "into_silhouettes"), (sheet_depth, "render_at")):
         real = getattr(mod, name)
 
         def spy(*a, _real=real, _name=name, **kw):
@@ -419,8 +419,10 @@ def test_render_threads_reach_the_correction_and_the_depth_search(monkeypatch, t
     cfg = FaithfulConfig(resolution=64, refine_seconds=0, render_threads=threads)
     res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
     want = threads if threads is not None else tile_threads()
-    assert sorted(seen) == [("choose_recede", want), ("deblur_colours", want),
-                            ("into_silhouettes", want)]
+    # render_at: the model's views (once, for both depth steps) and the search's candidates
+    assert set(seen) == {("choose_recede", want), ("deblur_colours", want),
+                         ("into_silhouettes", want), ("render_at", want)}
+    assert len(seen) > 4
     base = make_faithful(g, grid=16, view_cameras=cams, evidence=ev,
                          config=FaithfulConfig(resolution=64, refine_seconds=0, render_threads=1))
     assert torch.equal(res.gaussians.means, base.gaussians.means)

@@ -228,3 +228,53 @@ def test_the_sheet_moves_before_anything_is_placed_behind_it(monkeypatch):
     c = camera_centers(ev.camera.viewmats.float())[0]
     d_photo = float((on.gaussians.means[:n] - c).norm(dim=-1).min())
     assert d_photo > float((off.gaussians.means[:n] - c).norm(dim=-1).min()) + 0.045
+
+
+def test_the_depth_search_sees_the_sheet_moved_into_the_side_silhouettes(monkeypatch):
+    """A photo finer than ``photo_recede_search_resolution``: the search rebuilds a coarser
+    sheet, and that sheet gets the same moves into the side silhouettes as the photo's own
+    (item 41; before, the search judged depths for a sheet that still stood out of the
+    profile where the shipped one no longer did). Here the moves are every Gaussian 3 cm
+    back, so the search's sheet must lie 3 cm deeper than without them. The model's views
+    are rendered once for both steps, with the same silhouettes."""
+    from humansplat.refine import make_faithful, sheet_depth
+    from test_refine import _model_like, _toy_evidence
+
+    ev = _toy_evidence()
+    g, cams = _model_like(ev)
+    centre = camera_centers(ev.camera.viewmats.float())[0]
+    seen = {"renders": 0, "alphas": []}
+    real_render, real_choose = sheet_depth.render_at, sheet_depth.choose_recede
+
+    def count_renders(splat, *a, **kw):
+        seen["renders"] += len(splat) == len(g)  # the model's, not a candidate's
+        return real_render(splat, *a, **kw)
+
+    def back_3cm(photo, model, cams, centre, **kw):
+        seen["alphas"].append(kw["alphas"])
+        m = torch.full((len(photo),), 0.03)
+        return recede(photo, centre, m), m
+
+    def choose(splat_at, *a, **kw):
+        seen["sheet"] = splat_at(0.0)
+        return real_choose(splat_at, *a, **kw)
+
+    monkeypatch.setattr(sheet_depth, "render_at", count_renders)
+    monkeypatch.setattr(sheet_depth, "choose_recede", choose)
+
+    def search_sheet_distance(reach: float) -> torch.Tensor:
+        cfg = FaithfulConfig(resolution=64, refine_seconds=0, deblur_passes=0,
+                             photo_recede_search=CANDIDATES, photo_recede_search_resolution=32,
+                             hull_reach=reach)
+        seen["renders"], seen["alphas"] = 0, []
+        res = make_faithful(g, grid=16, view_cameras=cams, evidence=ev, config=cfg)
+        assert seen["renders"] == 1  # one render of the model's views for both steps
+        k = res.info["photo_recede_search"]["sheet_gaussians"]
+        assert k < res.info["photo_gaussians"]  # rebuilt coarser
+        return (seen["sheet"].means[:k] - centre).norm(dim=-1)
+
+    off = search_sheet_distance(0.0)
+    monkeypatch.setattr(sheet_depth, "into_silhouettes", back_3cm)
+    on = search_sheet_distance(0.05)
+    assert torch.allclose(on - off, torch.full_like(on, 0.03), atol=1e-5)
+    assert len(seen["alphas"]) == 2 and torch.equal(*seen["alphas"])

@@ -601,24 +601,38 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
     pg = sheet(res)
     centre = camera_centers(ev.camera.viewmats.float())[0]  # the photo's camera
     around = view_azimuths(ev.camera.viewmats[0], view_cameras.viewmats).abs()
-    side = [v for v in range(n_views) if v not in front and 45.0 <= float(around[v]) <= 135.0]
+    away = [v for v in range(n_views) if v not in front]
+    side_views = [v for v in away if 45.0 <= float(around[v]) <= 135.0]
+    hull_on = cfg.hull_reach > 0 and bool(side_views)
+    seen, t_seen = None, time.perf_counter()  # the model's own splat at its views away from
+    if away and (hull_on or cfg.photo_recede_search):  # the photo: rendered once, for both
+        from .sheet_depth import render_at
+
+        seen = render_at(g, view_cameras[torch.tensor(away)], torch_config=raster)
+    t_seen = time.perf_counter() - t_seen
     hull = None
-    if cfg.hull_reach > 0 and side:
+
+    def into_side_silhouettes(photo_g: Gaussians) -> tuple[Gaussians, Tensor]:
+        from .sheet_depth import into_silhouettes
+
+        at = torch.tensor([away.index(v) for v in side_views])
+        return into_silhouettes(photo_g, g, view_cameras[torch.tensor(side_views)], centre,
+                                threshold=float(cfg.hull_alpha), reach=float(cfg.hull_reach),
+                                torch_config=raster, alphas=seen[1][at])
+
+    if hull_on:
         # before anything is placed behind the photo's surface, which then follows it (moved
         # last, the Gaussians moved back went behind the model's kept ones: a portrait's
         # re-render lost 2.7 dB)
-        from .sheet_depth import into_silhouettes
-
         t = time.perf_counter()
-        moved_g, moved = into_silhouettes(pg.gaussians, g, view_cameras[torch.tensor(side)],
-                                          centre, threshold=float(cfg.hull_alpha),
-                                          reach=float(cfg.hull_reach), torch_config=raster)
+        moved_g, moved = into_side_silhouettes(pg.gaussians)
         depth_px = pg.depth.clone()
         on = moved != 0
         depth_px[pg.pixels[on, 0], pg.pixels[on, 1]] = ev.project(moved_g.means[on])[1].to(
             depth_px.dtype)
         pg = replace(pg, gaussians=moved_g, depth=depth_px)
-        hull = {"views": side, "moved": int(on.sum()), "seconds": time.perf_counter() - t}
+        hull = {"views": side_views, "moved": int(on.sum()),
+                "seconds": time.perf_counter() - t + t_seen}  # with the views' render
     t_photo = time.perf_counter() - t0
     parts, from_view, with_views = [], [], []
     kept_front = []  # the model's own input-view Gaussians, when kept
@@ -745,7 +759,6 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         info["back_lobe"] = back is not None
         others = others.with_sh(3)
         info["correction_lobe"] = True
-    away = [v for v in range(n_views) if v not in front]
     metres = float(cfg.photo_recede)
     if cfg.photo_recede_search and away:
         from .sheet_depth import choose_recede
@@ -754,9 +767,11 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
         # the search renders the model's 128-px views: a coarser sheet decides about as
         # well as a photo's full one, at a fraction of its Gaussians
         r = cfg.photo_recede_search_resolution
-        # (a rebuilt sheet lacks item 40's moves into the side silhouettes; whether they
-        # would change the chosen recede on the real photos is not measured)
-        coarse = photo if res <= r else sheet(r).gaussians
+        coarse = photo
+        if res > r:  # rebuilt, with the same moves into the side silhouettes as the photo's
+            coarse = sheet(r).gaussians
+            if hull_on:
+                coarse = into_side_silhouettes(coarse)[0]
         if others.sh is not None and coarse.sh is None:  # one colour layout to concatenate
             coarse = coarse.with_sh(others.sh_degree)
 
@@ -764,7 +779,8 @@ def make_faithful(model_gaussians: Gaussians, *, grid: int, view_cameras: Camera
             return Gaussians.cat([recede(coarse, centre, m), others])
 
         metres, errs = choose_recede(splat_at, g, view_cameras[torch.tensor(away)],
-                                     cfg.photo_recede_search, torch_config=raster)
+                                     cfg.photo_recede_search, torch_config=raster,
+                                     target=seen[0])
         # the photo alone: moving the Gaussians near it along with it kept its picture
         # exactly but lost the gain (docs/faithful_splat.md, item 31)
         photo = recede(photo, centre, metres)

@@ -30,29 +30,39 @@ from ..gaussians import Gaussians
 from ..render import render_gaussians
 from .coverage import recede
 
-__all__ = ["choose_recede", "into_silhouettes"]
+__all__ = ["choose_recede", "into_silhouettes", "render_at"]
+
+
+@torch.no_grad()
+def render_at(g: Gaussians, cams: Cameras, *, torch_config=None) -> tuple[Tensor, Tensor]:
+    """A splat at ``cams`` over white: (rgb [C,H,W,3], alpha [C,H,W]). ``make_faithful``
+    renders the model's own splat once for both :func:`choose_recede` (its target) and
+    :func:`into_silhouettes` (its silhouettes)."""
+    return render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height,
+                            torch_config=torch_config)
 
 
 @torch.no_grad()
 def choose_recede(splat_at: Callable[[float], Gaussians], model: Gaussians, cams: Cameras,
-                  candidates: Sequence[float], *, torch_config=None
-                  ) -> tuple[float, dict[float, float]]:
+                  candidates: Sequence[float], *, torch_config=None,
+                  target: Tensor | None = None) -> tuple[float, dict[float, float]]:
     """The candidate recede (metres along the photo camera's rays) whose splat
     ``splat_at(metres)`` renders closest (mean squared error over every pixel) to the
     model's own Gaussians ``model`` at ``cams`` (the model's views away from the photo's
     camera). The error is smooth and has one minimum over a centimetre or two, so the
     search walks from the middle candidate toward the lower error and stops when it rises
     (3-4 renders instead of all). ``torch_config``: the torch rasterizer's settings
-    (:class:`~humansplat.render.TorchRasterConfig`). Returns (metres, the error of each
-    candidate tried)."""
+    (:class:`~humansplat.render.TorchRasterConfig`); target [C,H,W,3]: ``model`` already
+    rendered there (:func:`render_at`), else rendered here. Returns (metres, the error of
+    each candidate tried)."""
     cands = sorted(float(m) for m in candidates)
     if not cands:
         raise ValueError("no candidate depths to choose from")
     def render(g: Gaussians) -> Tensor:  # [C,H,W,3] over white
-        return render_gaussians(g, cams.viewmats, cams.Ks, cams.width, cams.height,
-                                torch_config=torch_config)[0]
+        return render_at(g, cams, torch_config=torch_config)[0]
 
-    target = render(model)  # n_views x grid^2: 20k for the tiny model
+    if target is None:
+        target = render(model)  # n_views x grid^2: 20k for the tiny model
     errs: dict[float, float] = {}
 
     def err(i: int) -> float:
@@ -83,7 +93,8 @@ def _alpha_at(points: Tensor, alphas: Tensor, cams: Cameras) -> Tensor:
 @torch.no_grad()
 def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: Tensor, *,
                      threshold: float = 0.3, step: float = 0.01, reach: float = 0.05,
-                     torch_config=None) -> tuple[Gaussians, Tensor]:
+                     torch_config=None, alphas: Tensor | None = None
+                     ) -> tuple[Gaussians, Tensor]:
     """``photo`` with each Gaussian whose centre the model's own splat ``model`` does not
     cover at one of ``cams`` (alpha below ``threshold``: outside its silhouette there) moved
     along its ray from the photo's camera ``centre`` [3] to the nearest depth, in ``step``
@@ -91,13 +102,14 @@ def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: 
     depth stays. Scaled about ``centre`` (:func:`.coverage.recede`): its picture there is
     unchanged, as long as nothing else lies between (``make_faithful`` moves the photo's
     sheet before it places anything behind it). cams: the model's views from the side (seen
-    from the front or the back, a silhouette says nothing about depth). Returns (the
+    from the front or the back, a silhouette says nothing about depth); alphas [C,H,W]:
+    ``model``'s alpha there when already rendered (:func:`render_at`). Returns (the
     Gaussians, [N] the metres each moved, positive: away from the camera)."""
     moved = torch.zeros(len(photo))
     if len(photo) == 0 or len(cams) == 0 or reach <= 0:
         return photo, moved
-    alphas = render_gaussians(model, cams.viewmats, cams.Ks, cams.width, cams.height,
-                              torch_config=torch_config)[1]  # [C,H,W]
+    if alphas is None:
+        alphas = render_at(model, cams, torch_config=torch_config)[1]  # [C,H,W]
     means = photo.means.detach().float().cpu()
     out = _alpha_at(means, alphas.cpu(), cams) < threshold
     if not bool(out.any()):
