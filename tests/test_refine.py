@@ -484,11 +484,11 @@ def test_generated_views_make_the_back_a_back_and_leave_the_input_view_alone():
     assert float(psnr_metric(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None])) > 40.0
 
 
-def test_generated_view_lies_behind_the_models_own_and_closes_its_holes():
-    """The model's back view opaque (red) on one half, empty on the other: the generated
-    back view (green), ``view_inset`` behind the model's own, shows only in the hole."""
-    from dataclasses import replace
-
+def _half_open_back():
+    """The model's back view opaque (red) on one half, empty on the other, and a generated
+    back view (green). Returns (evidence, the model's Gaussians, their view cameras, the
+    generated views, the faithful config, a camera behind, the back's left (model) and
+    right (hole) pixels there, the colours red and green)."""
     from humansplat.cameras import Cameras, pixel_rays
     from humansplat.refine import GeneratedViews
 
@@ -521,7 +521,6 @@ def test_generated_view_lies_behind_the_models_own_and_closes_its_holes():
                           green[:, None, None] * back_mask + (1 - back_mask)])
     gen = GeneratedViews(images, torch.stack([torch.zeros(R, R), back_mask]), gen_cams)
     cfg = FaithfulConfig(resolution=S, refine_seconds=0, view_resolution=R, deblur_passes=0)
-    assert cfg.view_inset > 0
     back = orbit_cameras([180.0], 0.0, RADIUS, width=S, height=S)
     inside = torch.nn.functional.interpolate(back_mask[None, None], size=(S, S),
                                              mode="nearest")[0, 0] > 0.99
@@ -529,17 +528,75 @@ def test_generated_view_lies_behind_the_models_own_and_closes_its_holes():
     left[:, S // 2 - 8:] = False  # clear of the model's soft edge at the middle
     right[:, : S // 2 + 8] = False
     assert int(left.sum()) > 100 and int(right.sum()) > 100
+    return (ev, g, Cameras(cams.viewmats, cams.Ks, grid, grid), gen, cfg, back, left, right,
+            red, green)
+
+
+def test_generated_view_lies_behind_the_models_own_and_closes_its_holes():
+    """The model's back view opaque (red) on one half, empty on the other: the generated
+    back view (green), ``view_inset`` behind the model's own, shows only in the hole."""
+    from dataclasses import replace
+
+    ev, g, view_cams, gen, cfg, back, left, right, red, green = _half_open_back()
+    assert cfg.view_inset > 0
     err = {}
     for inset in (cfg.view_inset, 0.0):
-        res = make_faithful(g, grid=grid, view_cameras=Cameras(cams.viewmats, cams.Ks, grid,
-                                                               grid),
-                            evidence=ev, generated=gen, config=replace(cfg, view_inset=inset))
+        res = make_faithful(g, grid=16, view_cameras=view_cams, evidence=ev, generated=gen,
+                            config=replace(cfg, view_inset=inset))
         img, _ = _render(res.gaussians, back, S)
         err[inset] = ((img - red).abs().mean(-1)[left].mean(),
                       (img - green).abs().mean(-1)[right].mean())
     # the model's back shows where it is (at the same depth the view's discs covered it)
     assert float(err[cfg.view_inset][0]) < float(err[0.0][0]) - 0.1, err
     assert float(err[cfg.view_inset][1]) < 0.15, err  # the hole: the view's colour
+
+
+def test_view_fill_puts_the_generated_back_only_in_the_models_holes():
+    """``view_fill`` < 1 (real-photos item 42): the generated back view's Gaussians only
+    where the model's own back, seen from behind, is open; the back looks the same (the
+    model's where it is opaque, the view's in the hole) from fewer Gaussians, none of them
+    behind the model's opaque half; bad values are refused."""
+    from dataclasses import replace
+
+    from humansplat.refine.sheet_depth import alpha_at
+
+    ev, g, view_cams, gen, cfg, back, left, right, red, green = _half_open_back()
+    assert cfg.view_fill == 1.0  # item 4's: everywhere
+    full = make_faithful(g, grid=16, view_cameras=view_cams, evidence=ev, generated=gen,
+                         config=cfg)
+    fill = make_faithful(g, grid=16, view_cameras=view_cams, evidence=ev, generated=gen,
+                         config=replace(cfg, view_fill=0.5, view_fill_erode=0))
+    inner = make_faithful(g, grid=16, view_cameras=view_cams, evidence=ev, generated=gen,
+                          config=replace(cfg, view_fill=0.5, view_fill_erode=2))
+    n_full = full.info["other_gaussians"]
+    n_fill = fill.info["other_gaussians"]
+    assert n_fill < n_full - 100
+    # the model's opaque half (the back camera's left) keeps no generated Gaussian behind it
+    from humansplat.render import render_gaussians
+
+    def generated(res):  # the generated view's Gaussians: green, the model's red or grey
+        o = res.gaussians[res.info["photo_gaussians"]:].with_rgb()
+        return o[(o.colors - green).abs().amax(-1) < 0.05]
+
+    assert len(generated(fill)) < len(generated(full)) - 100
+    a = render_gaussians(g[256:], view_cams.viewmats[1:], view_cams.Ks[1:], 16, 16)[1]
+    # (inset 4 cm deeper, a Gaussian at the threshold may project a little aside of it)
+    assert float(alpha_at(generated(full).means, a, view_cams[1:]).max()) > 0.9
+    assert float(alpha_at(generated(fill).means, a, view_cams[1:]).max()) < 0.5 + 0.1
+    for res in (full, fill):
+        img, _ = _render(res.gaussians, back, S)
+        assert float((img - red).abs().mean(-1)[left].mean()) < 0.2
+        assert float((img - green).abs().mean(-1)[right].mean()) < 0.15
+    # view_fill_erode: none on the view's 2-px rim (3 px here), the hole's inside as before
+    assert len(generated(inner)) < len(generated(fill)) - 50
+    core = -torch.nn.functional.max_pool2d(-right[None, None].float(), 7, 1, 3)[0, 0] > 0.5
+    assert int(core.sum()) > 40
+    img, _ = _render(inner.gaussians, back, S)
+    assert float((img - green).abs().mean(-1)[core].mean()) < 0.15
+    for bad in ({"view_fill": 0.0}, {"view_fill": 1.5}, {"view_fill_erode": -1},
+                {"view_fill_erode": 1.5}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            FaithfulConfig(**bad)
 
 
 # -- colours that undo the splat's own blur ---------------------------------------------

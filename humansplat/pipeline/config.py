@@ -21,8 +21,8 @@ from ..refine.faithful import FaithfulConfig
 FAITHFUL_FIELDS = {
     "input_resolution": "resolution",
     **{name: name for name in (
-        "view_resolution", "view_min_azimuth", "body_band", "band_grazing",
-        "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
+        "view_resolution", "view_fill", "view_fill_erode", "view_min_azimuth", "body_band",
+        "band_grazing", "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
         "side_opacity_scale", "photo_recede", "photo_recede_search",
         "photo_recede_search_resolution", "depth_split", "deblur_passes",
         "deblur_interior_passes", "render_threads", "frame_band", "correction_lobe",
@@ -104,6 +104,10 @@ class PipelineConfig:
         left, right; capped at the synthesizer's view size), coloured from that view and
         opaque where it shows the person, beside the model's own; 0 (the default, real-photos
         item 39): the model's alone, which the bundled model makes opaque itself.
+    view_fill: those Gaussians only where the model's own splat (without its input view)
+        seen from that view is more transparent than this alpha: they close its holes, and
+        the front shows through less from behind; 1: everywhere. view_fill_erode: and only
+        this many of the view's pixels inside its mask.
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135, the default: the back alone; 0: every one).
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
@@ -189,6 +193,8 @@ class PipelineConfig:
     input_resolution: int = _FAITHFUL.resolution
     sharp_mask: bool = True
     view_resolution: int = _FAITHFUL.view_resolution
+    view_fill: float = _FAITHFUL.view_fill
+    view_fill_erode: int = _FAITHFUL.view_fill_erode
     view_min_azimuth: float = _FAITHFUL.view_min_azimuth
     body_band: float | None = _FAITHFUL.body_band
     band_grazing: float = _FAITHFUL.band_grazing

@@ -30,7 +30,7 @@ from ..gaussians import Gaussians
 from ..render import render_gaussians
 from .coverage import recede
 
-__all__ = ["choose_recede", "into_silhouettes", "render_at"]
+__all__ = ["alpha_at", "choose_recede", "into_silhouettes", "render_at"]
 
 
 @torch.no_grad()
@@ -80,7 +80,7 @@ def choose_recede(splat_at: Callable[[float], Gaussians], model: Gaussians, cams
         i = j
 
 
-def _alpha_at(points: Tensor, alphas: Tensor, cams: Cameras) -> Tensor:
+def alpha_at(points: Tensor, alphas: Tensor, cams: Cameras) -> Tensor:
     """points [N,3] world -> [N] the least of ``alphas`` [C,H,W] (bilinear; 0 outside the
     image or behind the camera) where they project at ``cams``."""
     uv, z = project_points(points, cams.viewmats.float(), cams.Ks.float())  # [C,N,2], [C,N]
@@ -111,7 +111,7 @@ def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: 
     if alphas is None:
         alphas = render_at(model, cams, torch_config=torch_config)[1]  # [C,H,W]
     means = photo.means.detach().float().cpu()
-    out = _alpha_at(means, alphas.cpu(), cams) < threshold
+    out = alpha_at(means, alphas.cpu(), cams) < threshold
     if not bool(out.any()):
         return photo, moved
     k = torch.arange(1, int(round(reach / step)) + 1, dtype=torch.float32) * step
@@ -120,7 +120,7 @@ def into_silhouettes(photo: Gaussians, model: Gaussians, cams: Cameras, centre: 
     rel = means[out] - c
     dist = rel.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     tries = c + (rel / dist)[:, None] * (dist + offsets)[..., None]  # [B,K,3]
-    inside = _alpha_at(tries.reshape(-1, 3), alphas.cpu(), cams).reshape(tries.shape[:2]) \
+    inside = alpha_at(tries.reshape(-1, 3), alphas.cpu(), cams).reshape(tries.shape[:2]) \
         >= threshold  # [B,K]
     first = inside.float().argmax(1)  # the nearest candidate inside (0 when none is)
     moved[out] = torch.where(inside.any(1), offsets[first], torch.zeros_like(dist[:, 0]))
