@@ -597,6 +597,16 @@ def test_view_fill_puts_the_generated_back_only_in_the_models_holes():
                 {"view_fill_erode": 1.5}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             FaithfulConfig(**bad)
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            PipelineConfig(**bad).faithful_config()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:  # pipeline.json carries them
+        cfg_file = PipelineConfig().replace(view_fill=0.9, view_fill_erode=1).write(
+            Path(d) / "pipeline.json")
+        fc = PipelineConfig.read(cfg_file).faithful_config()
+    assert (fc.view_fill, fc.view_fill_erode) == (0.9, 1)
 
 
 # -- colours that undo the splat's own blur ---------------------------------------------
