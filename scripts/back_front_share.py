@@ -30,6 +30,7 @@ from humansplat.pipeline.config import parse_setting  # noqa: E402
 from humansplat.render import render_gaussians  # noqa: E402
 
 VIEWS = {"180": 4, "135": 3, "225": 5}  # turntable frames of 8
+HEAD = (12, 15)  # part labels, prior.parts.PART_NAMES order: neck, head
 
 
 def front_share(res, gaussians_for_cameras, size: int = 256) -> dict[str, float]:
@@ -40,7 +41,10 @@ def front_share(res, gaussians_for_cameras, size: int = 256) -> dict[str, float]
     kept = info["model_input_view_kept"]  # appended last among the others
     if kept:
         front[len(g) - kept:] = True
-    paint = front.float()[:, None].expand(-1, 3).contiguous()
+    head = torch.zeros(len(g))
+    if g.labels is not None:
+        head = torch.isin(g.labels, torch.tensor(HEAD)).float()
+    paint = torch.stack([front.float(), head, torch.zeros(len(g))], -1)  # R: front, G: head
     g = replace(g.with_rgb(), colors=paint, sh=None)
     g = g[g.opacities >= 1.0 / 255.0]
     cams = orbit_video_cameras(gaussians_for_cameras, n_frames=8, size=size)
@@ -48,8 +52,12 @@ def front_share(res, gaussians_for_cameras, size: int = 256) -> dict[str, float]
     for name, f in VIEWS.items():
         img, alpha = render_gaussians(g, cams.viewmats[f:f + 1], cams.Ks[f:f + 1], size, size,
                                       background=(0.0, 0.0, 0.0))
-        sil = alpha[0] > 0.5
-        out[name] = float(img[0, ..., 0][sil].sum() / alpha[0][sil].sum().clamp(min=1e-6))
+        img, alpha = img[0], alpha[0]
+        sil = alpha > 0.5
+        out[name] = float(img[..., 0][sil].sum() / alpha[sil].sum().clamp(min=1e-6))
+        on_head = sil & (img[..., 1] > 0.5 * alpha)  # mostly head-labelled Gaussians there
+        if bool(on_head.any()):
+            out[name + "_head"] = float(img[..., 0][on_head].sum() / alpha[on_head].sum())
     return out
 
 
@@ -78,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         rec = pipe(case.load())
         rows[case.name] = front_share(captured["res"], rec.gaussians)
         print(case.name, {k: round(v, 4) for k, v in rows[case.name].items()}, flush=True)
-    mean = {k: sum(r[k] for r in rows.values()) / max(len(rows), 1) for k in VIEWS}
+    keys = sorted({k for r in rows.values() for k in r})
+    mean = {k: sum(r[k] for r in rows.values() if k in r) / max(sum(k in r for r in
+                                                                   rows.values()), 1)
+            for k in keys}
     print("mean", {k: round(v, 4) for k, v in mean.items()})
     if args.out:
         Path(args.out).write_text(json.dumps({"settings": args.set, "photos": rows,

@@ -593,8 +593,18 @@ def test_view_fill_puts_the_generated_back_only_in_the_models_holes():
     assert int(core.sum()) > 40
     img, _ = _render(inner.gaussians, back, S)
     assert float((img - green).abs().mean(-1)[core].mean()) < 0.15
+    # view_fill_labels: only on those parts (the model's labels: here all "head", 15)
+    from dataclasses import replace as swap
+
+    g15 = swap(g, labels=torch.full((len(g),), 15, dtype=torch.long))
+    on = {labels: len(generated(make_faithful(
+        g15, grid=16, view_cameras=view_cams, evidence=ev, generated=gen,
+        config=replace(cfg, view_fill=0.5, view_fill_erode=0, view_fill_labels=labels))))
+        for labels in ((), (12, 15), (12,))}
+    assert on[()] == on[(12, 15)] == len(generated(fill)) and on[(12,)] == 0
     for bad in ({"view_fill": 0.0}, {"view_fill": 1.5}, {"view_fill_erode": -1},
-                {"view_fill_erode": 1.5}):
+                {"view_fill_erode": 1.5}, {"view_fill_labels": "head"},
+                {"view_fill_labels": [1.5]}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             FaithfulConfig(**bad)
         with pytest.raises(ConfigError, match=next(iter(bad))):

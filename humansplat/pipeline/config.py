@@ -21,8 +21,9 @@ from ..refine.faithful import FaithfulConfig
 FAITHFUL_FIELDS = {
     "input_resolution": "resolution",
     **{name: name for name in (
-        "view_resolution", "view_fill", "view_fill_erode", "view_min_azimuth", "body_band",
-        "band_grazing", "silhouette_sigmas", "surfel_stretch", "view_stretch", "back_lobe",
+        "view_resolution", "view_fill", "view_fill_erode", "view_fill_labels",
+        "view_min_azimuth", "body_band", "band_grazing", "silhouette_sigmas", "surfel_stretch",
+        "view_stretch", "back_lobe",
         "side_opacity_scale", "photo_recede", "photo_recede_search",
         "photo_recede_search_resolution", "depth_split", "deblur_passes",
         "deblur_interior_passes", "render_threads", "frame_band", "correction_lobe",
@@ -107,7 +108,8 @@ class PipelineConfig:
     view_fill: those Gaussians only where the model's own splat (without its input view)
         seen from that view is more transparent than this alpha: they close its holes, and
         the front shows through less from behind; 1: everywhere. view_fill_erode: and only
-        this many of the view's pixels inside its mask.
+        this many of the view's pixels inside its mask; view_fill_labels: and only on these
+        parts (ids in ``prior.parts.PART_NAMES`` order; []: all).
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135, the default: the back alone; 0: every one).
     body_band: metres the model's depth (under the photo's and the views' Gaussians) may
@@ -195,6 +197,7 @@ class PipelineConfig:
     view_resolution: int = _FAITHFUL.view_resolution
     view_fill: float = _FAITHFUL.view_fill
     view_fill_erode: int = _FAITHFUL.view_fill_erode
+    view_fill_labels: tuple[int, ...] = _FAITHFUL.view_fill_labels
     view_min_azimuth: float = _FAITHFUL.view_min_azimuth
     body_band: float | None = _FAITHFUL.body_band
     band_grazing: float = _FAITHFUL.band_grazing
@@ -232,6 +235,11 @@ class PipelineConfig:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in search):
             bad("photo_recede_search", f"must be a list of metres, got {search!r}")
         object.__setattr__(self, "photo_recede_search", tuple(float(v) for v in search))
+        labels = self.view_fill_labels
+        if not isinstance(labels, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels):
+            bad("view_fill_labels", f"must be a list of part ids >= 0, got {labels!r}")
+        object.__setattr__(self, "view_fill_labels", tuple(labels))
         if self.body_model not in body_model_names():
             bad("body_model", f"must be one of {body_model_names()} (or a name registered "
                 f"with register_body_model), got {self.body_model!r}")

@@ -99,6 +99,9 @@ class FaithfulConfig:
         fitted body's outline and the model's differ, its wider discs only widened the
         back (seed 7 `test`: -0.016 dB, perceptual +0.0011 with 0; +0.012 / -0.0001 with
         2, +0.006 / -0.0001 with 4);
+    view_fill_labels: with ``view_fill`` < 1, and only the Gaussians whose part label (the
+        model's, ``humansplat.prior.parts.PART_NAMES`` order: 12 neck, 15 head) is one of
+        these; (): any label (real-photos item 43);
     view_min_azimuth: only the generated views at least this many degrees around from the
         input view become Gaussians (135: the back; 0: every one). The back's close the
         splat where the photo's own Gaussians would show through from behind; the sides'
@@ -235,6 +238,7 @@ class FaithfulConfig:
     view_inset: float = 0.04
     view_fill: float = 1.0
     view_fill_erode: int = 2
+    view_fill_labels: tuple[int, ...] = ()
     view_min_azimuth: float = 135.0
     deblur_passes: int = 2
     deblur_interior_passes: int = 4
@@ -309,6 +313,11 @@ class FaithfulConfig:
             bad("view_fill", f"must be in (0, 1], got {self.view_fill!r}")
         if not isinstance(self.view_fill_erode, int) or self.view_fill_erode < 0:
             bad("view_fill_erode", f"must be an int >= 0, got {self.view_fill_erode!r}")
+        labels = self.view_fill_labels
+        if not isinstance(labels, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels):
+            bad("view_fill_labels", f"must be a list of part ids >= 0, got {labels!r}")
+        object.__setattr__(self, "view_fill_labels", tuple(labels))
         if not 0 <= float(self.min_mask) < 1:
             bad("min_mask", f"must be in [0, 1), got {self.min_mask!r}")
         if not 0.0 <= float(self.view_min_azimuth) <= 180.0:
@@ -499,6 +508,9 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
             m = resample(ev.mask[None], R)
             solid = -F.max_pool2d(-m[None], 2 * k + 1, stride=1, padding=k)[0, 0] > 0.5
             keep &= solid[pixels[:, 0], pixels[:, 1]]
+        if cfg.view_fill_labels and vg.labels is not None:  # (no labels: any part)
+            keep &= torch.isin(vg.labels, torch.tensor(cfg.view_fill_labels,
+                                                       device=vg.labels.device))
         vg = vg[keep]
     if cfg.view_inset > 0:  # behind the model's own Gaussians of the view (config docs)
         fwd = ev.camera.viewmats[0, 2, :3].float()
