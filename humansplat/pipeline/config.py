@@ -235,11 +235,8 @@ class PipelineConfig:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in search):
             bad("photo_recede_search", f"must be a list of metres, got {search!r}")
         object.__setattr__(self, "photo_recede_search", tuple(float(v) for v in search))
-        labels = self.view_fill_labels
-        if not isinstance(labels, (list, tuple)) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels):
-            bad("view_fill_labels", f"must be a list of part ids >= 0, got {labels!r}")
-        object.__setattr__(self, "view_fill_labels", tuple(labels))
+        if isinstance(self.view_fill_labels, list):  # JSON's list; faithful_config checks it
+            object.__setattr__(self, "view_fill_labels", tuple(self.view_fill_labels))
         if self.body_model not in body_model_names():
             bad("body_model", f"must be one of {body_model_names()} (or a name registered "
                 f"with register_body_model), got {self.body_model!r}")

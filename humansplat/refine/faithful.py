@@ -52,6 +52,7 @@ from ..cameras import Cameras, camera_centers, pixel_rays, view_azimuths
 from ..errors import ConfigError
 from ..gaussians import Gaussians
 from ..geometry import vertex_normals
+from ..image_filters import max_filter
 from ..render import TorchRasterConfig, tile_threads
 from .coverage import (BEYOND_EDGE, carve_by_mask, deepest_within, narrow_at_silhouette,
                        opacity_beyond_frame, projected_sigma, push_behind,
@@ -506,7 +507,7 @@ def _view_gaussians(g: Gaussians, grid: int, views: GeneratedViews, j: int,
         if cfg.view_fill_erode > 0:  # not on the view's rim, where its discs widen the back
             k = int(cfg.view_fill_erode)
             m = resample(ev.mask[None], R)
-            solid = -F.max_pool2d(-m[None], 2 * k + 1, stride=1, padding=k)[0, 0] > 0.5
+            solid = -max_filter(-m[0], k) > 0.5  # the mask eroded by k px
             keep &= solid[pixels[:, 0], pixels[:, 1]]
         if cfg.view_fill_labels and vg.labels is not None:  # (no labels: any part)
             keep &= torch.isin(vg.labels, torch.tensor(cfg.view_fill_labels,
